@@ -1,0 +1,36 @@
+"""rewardflow: evaluate LLMs on prompt datasets with reward functions.
+
+The Snakemake workflow in the repository root drives the stages; this package holds all of
+their logic so that each piece is importable and unit-tested on its own.
+"""
+
+from rewardflow.errors import (
+    ConfigError,
+    DatasetError,
+    MissingApiKeyError,
+    ModelAuthError,
+    ModelClientError,
+    ModelGenerationError,
+    ModelInvalidRequestError,
+    RateLimitError,
+    RewardflowError,
+    RewardLoadError,
+    RewardResultError,
+)
+from rewardflow.rewards.result import MetricResult, RewardResult
+
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "MetricResult",
+    "MissingApiKeyError",
+    "ModelAuthError",
+    "ModelClientError",
+    "ModelGenerationError",
+    "ModelInvalidRequestError",
+    "RateLimitError",
+    "RewardResult",
+    "RewardflowError",
+    "RewardLoadError",
+    "RewardResultError",
+]
