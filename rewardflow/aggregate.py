@@ -1,0 +1,146 @@
+"""The aggregate stage: one summary of a run, as ``summary.json`` and ``summary.md``.
+
+Failures are counted apart from scores: a failed generation or a crashing reward has no score
+and is excluded from every mean, and the counts say so, so "80% accuracy" always states what
+it is 80% of.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rewardflow.config import primary_reward_name
+from rewardflow.jsonl import read_jsonl, write_json_atomic, write_text_atomic
+from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.stats import estimate_mean
+
+SUMMARY_VERSION = 1
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _read_all(paths: Iterable[str | Path]) -> Iterable[dict[str, Any]]:
+    for path in paths:
+        for _, data in read_jsonl(path):
+            yield data
+
+
+def _reward_summary(name: str, records: Sequence[ScoreRecord]) -> dict[str, Any]:
+    scores: dict[str, list[float]] = defaultdict(list)
+    metrics: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    errors = 0
+    for record in records:
+        if record.status == "generation_failed":
+            continue
+        result = record.rewards.get(name, {})
+        if "error" in result or "score" not in result:
+            errors += 1
+            continue
+        scores[record.id].append(float(result["score"]))
+        for metric, value in (result.get("metrics") or {}).items():
+            metrics[metric][record.id].append(float(value["score"]))
+    estimate = estimate_mean(scores)
+    summary: dict[str, Any] = {"scored": sum(map(len, scores.values())), "errors": errors}
+    summary.update(estimate.to_dict() if estimate else {"mean": None, "ci95": None})
+    summary["metrics"] = {}
+    for metric, by_prompt in sorted(metrics.items()):
+        metric_estimate = estimate_mean(by_prompt)
+        if metric_estimate is not None:
+            summary["metrics"][metric] = metric_estimate.to_dict()
+    return summary
+
+
+def summarize(
+    config: Mapping[str, Any],
+    response_records: Sequence[ResponseRecord],
+    score_records: Sequence[ScoreRecord],
+) -> dict[str, Any]:
+    statuses = [record.status for record in score_records]
+    usage = {name: 0 for name in USAGE_FIELDS}
+    for record in response_records:
+        for name in USAGE_FIELDS:
+            usage[name] += int((record.usage or {}).get(name, 0))
+    reward_names = [reward["name"] for reward in config["rewards"]]
+    return {
+        "summary_version": SUMMARY_VERSION,
+        "run_name": config["run_name"],
+        "model": config["model"]["name"],
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "counts": {
+            "prompts": len({record.id for record in response_records}),
+            "samples": len(response_records),
+            "generated": sum(1 for record in response_records if record.status == "ok"),
+            "failed": sum(1 for record in response_records if record.status == "failed"),
+            "scored": statuses.count("scored"),
+            "score_errors": statuses.count("score_error"),
+        },
+        "primary_reward": primary_reward_name(config),
+        "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
+        "usage": usage,
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    counts = summary["counts"]
+    lines = [
+        f"# rewardflow summary: {summary['run_name']}",
+        "",
+        f"Model `{summary['model']}`, primary reward `{summary['primary_reward']}`.",
+        "",
+        "| prompts | samples | generated | failed | scored | score errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+        "| {prompts} | {samples} | {generated} | {failed} | {scored} | {score_errors} |".format(
+            **counts
+        ),
+        "",
+        "Failed generations and score errors have no score and are not in any mean.",
+        "",
+        "| reward | mean | 95% interval | method | scored | errors |",
+        "|---|---:|---|---|---:|---:|",
+    ]
+    for name, reward in summary["rewards"].items():
+        interval = (
+            f"{_percent(reward['ci95'][0])} – {_percent(reward['ci95'][1])}"
+            if reward.get("ci95")
+            else "n/a"
+        )
+        lines.append(
+            f"| {name} | {_percent(reward['mean'])} | {interval} | "
+            f"{reward.get('ci_method', 'n/a')} | {reward['scored']} | {reward['errors']} |"
+        )
+        for metric, value in reward["metrics"].items():
+            lines.append(
+                f"| {name} / {metric} | {_percent(value['mean'])} | "
+                f"{_percent(value['ci95'][0])} – {_percent(value['ci95'][1])} | "
+                f"{value['ci_method']} | {value['samples']} | |"
+            )
+    usage = summary["usage"]
+    lines += [
+        "",
+        f"Tokens: {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion "
+        f"= {usage['total_tokens']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def aggregate_run(
+    config: Mapping[str, Any],
+    response_paths: Sequence[str | Path],
+    score_paths: Sequence[str | Path],
+    summary_json: str | Path,
+    summary_md: str | Path,
+) -> dict[str, Any]:
+    responses = [ResponseRecord.from_dict(data) for data in _read_all(response_paths)]
+    scores = [ScoreRecord.from_dict(data) for data in _read_all(score_paths)]
+    summary = summarize(config, responses, scores)
+    write_json_atomic(summary_json, summary)
+    write_text_atomic(summary_md, render_markdown(summary))
+    return summary

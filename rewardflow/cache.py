@@ -1,0 +1,244 @@
+"""The response cache: every finished response, kept the moment it arrives, found by content.
+
+Why it looks like this:
+
+* A response is identified by what determines it (model, endpoint, messages, output-affecting
+  sampling parameters, sample index), never by the run or shard that first asked for it, so any
+  later run with the same settings reuses it.
+* Responses live in *partitions*, one directory per generation-settings fingerprint, so a job
+  reads only the responses that could match its requests, and pruning by model or settings is
+  deleting a directory. ``settings.json`` in each partition says what it holds.
+* Inside a partition each writer appends to its own JSONL file, held under an exclusive
+  ``flock``, so concurrent jobs and concurrent runs never interleave bytes. A line is flushed as
+  soon as its response arrives: a crash or ``kill -9`` loses at most the line being written, and
+  readers skip such a torn line.
+* Snakemake deletes a job's declared outputs when it fails or reruns, so the cache is
+  deliberately *not* a declared output: it survives both.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_json_atomic
+from rewardflow.records import Message
+
+logger = logging.getLogger(__name__)
+
+
+def _sha256(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def normalize_endpoint(base_url: str) -> str:
+    """``https://HOST/v1/`` and ``https://host/v1`` are the same endpoint for caching."""
+    url = base_url.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Everything besides the messages and sample index that decides a response's content.
+
+    Operational knobs (concurrency, timeouts, retries, rate limits) are deliberately absent:
+    changing them must never invalidate a cached response.
+    """
+
+    model: str
+    endpoint: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], endpoint: str) -> GenerationSettings:
+        generation = config["generation"]
+        stop = generation.get("stop")
+        if isinstance(stop, str):
+            stop = [stop]
+        return cls(
+            model=config["model"]["name"],
+            endpoint=endpoint,
+            temperature=float(generation["temperature"]),
+            top_p=float(generation["top_p"]),
+            max_tokens=int(generation["max_tokens"]),
+            stop=tuple(stop) if stop else None,
+            seed=generation.get("seed"),
+            extra_body=dict(generation.get("extra_body") or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop"] = list(self.stop) if self.stop else None
+        data["extra_body"] = dict(self.extra_body)
+        return data
+
+    @property
+    def fingerprint(self) -> str:
+        return _sha256(self.to_dict())
+
+    def seed_for(self, sample_index: int) -> int | None:
+        """Per-sample seed: with one fixed seed, n samples would all be the same answer."""
+        return None if self.seed is None else self.seed + sample_index
+
+
+def cache_key(settings: GenerationSettings, messages: list[Message], sample_index: int) -> str:
+    """The identity of one response; equal keys mean interchangeable responses."""
+    return _sha256(
+        {"settings": settings.fingerprint, "messages": messages, "sample_index": sample_index}
+    )
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    """One line of a cache journal."""
+
+    key: str
+    sample_index: int
+    response: str
+    finish_reason: str | None
+    usage: dict[str, int] | None
+    model: str | None
+    created_at: float
+    latency_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CachedResponse:
+        return cls(
+            key=data["key"],
+            sample_index=int(data["sample_index"]),
+            response=data["response"],
+            finish_reason=data.get("finish_reason"),
+            usage=data.get("usage"),
+            model=data.get("model"),
+            created_at=float(data.get("created_at", 0.0)),
+            latency_s=data.get("latency_s"),
+        )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "model"
+
+
+class ResponseCache:
+    """The partition of the cache that holds responses for one set of generation settings."""
+
+    def __init__(self, root: str | Path, settings: GenerationSettings) -> None:
+        self.settings = settings
+        self.partition = Path(root) / f"{_slug(settings.model)}-{settings.fingerprint[:16]}"
+
+    def journals(self) -> list[Path]:
+        return sorted(self.partition.glob("*.jsonl")) if self.partition.is_dir() else []
+
+    def load(self, wanted: Iterable[str] | None = None) -> dict[str, CachedResponse]:
+        """Responses in this partition, restricted to ``wanted`` keys to bound memory."""
+        wanted_keys = set(wanted) if wanted is not None else None
+        found: dict[str, CachedResponse] = {}
+        skipped: list[SkippedLine] = []
+        for journal in self.journals():
+            for entry in read_jsonl_tolerant(journal, skipped):
+                key = entry.get("key")
+                if not isinstance(key, str) or (wanted_keys is not None and key not in wanted_keys):
+                    continue
+                try:
+                    found.setdefault(key, CachedResponse.from_dict(entry))
+                except (KeyError, TypeError, ValueError):
+                    skipped.append(SkippedLine(journal, 0, "cache entry lacks required fields"))
+        for line in skipped:
+            logger.warning(
+                "cache: skipped unusable line %s:%d (%s)", line.path, line.line_number, line.reason
+            )
+        return found
+
+    @contextmanager
+    def writer(self, name: str) -> Iterator[CacheWriter]:
+        """An exclusive append handle on this writer's journal (``name``, ``name-2``, ...)."""
+        self.partition.mkdir(parents=True, exist_ok=True)
+        settings_file = self.partition / "settings.json"
+        if not settings_file.exists():
+            write_json_atomic(settings_file, self.settings.to_dict())
+        handle = _open_exclusive(self.partition, _slug(name))
+        try:
+            yield CacheWriter(handle)
+        finally:
+            handle.close()
+
+
+def _open_exclusive(directory: Path, name: str) -> IO[str]:
+    for attempt in range(1, 1000):
+        path = directory / (f"{name}.jsonl" if attempt == 1 else f"{name}-{attempt}.jsonl")
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _terminate_torn_line(handle)
+        return handle
+    raise RuntimeError(f"cache: could not lock a journal in {directory}")
+
+
+def _terminate_torn_line(handle: IO[str]) -> None:
+    """A killed writer may have left half a line; end it so the next entry starts clean."""
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    with open(handle.name, "rb") as reader:
+        reader.seek(size - 1)
+        if reader.read(1) != b"\n":
+            handle.write("\n")
+            handle.flush()
+
+
+class CacheWriter:
+    """Appends cache entries, each flushed to the OS before :meth:`append` returns."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+
+    @property
+    def path(self) -> Path:
+        return Path(self._handle.name)
+
+    def append(
+        self,
+        key: str,
+        sample_index: int,
+        response: str,
+        finish_reason: str | None,
+        usage: dict[str, int] | None,
+        model: str | None,
+        latency_s: float | None,
+    ) -> CachedResponse:
+        entry = CachedResponse(
+            key=key,
+            sample_index=sample_index,
+            response=response,
+            finish_reason=finish_reason,
+            usage=usage,
+            model=model,
+            created_at=round(time.time(), 3),
+            latency_s=None if latency_s is None else round(latency_s, 4),
+        )
+        self._handle.write(dumps(asdict(entry)) + "\n")
+        self._handle.flush()
+        return entry

@@ -1,0 +1,241 @@
+"""The model client: one chat-completion request in, one response or a named error out.
+
+:class:`ChatClient` is the small interface the generation stage depends on, so another
+provider's API can be added without touching it. :class:`OpenAIChatClient` speaks the
+OpenAI-compatible ``/chat/completions`` wire format (Fireworks, OpenAI, vLLM, Ollama,
+llama.cpp, the built-in simulator) over aiohttp, retrying transient failures with tenacity.
+
+Deciding what a response *means* (:func:`classify_http_error`, :func:`parse_chat_response`,
+:func:`parse_retry_after`) is kept in pure functions so it is tested without a network.
+The API key is only ever placed in the ``Authorization`` header; no message built here
+includes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from rewardflow.errors import (
+    ModelAuthError,
+    ModelGenerationError,
+    ModelInvalidRequestError,
+    RateLimitError,
+)
+from rewardflow.records import Message
+
+RETRYABLE_ERRORS = (ModelGenerationError, RateLimitError)
+MAX_SERVER_REQUESTED_WAIT_S = 120.0
+_BODY_EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completion request; ``extra_body`` fields are sent verbatim."""
+
+    model: str
+    messages: Sequence[Message]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: Sequence[str] | None = None
+    seed: int | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "messages": list(self.messages)}
+        optional = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop) if self.stop else None,
+            "seed": self.seed,
+        }
+        payload.update({name: value for name, value in optional.items() if value is not None})
+        payload.update(self.extra_body)
+        return payload
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    content: str
+    finish_reason: str | None
+    usage: dict[str, int] | None
+    model: str | None
+    latency_s: float | None = None
+    attempts: int = 1
+
+
+class ChatClient(Protocol):
+    """What the generation stage needs from a provider."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: ``retry-after-ms`` or ``Retry-After`` (seconds)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = lowered.get(name)
+        if raw is None:
+            continue
+        try:
+            seconds = float(raw) * scale
+        except ValueError:
+            continue  # an HTTP date; rare from model APIs, and backoff is a safe fallback
+        if seconds >= 0:
+            return min(seconds, MAX_SERVER_REQUESTED_WAIT_S)
+    return None
+
+
+def _error_excerpt(body: str) -> str:
+    try:
+        error = json.loads(body).get("error")
+        if isinstance(error, Mapping) and error.get("message"):
+            return str(error["message"])[:_BODY_EXCERPT_CHARS]
+        if isinstance(error, str):
+            return error[:_BODY_EXCERPT_CHARS]
+    except (ValueError, AttributeError):
+        pass
+    return body.strip()[:_BODY_EXCERPT_CHARS]
+
+
+def classify_http_error(
+    status: int, body: str, headers: Mapping[str, str], api_key_env: str | None = None
+) -> Exception:
+    """Map a non-200 answer to the error class that decides retry or stop."""
+    detail = _error_excerpt(body)
+    if status in (401, 403):
+        hint = f"check the key in ${api_key_env}" if api_key_env else "the endpoint wants a key"
+        return ModelAuthError(f"HTTP {status} from the model endpoint ({hint}): {detail}")
+    if status == 429:
+        return RateLimitError(f"HTTP 429 rate limited: {detail}", parse_retry_after(headers))
+    if status in (408, 409) or status >= 500:
+        return ModelGenerationError(f"HTTP {status}: {detail}")
+    return ModelInvalidRequestError(f"HTTP {status}: {detail}")
+
+
+def parse_chat_response(body: str) -> tuple[str, str | None, dict[str, int] | None, str | None]:
+    """``(content, finish_reason, usage, model)`` of a 200 body; malformed ones are transient."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ModelGenerationError("HTTP 200 with a body that is not JSON") from None
+    choices = data.get("choices") if isinstance(data, Mapping) else None
+    if not isinstance(choices, list) or not choices:
+        raise ModelGenerationError("HTTP 200 without choices")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, str):
+        raise ModelGenerationError("HTTP 200 whose first choice has no message content")
+    usage = data.get("usage")
+    usage = (
+        {name: int(value) for name, value in usage.items() if isinstance(value, int)}
+        if isinstance(usage, Mapping)
+        else None
+    )
+    return content, choice.get("finish_reason"), usage, data.get("model")
+
+
+def _wait_for_server_or_backoff(retry_state: RetryCallState) -> float:
+    """Honour the server's requested wait; otherwise exponential backoff with jitter."""
+    outcome = retry_state.outcome
+    error = outcome.exception() if outcome is not None else None
+    if isinstance(error, RateLimitError) and error.retry_after_s is not None:
+        return error.retry_after_s
+    return _BACKOFF(retry_state)
+
+
+_BACKOFF = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+
+
+class OpenAIChatClient:
+    """Chat completions against any OpenAI-compatible endpoint, with retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        api_key_env: str | None = None,
+        timeout_s: float = 120.0,
+        max_attempts: int = 5,
+        connection_limit: int = 100,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._api_key_env = api_key_env
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_attempts = max_attempts
+        self._connection_limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connection_limit)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post_once(self, request: ChatRequest) -> ChatResponse:
+        started = time.monotonic()
+        try:
+            async with self._get_session().post(
+                self.url, json=request.to_payload(), headers=self._headers
+            ) as http_response:
+                body = await http_response.text()
+                if http_response.status != 200:
+                    raise classify_http_error(
+                        http_response.status, body, http_response.headers, self._api_key_env
+                    )
+        except (TimeoutError, aiohttp.ClientError) as error:
+            kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
+            raise ModelGenerationError(f"request {kind}: {type(error).__name__}") from None
+        content, finish_reason, usage, model = parse_chat_response(body)
+        return ChatResponse(content, finish_reason, usage, model, time.monotonic() - started)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """The response, or the last error once retries are exhausted (with ``attempts`` set)."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE_ERRORS),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_wait_for_server_or_backoff,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self._post_once(request)
+        except Exception as error:
+            error.attempts = retrying.statistics.get("attempt_number", 1)  # type: ignore[attr-defined]
+            raise
+        attempts = retrying.statistics.get("attempt_number", 1)
+        return ChatResponse(
+            response.content,
+            response.finish_reason,
+            response.usage,
+            response.model,
+            response.latency_s,
+            attempts,
+        )

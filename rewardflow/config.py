@@ -1,0 +1,165 @@
+"""Validate a run's config against the JSON schema and fill in its defaults.
+
+Snakemake merges ``--configfile`` and ``--config`` overrides into one dict; this module checks
+that dict before any rule runs. Errors name the dotted key and what was expected
+("generation.temperature: expected number, got 'hot'"), which jsonschema's own messages do not
+do clearly. Checks that span several keys (a base URL for provider ``openai``, a response field
+when generation is disabled) live here too, so every config mistake surfaces at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rewardflow.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+_JSON_TYPE_NAMES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean (true/false)",
+    "object": "mapping",
+    "array": "list",
+    "null": "null",
+}
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _dotted(path: Iterator[Any] | Any) -> str:
+    parts = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in path]
+    return "".join(parts).lstrip(".") or "<config>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _dotted(error.absolute_path)
+    if error.validator == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_JSON_TYPE_NAMES.get(name, name) for name in names)
+        return f"{key}: expected {wanted}, got {error.instance!r}"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        where = f"{key}: " if error.absolute_path else ""
+        return f"{where}unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "enum":
+        return f"{key}: expected one of {error.validator_value}, got {error.instance!r}"
+    return f"{key}: {error.message}"
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
+    """Insert schema defaults for missing keys, recursing into objects and array items."""
+    if isinstance(instance, dict):
+        for name, subschema in schema.get("properties", {}).items():
+            if name not in instance and "default" in subschema:
+                instance[name] = copy.deepcopy(subschema["default"])
+            if name in instance:
+                _fill_defaults(instance[name], subschema)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        for item in instance:
+            _fill_defaults(item, schema["items"])
+
+
+def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    dataset = config["dataset"]
+    if (dataset["path"] is None) == (dataset["huggingface"] is None):
+        problems.append("dataset: set exactly one of dataset.path or dataset.huggingface")
+    model = config["model"]
+    if model["provider"] == "openai" and not model["base_url"]:
+        problems.append("model.base_url: required when model.provider is 'openai'")
+    if not config["generation"]["enabled"] and not dataset["response_field"]:
+        problems.append(
+            "dataset.response_field: required when generation.enabled is false "
+            "(it names the row field holding the responses to score)"
+        )
+    names = [reward["name"] for reward in config["rewards"]]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(f"rewards: duplicate reward name(s) {', '.join(duplicates)}")
+    if sum(1 for reward in config["rewards"] if reward["primary"]) > 1:
+        problems.append("rewards: mark at most one reward as primary")
+    return problems
+
+
+def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict:
+    """Return a validated copy of ``raw`` with defaults filled in, or raise ConfigError.
+
+    All problems are reported at once, so fixing a config takes one round trip.
+    """
+    schema = schema if schema is not None else load_schema()
+    config = copy.deepcopy(dict(raw))
+    _fill_defaults(config, schema)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_describe(error) for error in errors]
+    if not problems:
+        problems = _check_cross_field_rules(config)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def primary_reward_name(config: Mapping[str, Any]) -> str:
+    """The reward whose score is the run's headline number."""
+    for reward in config["rewards"]:
+        if reward.get("primary"):
+            return reward["name"]
+    return config["rewards"][0]["name"]
+
+
+def shard_names(config: Mapping[str, Any]) -> list[str]:
+    """Shard labels, zero-padded so they sort in order in a directory listing."""
+    count = int(config["shards"])
+    width = max(3, len(str(count - 1)))
+    return [f"{index:0{width}d}" for index in range(count)]
+
+
+# Generation keys that change *how* responses are fetched but never *what* they are. They are
+# kept out of the generation rule's params, so changing them never reruns a finished shard.
+OPERATIONAL_GENERATION_KEYS = frozenset(
+    {"concurrency", "timeout_s", "max_attempts", "max_failed_fraction"}
+)
+OPERATIONAL_SIMULATOR_KEYS = frozenset({"latency_ms", "latency_jitter_ms"})
+
+
+def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that decide a shard's responses: the generation rule's rerun trigger."""
+    return {
+        "model": dict(config["model"]),
+        "generation": {
+            key: value
+            for key, value in config["generation"].items()
+            if key not in OPERATIONAL_GENERATION_KEYS
+        },
+        "simulator": {
+            key: value
+            for key, value in config["simulator"].items()
+            if key not in OPERATIONAL_SIMULATOR_KEYS
+        }
+        if config["model"]["provider"] == "simulator"
+        else None,
+    }
+
+
+def prepare_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that decide the prompt shards: the prepare rule's rerun trigger."""
+    return {
+        "dataset": dict(config["dataset"]),
+        "prompt": dict(config["prompt"]),
+        "generation": {"enabled": config["generation"]["enabled"]},
+    }

@@ -1,0 +1,269 @@
+"""The generation stage: answer every (prompt, sample) of one shard, paying only for misses.
+
+Order of work, and why:
+
+1. Compute each sample's cache key and look it up, before touching the network, so a rerun
+   after success, failure, Ctrl-C or ``kill -9`` requests only what is missing.
+2. Only if something is missing: read the API key (a missing one stops the job before any
+   request) and open the endpoint.
+3. Send the missing requests with bounded concurrency; each success is appended to the cache
+   journal the moment it arrives. A sample whose retries are exhausted becomes a failure record
+   (never an empty answer). An authentication error stops the whole job at once: every further
+   request would fail the same way.
+4. Publish the shard file atomically, in prompt order, unless more than
+   ``generation.max_failed_fraction`` of its samples failed: then the job fails without
+   publishing, and a rerun retries just the failed samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardflow.cache import (
+    CachedResponse,
+    CacheWriter,
+    GenerationSettings,
+    ResponseCache,
+    cache_key,
+)
+from rewardflow.client import ChatClient, ChatRequest, OpenAIChatClient
+from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key
+from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
+from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+from rewardflow.progress import Progress
+from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
+
+logger = logging.getLogger(__name__)
+
+
+class GenerationIncomplete(RewardflowError):
+    """More samples failed than ``generation.max_failed_fraction`` allows."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One sample to obtain: a prompt, which sample of it, and its cache key."""
+
+    prompt: PromptRecord
+    sample_index: int
+    key: str
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    samples: int
+    cached: int
+    requested: int
+    failed: int
+
+    def line(self) -> str:
+        return (
+            f"{self.samples} samples: {self.cached} from cache, {self.requested} requested, "
+            f"{self.failed} failed"
+        )
+
+
+def read_prompts(path: str | Path) -> list[PromptRecord]:
+    return [PromptRecord.from_dict(data) for _, data in read_jsonl(path)]
+
+
+def plan_work(
+    prompts: Sequence[PromptRecord], settings: GenerationSettings, samples: int
+) -> list[WorkItem]:
+    return [
+        WorkItem(prompt, index, cache_key(settings, prompt.messages, index))
+        for prompt in prompts
+        for index in range(samples)
+    ]
+
+
+def build_request(item: WorkItem, settings: GenerationSettings) -> ChatRequest:
+    return ChatRequest(
+        model=settings.model,
+        messages=item.prompt.messages,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_tokens=settings.max_tokens,
+        stop=settings.stop,
+        seed=settings.seed_for(item.sample_index),
+        extra_body=settings.extra_body,
+    )
+
+
+async def request_missing(
+    items: Sequence[WorkItem],
+    client: ChatClient,
+    settings: GenerationSettings,
+    writer: CacheWriter,
+    concurrency: int,
+    progress: Progress,
+) -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
+    """Fetch ``items`` with at most ``concurrency`` requests in flight.
+
+    Returns the new responses (already in the cache) and the failures, both by cache key.
+    Raises ModelAuthError as soon as any request is refused for its credentials.
+    """
+    responses: dict[str, CachedResponse] = {}
+    failures: dict[str, GenerationError] = {}
+    queue: asyncio.Queue[WorkItem] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    auth_failure: list[ModelAuthError] = []
+
+    async def worker() -> None:
+        while not auth_failure:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                answer = await client.complete(build_request(item, settings))
+            except ModelAuthError as error:
+                auth_failure.append(error)
+                return
+            except ModelClientError as error:
+                attempts = getattr(error, "attempts", 1)
+                failures[item.key] = GenerationError(type(error).__name__, str(error), attempts)
+                progress.advance(failed=True, retries=attempts - 1)
+                logger.warning("%s sample %d failed: %s", item.prompt.id, item.sample_index, error)
+                continue
+            responses[item.key] = writer.append(
+                key=item.key,
+                sample_index=item.sample_index,
+                response=answer.content,
+                finish_reason=answer.finish_reason,
+                usage=answer.usage,
+                model=answer.model,
+                latency_s=answer.latency_s,
+            )
+            progress.advance(retries=answer.attempts - 1)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(items))):
+                group.create_task(worker())
+    finally:
+        await client.aclose()
+    if auth_failure:
+        raise auth_failure[0]
+    return responses, failures
+
+
+def assemble_records(
+    items: Sequence[WorkItem],
+    responses: Mapping[str, CachedResponse],
+    failures: Mapping[str, GenerationError],
+) -> list[ResponseRecord]:
+    records: list[ResponseRecord] = []
+    for item in items:
+        common = {
+            "id": item.prompt.id,
+            "sample_index": item.sample_index,
+            "messages": item.prompt.messages,
+            "ground_truth": item.prompt.ground_truth,
+            "cache_key": item.key,
+            "metadata": item.prompt.metadata,
+        }
+        if item.key in responses:
+            cached = responses[item.key]
+            records.append(
+                ResponseRecord(
+                    status="ok",
+                    response=cached.response,
+                    finish_reason=cached.finish_reason,
+                    usage=cached.usage,
+                    model=cached.model,
+                    **common,
+                )
+            )
+        else:
+            error = failures.get(item.key) or GenerationError("NotAttempted", "no response")
+            records.append(ResponseRecord(status="failed", response=None, error=error, **common))
+    return records
+
+
+def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> ChatClient:
+    generation = config["generation"]
+    return OpenAIChatClient(
+        base_url,
+        api_key,
+        api_key_env=config["model"].get("api_key_env"),
+        timeout_s=float(generation["timeout_s"]),
+        max_attempts=int(generation["max_attempts"]),
+        connection_limit=int(generation["concurrency"]),
+    )
+
+
+def generate_shard(
+    prompts_path: str | Path,
+    output_path: str | Path,
+    config: Mapping[str, Any],
+    writer_name: str,
+) -> GenerationReport:
+    """Generate one shard's responses and publish ``output_path``; see the module docstring."""
+    label = Path(prompts_path).stem
+    settings = GenerationSettings.from_config(config, endpoint_identity(config))
+    items = plan_work(read_prompts(prompts_path), settings, int(config["generation"]["samples"]))
+    cache = ResponseCache(config["cache"]["dir"], settings)
+    responses = cache.load(wanted={item.key for item in items})
+    missing = [item for item in items if item.key not in responses]
+    logger.info(
+        "%s: %d samples, %d in cache (%s), %d to request",
+        label, len(items), len(items) - len(missing), cache.partition, len(missing),
+    )  # fmt: skip
+    failures: dict[str, GenerationError] = {}
+    if missing:
+        api_key = read_api_key(config)
+        progress = Progress(label, total=len(missing))
+        with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
+            client = make_client(config, base_url, api_key)
+            fetched, failures = asyncio.run(
+                request_missing(
+                    missing,
+                    client,
+                    settings,
+                    writer,
+                    int(config["generation"]["concurrency"]),
+                    progress,
+                )  # fmt: skip
+            )
+        progress.finish()
+        responses.update(fetched)
+    report = GenerationReport(len(items), len(items) - len(missing), len(missing), len(failures))
+    allowed = float(config["generation"]["max_failed_fraction"])
+    if failures and len(failures) > allowed * len(items):
+        raise GenerationIncomplete(
+            f"{label}: {len(failures)} of {len(items)} samples failed (allowed: "
+            f"generation.max_failed_fraction={allowed}); first error: "
+            f"{next(iter(failures.values())).message}. Finished responses are cached: rerun to "
+            "retry only the failed samples, or raise generation.max_failed_fraction to accept them."
+        )
+    write_jsonl_atomic(
+        output_path, (record.to_dict() for record in assemble_records(items, responses, failures))
+    )
+    return report
+
+
+def import_responses(prompts_path: str | Path, output_path: str | Path, model: str) -> int:
+    """Score-only mode: turn responses already in the data into response records."""
+    records = []
+    for prompt in read_prompts(prompts_path):
+        for index, text in enumerate(prompt.responses or []):
+            records.append(
+                ResponseRecord(
+                    id=prompt.id,
+                    sample_index=index,
+                    status="ok",
+                    messages=prompt.messages,
+                    ground_truth=prompt.ground_truth,
+                    response=text,
+                    model=model,
+                    metadata=prompt.metadata,
+                )
+            )
+    return write_jsonl_atomic(output_path, (record.to_dict() for record in records))

@@ -1,0 +1,128 @@
+"""The records that flow between stages, one JSON object per JSONL line.
+
+These shapes are a contract with users, who read the shard files directly; docs/records.md
+documents every field. Add fields, never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Message = dict[str, str]
+
+GenerationStatus = Literal["ok", "failed"]
+ScoreStatus = Literal["scored", "score_error", "generation_failed"]
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One prompt, as written by the prepare stage to ``prompts/shard-NNN.jsonl``."""
+
+    id: str
+    messages: list[Message]
+    ground_truth: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    responses: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        if self.responses is None:
+            del record["responses"]
+        return record
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptRecord:
+        return cls(
+            id=data["id"],
+            messages=data["messages"],
+            ground_truth=data.get("ground_truth"),
+            metadata=data.get("metadata") or {},
+            source=data.get("source") or {},
+            responses=data.get("responses"),
+        )
+
+
+@dataclass(frozen=True)
+class GenerationError:
+    """Why a sample has no response. ``type`` is the error class name, e.g. ModelAuthError."""
+
+    type: str
+    message: str
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """One sample of one prompt, as written to ``responses/shard-NNN.jsonl``.
+
+    A failed request has ``status: failed``, ``response: null`` and an ``error``; it is never
+    written as an empty answer.
+    """
+
+    id: str
+    sample_index: int
+    status: GenerationStatus
+    messages: list[Message]
+    ground_truth: str | None
+    response: str | None
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    model: str | None = None
+    cache_key: str | None = None
+    error: GenerationError | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResponseRecord:
+        error = data.get("error")
+        return cls(
+            id=data["id"],
+            sample_index=int(data["sample_index"]),
+            status=data["status"],
+            messages=data["messages"],
+            ground_truth=data.get("ground_truth"),
+            response=data.get("response"),
+            finish_reason=data.get("finish_reason"),
+            usage=data.get("usage"),
+            model=data.get("model"),
+            cache_key=data.get("cache_key"),
+            error=GenerationError(**error) if error else None,
+            metadata=data.get("metadata") or {},
+        )
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """The rewards of one sample, as written to ``scores/shard-NNN.jsonl``.
+
+    ``score`` is the primary reward's score; it is null unless ``status`` is ``scored``, so a
+    failed generation or a crashing reward can never be averaged in as a zero.
+    """
+
+    id: str
+    sample_index: int
+    status: ScoreStatus
+    score: float | None
+    rewards: dict[str, dict[str, Any]]
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreRecord:
+        return cls(
+            id=data["id"],
+            sample_index=int(data["sample_index"]),
+            status=data["status"],
+            score=data.get("score"),
+            rewards=data.get("rewards") or {},
+            error=data.get("error"),
+            metadata=data.get("metadata") or {},
+        )

@@ -1,0 +1,50 @@
+"""What every rule script shares: log to the rule's log file, and fail with one clear line.
+
+A :class:`~rewardflow.errors.RewardflowError` is the user's to fix, so it is reported as a
+single ``ERROR`` line (and a non-zero exit) rather than a traceback; anything else is a bug in
+rewardflow and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rewardflow.errors import RewardflowError
+
+
+def configure_logging(log_path: str | Path | None) -> None:
+    """INFO and up to the rule's log file, and to the terminal so progress is visible."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    logging.getLogger("rewardflow").error(message)
+    sys.exit(1)
+
+
+def run_rule(log_path: str | Path | None, function: Callable[..., Any], *args: Any) -> Any:
+    """Call ``function(*args)`` with logging set up; turn user errors into a clean exit 1."""
+    configure_logging(log_path)
+    try:
+        return function(*args)
+    except RewardflowError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished responses are cached and will not be requested again")
+    except Exception:
+        logging.getLogger("rewardflow").exception("unexpected error (a bug in rewardflow?)")
+        sys.exit(1)

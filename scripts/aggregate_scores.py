@@ -1,0 +1,28 @@
+"""Rule aggregate_scores: all shards -> summary.json and summary.md."""
+
+import logging
+
+from rewardflow.aggregate import aggregate_run
+from rewardflow.rule_script import run_rule
+
+
+def main(snakemake) -> None:
+    summary = aggregate_run(
+        snakemake.params.settings,
+        snakemake.input.responses,
+        snakemake.input.scores,
+        snakemake.output.json,
+        snakemake.output.markdown,
+    )
+    primary = summary["rewards"][summary["primary_reward"]]
+    logging.info(
+        "%s: %s = %s over %d scored samples; summary in %s",
+        summary["run_name"],
+        summary["primary_reward"],
+        primary["mean"],
+        primary["scored"],
+        snakemake.output.markdown,
+    )
+
+
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake

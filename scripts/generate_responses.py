@@ -1,0 +1,21 @@
+"""Rule generate_responses: one shard's prompts -> responses, through the response cache."""
+
+import logging
+
+from rewardflow.generate import generate_shard
+from rewardflow.rule_script import run_rule
+
+
+def main(snakemake) -> None:
+    report = generate_shard(
+        snakemake.input.prompts,
+        snakemake.output.responses,
+        # The whole validated config: params.settings only decides reruns, while operational
+        # knobs (concurrency, timeouts, cache location) must reach the job without being params.
+        snakemake.config,
+        snakemake.params.writer_name,
+    )
+    logging.info("%s: %s", snakemake.wildcards.shard, report.line())
+
+
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,0 +1,14 @@
+"""Rule prepare_prompts: dataset rows -> one prompt JSONL per shard."""
+
+import logging
+
+from rewardflow.prepare import prepare_prompts
+from rewardflow.rule_script import run_rule
+
+
+def main(snakemake) -> None:
+    count = prepare_prompts(snakemake.params.settings, snakemake.output.shards)
+    logging.info("wrote %d prompts into %d shards", count, len(snakemake.output.shards))
+
+
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake

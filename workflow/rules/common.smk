@@ -1,0 +1,65 @@
+# Set-up shared by every rule: config validation, paths, and the params helpers.
+# Rules call these helpers and hold no logic of their own.
+
+from snakemake.exceptions import WorkflowError
+
+from rewardflow.config import (
+    generation_params,
+    load_schema,
+    prepare_params,
+    shard_names,
+    validate_config,
+)
+from rewardflow.errors import RewardflowError
+
+
+try:
+    _validated = validate_config(
+        config, load_schema(workflow.source_path("../schemas/config.schema.yaml"))
+    )
+except RewardflowError as error:
+    raise WorkflowError(str(error)) from None
+# Filled-in defaults must be visible to every job, so the config dict is updated in place.
+config.clear()
+config.update(_validated)
+
+RUN = config["run_name"]
+SHARDS = shard_names(config)
+
+
+wildcard_constraints:
+    run=RUN,
+    shard=r"\d+",
+
+
+def final_outputs():
+    return [
+        f"results/{RUN}/summary.json",
+        f"results/{RUN}/summary.md",
+    ]
+
+
+def prompt_shards(wildcards):
+    return expand("results/{run}/prompts/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+
+
+def response_shards(wildcards):
+    return expand("results/{run}/responses/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+
+
+def score_shards(wildcards):
+    return expand("results/{run}/scores/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+
+
+def writer_name(wildcards):
+    """Each shard job appends to its own cache journal, so jobs never share a file."""
+    return f"{wildcards.run}.shard-{wildcards.shard}"
+
+
+onstart:
+    from rewardflow.preflight import preflight_checks
+
+    try:
+        preflight_checks(config)
+    except RewardflowError as error:
+        raise WorkflowError(str(error)) from None

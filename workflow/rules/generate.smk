@@ -1,0 +1,33 @@
+if config["generation"]["enabled"]:
+
+    # params.settings holds only what decides the responses, so a change there reruns the
+    # shard (and the cache answers what it can); operational knobs such as concurrency and
+    # timeouts are read from the config inside the job and never cause a rerun.
+    rule generate_responses:
+        input:
+            prompts="results/{run}/prompts/shard-{shard}.jsonl",
+        output:
+            responses="results/{run}/responses/shard-{shard}.jsonl",
+        params:
+            settings=generation_params(config),
+            writer_name=writer_name,
+        log:
+            "logs/{run}/generate_responses/shard-{shard}.log",
+        benchmark:
+            "benchmarks/{run}/generate_responses/shard-{shard}.tsv"
+        script:
+            "../../scripts/generate_responses.py"
+
+else:
+
+    rule import_responses:
+        input:
+            prompts="results/{run}/prompts/shard-{shard}.jsonl",
+        output:
+            responses="results/{run}/responses/shard-{shard}.jsonl",
+        params:
+            model=config["model"]["name"],
+        log:
+            "logs/{run}/import_responses/shard-{shard}.log",
+        script:
+            "../../scripts/import_responses.py"

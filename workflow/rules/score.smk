@@ -1,0 +1,13 @@
+rule score_responses:
+    input:
+        responses="results/{run}/responses/shard-{shard}.jsonl",
+    output:
+        scores="results/{run}/scores/shard-{shard}.jsonl",
+    params:
+        rewards=config["rewards"],
+    log:
+        "logs/{run}/score_responses/shard-{shard}.log",
+    benchmark:
+        "benchmarks/{run}/score_responses/shard-{shard}.tsv"
+    script:
+        "../../scripts/score_responses.py"
