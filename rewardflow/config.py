@@ -74,6 +74,44 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> None:
             _fill_defaults(item, schema["items"])
 
 
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    declared = schema.get("type", [])
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+def _coerce_command_line_scalars(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Undo ``--config``'s stringification of nested values where the schema wants a scalar.
+
+    Snakemake parses nested ``--config key={...}`` values with YAML's BaseLoader, which turns
+    every number and boolean into a string; ``{'temperature': 0.5}`` would otherwise be
+    rejected. Strings that do not parse to an allowed type are left for validation to report.
+    """
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        return {
+            key: _coerce_command_line_scalars(value, properties[key])
+            if key in properties
+            else value
+            for key, value in instance.items()
+        }
+    if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        return [_coerce_command_line_scalars(item, schema["items"]) for item in instance]
+    allowed = _types(schema)
+    if not isinstance(instance, str) or "string" in allowed or not allowed:
+        return instance
+    try:
+        parsed = yaml.safe_load(instance)
+    except yaml.YAMLError:
+        return instance
+    matches = {
+        "integer": isinstance(parsed, int) and not isinstance(parsed, bool),
+        "number": isinstance(parsed, int | float) and not isinstance(parsed, bool),
+        "boolean": isinstance(parsed, bool),
+        "null": parsed is None,
+    }
+    return parsed if any(matches.get(name, False) for name in allowed) else instance
+
+
 def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     dataset = config["dataset"]
@@ -102,7 +140,7 @@ def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     All problems are reported at once, so fixing a config takes one round trip.
     """
     schema = schema if schema is not None else load_schema()
-    config = copy.deepcopy(dict(raw))
+    config = _coerce_command_line_scalars(copy.deepcopy(dict(raw)), schema)
     _fill_defaults(config, schema)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))

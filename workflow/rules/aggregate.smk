@@ -9,9 +9,11 @@ rule aggregate_scores:
             caption="../report/summary.rst",
             category="Summary",
         ),
-    params:
-        settings=config,
     log:
         "logs/{run}/aggregate_scores.log",
+    conda:
+        "../../environment.yml"
+    params:
+        settings=config,
     script:
         "../../scripts/aggregate_scores.py"

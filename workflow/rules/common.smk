@@ -12,7 +12,6 @@ from rewardflow.config import (
 )
 from rewardflow.errors import RewardflowError
 
-
 try:
     _validated = validate_config(
         config, load_schema(workflow.source_path("../schemas/config.schema.yaml"))

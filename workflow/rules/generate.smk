@@ -8,13 +8,15 @@ if config["generation"]["enabled"]:
             prompts="results/{run}/prompts/shard-{shard}.jsonl",
         output:
             responses="results/{run}/responses/shard-{shard}.jsonl",
-        params:
-            settings=generation_params(config),
-            writer_name=writer_name,
         log:
             "logs/{run}/generate_responses/shard-{shard}.log",
         benchmark:
             "benchmarks/{run}/generate_responses/shard-{shard}.tsv"
+        conda:
+            "../../environment.yml"
+        params:
+            settings=generation_params(config),
+            writer_name=writer_name,
         script:
             "../../scripts/generate_responses.py"
 
@@ -25,9 +27,11 @@ else:
             prompts="results/{run}/prompts/shard-{shard}.jsonl",
         output:
             responses="results/{run}/responses/shard-{shard}.jsonl",
-        params:
-            model=config["model"]["name"],
         log:
             "logs/{run}/import_responses/shard-{shard}.log",
+        conda:
+            "../../environment.yml"
+        params:
+            model=config["model"]["name"],
         script:
             "../../scripts/import_responses.py"

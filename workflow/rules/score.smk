@@ -3,11 +3,13 @@ rule score_responses:
         responses="results/{run}/responses/shard-{shard}.jsonl",
     output:
         scores="results/{run}/scores/shard-{shard}.jsonl",
-    params:
-        rewards=config["rewards"],
     log:
         "logs/{run}/score_responses/shard-{shard}.log",
     benchmark:
         "benchmarks/{run}/score_responses/shard-{shard}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        rewards=config["rewards"],
     script:
         "../../scripts/score_responses.py"

@@ -1,0 +1,1064 @@
+"""A simulated chat model that speaks the OpenAI chat-completions wire format over real HTTP.
+
+Why a real server instead of a mocked client: the parts of an evaluation run that break in
+production are the HTTP ones (connection pooling, concurrency limits, auth headers, error
+bodies, latency). A mock skips exactly those, so the offline demo, the tests and the
+benchmarks all talk to this server through the same client code that talks to a provider.
+
+Endpoints (see :func:`build_app`):
+
+* ``POST /v1/chat/completions`` -- OpenAI request and response shapes, OpenAI-style error
+  bodies for invalid requests (400) and a wrong or missing API key (401).
+* ``GET /v1/models`` -- lists the one simulated model.
+* ``GET /_simulator/stats`` and ``POST /_simulator/reset`` -- request counters, so a test can
+  assert how many requests a pipeline run sent (for example, zero on a fully cached rerun).
+
+How it answers (see :func:`answer_for`): a row of the ``--responses`` file whose prompt equals
+the last user message wins; otherwise the ``arithmetic`` rule solves the last arithmetic
+expression in that message (with a configurable fraction of slightly wrong answers), or the
+``echo`` rule repeats it.
+
+Determinism: every choice is a pure function of (messages, request ``seed``, sample index),
+hashed with SHA-256 -- never Python's ``hash()``, which is salted per process. A request
+without ``seed`` hashes as ``seed=None``, so unlike a real model it still answers the same way
+every time. At ``temperature == 0`` every choice uses sample index 0 (greedy decoding gives
+``n`` identical answers); otherwise choice ``i`` is sample ``i``. ``top_p`` is validated and
+otherwise ignored. The server's own ``--seed`` only seeds the latency jitter, so it never
+changes an answer.
+
+Token counting: a token is a match of ``\\w+|[^\\w\\s]`` (a run of word characters, or a
+single other non-space character). ``prompt_tokens`` counts the text of every message (not the
+role or any formatting overhead); ``completion_tokens`` sums over all choices, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import math
+import operator
+import os
+import random
+import re
+import secrets
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from aiohttp import web
+
+from rewardflow.errors import RewardflowError
+
+__all__ = [
+    "ANSWER_STYLES",
+    "DEFAULT_MODEL_NAME",
+    "NO_ANSWER",
+    "ApiError",
+    "ChatRequest",
+    "Choice",
+    "SimulatorConfig",
+    "SimulatorError",
+    "SimulatorStats",
+    "Solution",
+    "Step",
+    "answer_for",
+    "apply_stop_and_max_tokens",
+    "arithmetic_response",
+    "base_url",
+    "build_app",
+    "completion_body",
+    "config_from_args",
+    "count_tokens",
+    "evaluate_expression",
+    "find_expression",
+    "format_number",
+    "generate_choices",
+    "last_user_content",
+    "load_responses",
+    "main",
+    "messages_key",
+    "parse_chat_request",
+    "running_simulator",
+    "solve",
+]
+
+Rule = Literal["arithmetic", "echo"]
+FinishReason = Literal["stop", "length"]
+Message = Mapping[str, str]
+
+RULES: tuple[Rule, ...] = ("arithmetic", "echo")
+DEFAULT_MODEL_NAME = "rewardflow-simulator"
+ANNOUNCEMENT = "rewardflow simulator listening on {url}"
+
+#: Roles the OpenAI API accepts; anything else is a 400 there too.
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+MAX_N = 128
+MAX_STOP_SEQUENCES = 4
+#: Long prompts are legitimate; aiohttp's 1 MiB default body limit would reject them.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+#: In-flight requests get this long to finish when the server stops (aiohttp's default is 60 s).
+SHUTDOWN_TIMEOUT_S = 5.0
+NO_ANSWER = "I don't know."
+
+TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
+
+
+class SimulatorError(RewardflowError):
+    """The simulator cannot start: a bad option, a missing API key, a malformed responses file."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything that decides how the simulator behaves; one instance per server.
+
+    ``responses`` maps the stripped text of a last user message to its canned answers (see
+    :func:`load_responses`); a plain string value is taken as a single answer. ``api_key`` is
+    excluded from ``repr`` so that logging a config can never leak it.
+    """
+
+    model_name: str = DEFAULT_MODEL_NAME
+    rule: Rule = "arithmetic"
+    responses: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    wrong_rate: float = 0.2
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    seed: int = 0
+    api_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise SimulatorError(f"rule must be one of {', '.join(RULES)}, not {self.rule!r}")
+        if not 0.0 <= self.wrong_rate <= 1.0:
+            raise SimulatorError(f"wrong_rate must be between 0 and 1, not {self.wrong_rate}")
+        if not (self.latency_ms >= 0 and self.latency_jitter_ms >= 0):
+            raise SimulatorError("latency_ms and latency_jitter_ms must be >= 0")
+        if self.api_key is not None and not self.api_key.strip():
+            # An empty key would make "Authorization: Bearer " valid: refuse rather than guess.
+            raise SimulatorError("api_key must not be empty (use None to disable the check)")
+        self.responses = _normalize_responses(self.responses)
+
+
+def _normalize_responses(responses: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Strip the prompts and turn every value into a non-empty tuple of strings."""
+    table: dict[str, tuple[str, ...]] = {}
+    for prompt, answers in responses.items():
+        choices = (answers,) if isinstance(answers, str) else tuple(answers)
+        if not choices or not all(isinstance(answer, str) for answer in choices):
+            raise SimulatorError(f"responses for {prompt!r} must be a non-empty list of strings")
+        table[prompt.strip()] = choices
+    return table
+
+
+def load_responses(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """Read a responses file: JSONL rows ``{"prompt": ..., "response": ...}`` or ``"responses"``.
+
+    Blank lines are skipped and extra keys (an ``id``, say) are ignored. Anything else that is
+    off -- invalid JSON, a missing or mistyped field, a prompt given twice -- raises
+    :class:`SimulatorError` naming the file and line, because a typo found at startup costs
+    seconds while a silently unmatched prompt costs a confusing evaluation.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SimulatorError(f"cannot read responses file {path}: {error.strerror}") from error
+    table: dict[str, tuple[str, ...]] = {}
+    first_line: dict[str, int] = {}
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        prompt, answers = _parse_responses_row(line, f"{path}:{lineno}")
+        if prompt in first_line:
+            raise SimulatorError(
+                f"{path}:{lineno}: duplicate prompt (first given on line {first_line[prompt]})"
+            )
+        first_line[prompt] = lineno
+        table[prompt] = answers
+    return table
+
+
+def _parse_responses_row(line: bytes, where: str) -> tuple[str, tuple[str, ...]]:
+    """Validate one responses-file row; ``where`` is the ``file:line`` prefix for errors."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise SimulatorError(f"{where}: not UTF-8 text") from error
+    except json.JSONDecodeError as error:
+        raise SimulatorError(f"{where}: invalid JSON ({error.msg})") from error
+    if not isinstance(row, dict):
+        raise SimulatorError(f"{where}: expected a JSON object")
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str):
+        raise SimulatorError(f'{where}: "prompt" must be a string')
+    if ("response" in row) == ("responses" in row):
+        raise SimulatorError(f'{where}: give exactly one of "response" or "responses"')
+    if "response" in row:
+        answers = [row["response"]]
+    else:
+        answers = row["responses"]
+        if not isinstance(answers, list) or not answers:
+            raise SimulatorError(f'{where}: "responses" must be a non-empty list of strings')
+    if not all(isinstance(answer, str) for answer in answers):
+        raise SimulatorError(f"{where}: every response must be a string")
+    return prompt.strip(), tuple(answers)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens, stop sequences and max_tokens
+# --------------------------------------------------------------------------------------------
+
+
+def count_tokens(text: str) -> int:
+    """Count tokens with the documented rule: matches of ``\\w+|[^\\w\\s]``.
+
+    It is not a real tokenizer, only deterministic and monotone in length, which is all that
+    ``usage`` accounting and ``max_tokens`` tests need.
+    """
+    return sum(1 for _ in TOKEN_PATTERN.finditer(text))
+
+
+def apply_stop_and_max_tokens(
+    text: str, stop: Sequence[str] = (), max_tokens: int | None = None
+) -> tuple[str, FinishReason]:
+    """Cut ``text`` the way generation would have ended, returning it and ``finish_reason``.
+
+    The earliest occurrence of any stop sequence ends the text (the sequence itself is not
+    included, as with OpenAI). If what remains still has more than ``max_tokens`` tokens, the
+    model would have run out first: the text ends after the last allowed token, with
+    ``"length"``.
+    """
+    cuts = [index for sequence in stop if sequence and (index := text.find(sequence)) >= 0]
+    if cuts:
+        text = text[: min(cuts)]
+    if max_tokens is not None:
+        tokens = list(TOKEN_PATTERN.finditer(text))
+        if len(tokens) > max_tokens:
+            return text[: tokens[max_tokens - 1].end()], "length"
+    return text, "stop"
+
+
+# --------------------------------------------------------------------------------------------
+# Arithmetic: finding, evaluating and explaining an expression
+# --------------------------------------------------------------------------------------------
+
+#: Scans text for the pieces of an expression. A number glued to a word character ("x2",
+#: "mp3") is not a number; "1,200" is (thousands separators are dropped). ASCII mode, so that
+#: CJK text counts as non-word characters: "计算12+3" holds "12+3".
+_SCAN = re.compile(
+    r"(?P<number>(?<![\w.,])(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![\w]|,[0-9]))"
+    r"|(?P<symbol>[-+*/()×÷−])"
+    r"|(?P<space>\s+)"
+    r"|(?P<other>.)",
+    re.DOTALL | re.ASCII,
+)
+_SYMBOLS = {"×": "*", "÷": "/", "−": "-"}
+_OPERATORS: dict[type[ast.operator], tuple[str, Callable[[Fraction, Fraction], Fraction]]] = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+}
+#: Bounds the parsing work per run of symbols (candidates grow quadratically) and the size of
+#: the numbers a product can reach; real questions are far shorter.
+_MAX_RUN_TOKENS = 60
+#: Caps the parser calls per question (about 10 ms), so that no prompt, however adversarial,
+#: can stall the event loop that serves every other request.
+_MAX_PARSE_ATTEMPTS = 2000
+_CANNOT_START = frozenset("*/)")
+_CANNOT_END = frozenset("+-*/(")
+MAX_EXPRESSION_CHARS = 300
+
+
+class _Token(NamedTuple):
+    text: str  # normalized to ASCII Python syntax: "1,200" -> "1200", "007" -> "7", "×" -> "*"
+    start: int
+    end: int
+
+
+class _Parsed(NamedTuple):
+    source: str  # the normalized, ASCII-only text that was parsed
+    tree: ast.expr
+
+
+class Step(NamedTuple):
+    """One binary operation of a worked solution, e.g. ``12 * 9 = 108``."""
+
+    left: Fraction
+    op: str
+    right: Fraction
+    result: Fraction
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The expression found in a question (as written), its evaluation steps and value."""
+
+    expression: str
+    steps: tuple[Step, ...]
+    value: Fraction
+
+
+def _expression_runs(text: str) -> list[list[_Token]]:
+    """Split ``text`` into maximal runs of numbers and operators separated only by spaces."""
+    runs: list[list[_Token]] = [[]]
+    for match in _SCAN.finditer(text):
+        kind = match.lastgroup
+        if kind == "other":
+            runs.append([])
+        elif kind != "space":
+            piece = match.group()
+            if kind == "number":  # Python rejects "007"; the thousands separators go too
+                normalized = piece.replace(",", "").lstrip("0") or "0"
+                normalized = "0" + normalized if normalized.startswith(".") else normalized
+            else:
+                normalized = _SYMBOLS.get(piece, piece)
+            runs[-1].append(_Token(normalized, match.start(), match.end()))
+    return [run for run in runs if run]
+
+
+def _parse_arithmetic(tokens: Sequence[_Token]) -> _Parsed | None:
+    """Parse tokens as a Python expression made only of numbers, + - * / and parentheses.
+
+    Tokens are joined with spaces so that "* *" and "/ /" cannot become ``**`` or ``//``. The
+    result must contain a binary operation: a lone number is not an expression to compute.
+    """
+    if not tokens or tokens[0].text in _CANNOT_START or tokens[-1].text in _CANNOT_END:
+        return None  # cheap rejections before the parser
+    source = " ".join(token.text for token in tokens)
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return None
+    if not _is_arithmetic(tree) or not any(isinstance(n, ast.BinOp) for n in ast.walk(tree)):
+        return None
+    return _Parsed(source, tree)
+
+
+def _is_arithmetic(node: ast.AST) -> bool:
+    """Whether ``node`` uses only the operations :func:`_evaluate` knows (an allowlist)."""
+    if isinstance(node, ast.Constant):
+        return type(node.value) in (int, float)
+    if isinstance(node, ast.UnaryOp):
+        return isinstance(node.op, ast.UAdd | ast.USub) and _is_arithmetic(node.operand)
+    if isinstance(node, ast.BinOp):
+        return (
+            type(node.op) in _OPERATORS and _is_arithmetic(node.left) and _is_arithmetic(node.right)
+        )
+    return False
+
+
+def _find(text: str) -> tuple[str, _Parsed] | None:
+    """Return the last expression in ``text`` (as written there) and its parse.
+
+    "Last" means the one that ends latest; among those the longest, so in "Compute 2 * 3 + 4"
+    the whole "2 * 3 + 4" wins over its tail "3 + 4", and an unbalanced "5 - (3 + 2" still
+    yields "3 + 2". Searching from the end keeps the common case (the expression closes the
+    question) cheap. Past :data:`_MAX_PARSE_ATTEMPTS` the search gives up (``None``).
+    """
+    attempts = 0
+    for run in reversed(_expression_runs(text)):
+        run = run[-_MAX_RUN_TOKENS:]
+        for end in range(len(run), 0, -1):
+            for start in range(end):
+                if run[end - 1].end - run[start].start > MAX_EXPRESSION_CHARS:
+                    continue
+                attempts += 1
+                if attempts > _MAX_PARSE_ATTEMPTS:
+                    return None
+                parsed = _parse_arithmetic(run[start:end])
+                if parsed is not None:
+                    return text[run[start].start : run[end - 1].end], parsed
+    return None
+
+
+def find_expression(text: str) -> str | None:
+    """The last arithmetic expression in ``text``, exactly as written there, or ``None``.
+
+    Integers, decimals and ``1,200``-style numbers combined with ``+ - * /`` (also ``× ÷ −``),
+    unary signs and parentheses. Nothing is ever evaluated here; see :func:`evaluate_expression`.
+    """
+    found = _find(text)
+    return found[0] if found else None
+
+
+def _evaluate(parsed: _Parsed, steps: list[Step]) -> Fraction:
+    """Evaluate an allowlisted tree exactly, appending each binary operation to ``steps``.
+
+    This walker is the only evaluator: it raises on any node it does not know, so no name,
+    call, attribute or power (``2 ** 10 ** 10``) can ever run. Literals are read from their
+    source text, so "0.1" is exactly one tenth rather than the nearest binary float.
+    """
+    return _walk(parsed.tree, parsed.source, steps)
+
+
+def _walk(node: ast.expr, source: str, steps: list[Step]) -> Fraction:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        # The source is ASCII, so the parser's byte offsets are character offsets.
+        return Fraction(source[node.col_offset : node.end_col_offset])
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        value = _walk(node.operand, source, steps)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left = _walk(node.left, source, steps)
+        right = _walk(node.right, source, steps)
+        symbol, function = _OPERATORS[type(node.op)]
+        result = function(left, right)  # Fraction division by zero raises ZeroDivisionError
+        steps.append(Step(left, symbol, right, result))
+        return result
+    raise ValueError(f"not allowed in an arithmetic expression: {type(node).__name__}")
+
+
+def evaluate_expression(expression: str) -> Fraction:
+    """Evaluate an arithmetic expression exactly and safely (an AST walk, never ``eval``).
+
+    Raises ``ValueError`` for anything that is not numbers, ``+ - * /``, unary signs and
+    parentheses -- ``__import__('os')`` is rejected before Python's parser even sees it -- and
+    ``ZeroDivisionError`` for division by zero.
+    """
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ValueError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+    runs = _expression_runs(expression)
+    if len(runs) != 1 or any(m.lastgroup == "other" for m in _SCAN.finditer(expression)):
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
+    source = " ".join(token.text for token in runs[0])
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError as error:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from error
+    return _evaluate(_Parsed(source, tree), [])
+
+
+def solve(question: str) -> Solution | None:
+    """Find and evaluate the last expression of ``question``; ``None`` if there is none.
+
+    Division by zero also gives ``None``: the simulated model declines rather than inventing
+    a number.
+    """
+    found = _find(question)
+    if found is None:
+        return None
+    expression, parsed = found
+    steps: list[Step] = []
+    try:
+        value = _evaluate(parsed, steps)
+    except ZeroDivisionError:
+        return None
+    return Solution(expression.strip(), tuple(steps), value)
+
+
+def format_number(value: Fraction | int, *, grouping: bool = False) -> str:
+    """Format like an int when integral, else rounded half-up to at most 4 decimals.
+
+    ``grouping`` adds thousands separators ("1,200"), which real models often write.
+    """
+    units = math.floor(abs(Fraction(value)) * 10_000 + Fraction(1, 2))
+    whole, fraction = divmod(units, 10_000)
+    sign = "-" if value < 0 and units else ""
+    digits = f"{whole:,}" if grouping else str(whole)
+    if fraction == 0:
+        return f"{sign}{digits}"
+    return f"{sign}{digits}.{fraction:04d}".rstrip("0")
+
+
+def _dollars(value: Fraction) -> str:
+    """``$1,200``, with a minus sign before the dollar sign when negative."""
+    text = format_number(value, grouping=True)
+    return f"-${text[1:]}" if text.startswith("-") else f"${text}"
+
+
+#: The final-answer formats, so that downstream answer extraction meets the variety real
+#: models produce. The dollar style also groups thousands ("$1,200").
+ANSWER_STYLES: tuple[Callable[[Fraction], str], ...] = (
+    lambda value: f"The answer is {format_number(value)}.",
+    lambda value: f"#### {format_number(value)}",
+    lambda value: f"\\boxed{{{format_number(value)}}}",
+    lambda value: f"So the result is {_dollars(value)}.",
+)
+
+
+def arithmetic_response(question: str, *, style: int = 0, offset: int = 0) -> str:
+    """A short worked solution of ``question``'s last expression, ending in the answer.
+
+    ``style`` indexes :data:`ANSWER_STYLES` (modulo its length); a non-zero ``offset`` makes
+    the answer wrong by that much, shown in the last step as an arithmetic slip. An offset
+    that would turn a non-negative answer negative is mirrored, since models slip by a little
+    rather than flip signs. Without an expression the answer is :data:`NO_ANSWER`.
+    """
+    solution = solve(question)
+    if solution is None:
+        return NO_ANSWER
+    if offset and solution.value >= 0 > solution.value + offset:
+        offset = -offset
+    answer = solution.value + offset
+    lines = [f"Let's compute {solution.expression}."]
+    for index, step in enumerate(solution.steps):
+        is_last = index == len(solution.steps) - 1 and step.result == solution.value
+        result = answer if is_last else step.result
+        lines.append(
+            f"{format_number(step.left)} {step.op} {format_number(step.right)}"
+            f" = {format_number(result)}"
+        )
+    lines.append(ANSWER_STYLES[style % len(ANSWER_STYLES)](answer))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Deterministic answers
+# --------------------------------------------------------------------------------------------
+
+
+def messages_key(messages: Sequence[Message]) -> str:
+    """A stable digest of the conversation (roles and texts), the basis of every draw."""
+    canonical = json.dumps(
+        [[message["role"], message["content"]] for message in messages],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _draw(purpose: str, key: str, seed: int | None, sample: int) -> float:
+    """A uniform number in [0, 1) fixed by its inputs; ``purpose`` keeps draws independent."""
+    material = json.dumps([purpose, key, seed, sample], separators=(",", ":"))
+    digest = hashlib.sha256(material.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def last_user_content(messages: Sequence[Message]) -> str:
+    """The content of the last ``user`` message ("" if there is none): what gets answered."""
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return message["content"]
+    return ""
+
+
+def answer_for(
+    messages: Sequence[Message], seed: int | None, choice_index: int, config: SimulatorConfig
+) -> str:
+    """The full (untruncated) answer of sample ``choice_index`` for ``messages`` and ``seed``.
+
+    A pure function of its arguments. Order: a responses-file match on the stripped last user
+    message (one of several responses picked by a draw); else the configured rule. For the
+    arithmetic rule, the answer style and whether this sample is wrong (probability
+    ``config.wrong_rate``) and by how much (1 to 5) are independent draws.
+    """
+    prompt = last_user_content(messages)
+    key = messages_key(messages)
+    canned = config.responses.get(prompt.strip())
+    if canned:
+        return canned[int(_draw("response", key, seed, choice_index) * len(canned))]
+    if config.rule == "echo":
+        return prompt
+    style = int(_draw("style", key, seed, choice_index) * len(ANSWER_STYLES))
+    offset = 0
+    if _draw("wrong", key, seed, choice_index) < config.wrong_rate:
+        size = 1 + int(_draw("wrong-size", key, seed, choice_index) * 5)
+        offset = size if _draw("wrong-sign", key, seed, choice_index) < 0.5 else -size
+    return arithmetic_response(prompt, style=style, offset=offset)
+
+
+# --------------------------------------------------------------------------------------------
+# The OpenAI wire format
+# --------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answered with OpenAI's body: ``{"error": {message, type, param, code}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def to_response(self) -> web.Response:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+def _invalid(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated chat-completions request; ``messages`` hold plain-text contents."""
+
+    model: str
+    messages: tuple[dict[str, str], ...]
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class Choice(NamedTuple):
+    content: str
+    finish_reason: FinishReason
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number; ``float("nan")`` is not (Python's json accepts ``NaN`` literals)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_int(value)
+
+
+def _content_text(content: object, param: str) -> str:
+    """Message content as text: a string, or OpenAI's list of ``{"type": "text"}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for index, part in enumerate(content):
+            if not (isinstance(part, dict) and part.get("type") == "text"):
+                raise _invalid("Only text content parts are supported.", f"{param}[{index}]")
+            if not isinstance(part.get("text"), str):
+                raise _invalid("A text content part needs a string 'text'.", f"{param}[{index}]")
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise _invalid(f"Invalid type for '{param}': expected a string or an array.", param)
+
+
+def _parse_messages(messages: object) -> tuple[dict[str, str], ...]:
+    if messages is None:
+        raise _invalid("Missing required parameter: 'messages'.", "messages")
+    if not isinstance(messages, list):
+        raise _invalid("Invalid type for 'messages': expected an array.", "messages")
+    if not messages:
+        raise _invalid("Invalid 'messages': empty array. Expected at least 1 message.", "messages")
+    parsed = []
+    for index, message in enumerate(messages):
+        param = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise _invalid(f"Invalid type for '{param}': expected an object.", param)
+        role = message.get("role")
+        if role not in ROLES:
+            supported = ", ".join(f"'{name}'" for name in ROLES)
+            raise _invalid(
+                f"Invalid value for '{param}.role': {role!r}. Supported values are: {supported}.",
+                f"{param}.role",
+            )
+        if "content" not in message:
+            raise _invalid(f"Missing required parameter: '{param}.content'.", f"{param}.content")
+        content = _content_text(message["content"], f"{param}.content")
+        parsed.append({"role": role, "content": content})
+    return tuple(parsed)
+
+
+def _parse_stop(stop: object) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, list) and all(isinstance(item, str) for item in stop):
+        if len(stop) > MAX_STOP_SEQUENCES:
+            raise _invalid(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences.", "stop")
+        return tuple(stop)
+    raise _invalid("Invalid type for 'stop': expected a string or an array of strings.", "stop")
+
+
+def _optional(body: dict[str, Any], name: str, check: Callable[[Any], bool], rule: str) -> Any:
+    """``body[name]`` (None if absent or null), or a 400 naming the parameter and its rule."""
+    value = body.get(name)
+    if value is not None and not check(value):
+        raise _invalid(f"Invalid value for '{name}': expected {rule}.", name)
+    return value
+
+
+def parse_chat_request(body: object) -> ChatRequest:
+    """Validate a decoded request body, raising :class:`ApiError` (400) naming the parameter.
+
+    Unknown parameters are ignored, so clients that send extras (``user``, ``logprobs``...)
+    keep working. ``stream: true`` is refused because the simulator only answers whole
+    responses, and a streaming client would misread one.
+    """
+    if not isinstance(body, dict):
+        raise _invalid("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("You must provide a model parameter.", "model")
+    messages = _parse_messages(body.get("messages"))
+    if body.get("stream"):
+        raise _invalid("Streaming is not supported by the rewardflow simulator.", "stream")
+    n = _optional(body, "n", lambda v: _is_int(v) and 1 <= v <= MAX_N, f"an integer 1-{MAX_N}")
+    temperature = _optional(
+        body, "temperature", lambda v: _is_number(v) and 0 <= v <= 2, "a number 0-2"
+    )
+    top_p = _optional(body, "top_p", lambda v: _is_number(v) and 0 <= v <= 1, "a number 0-1")
+    positive = (lambda v: _is_int(v) and v >= 1), "a positive integer"
+    max_tokens = _optional(body, "max_tokens", *positive)
+    if max_tokens is None:  # the newer name of the same limit
+        max_tokens = _optional(body, "max_completion_tokens", *positive)
+    seed = _optional(body, "seed", _is_int, "an integer")
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        n=1 if n is None else n,
+        temperature=1.0 if temperature is None else float(temperature),
+        top_p=1.0 if top_p is None else float(top_p),
+        max_tokens=max_tokens,
+        stop=_parse_stop(body.get("stop")),
+        seed=seed,
+    )
+
+
+def generate_choices(request: ChatRequest, config: SimulatorConfig) -> list[Choice]:
+    """Every choice of ``request``: choice ``i`` is sample ``i``, or 0 at temperature 0."""
+    choices = []
+    for index in range(request.n):
+        sample = 0 if request.temperature == 0 else index
+        text = answer_for(request.messages, request.seed, sample, config)
+        choices.append(Choice(*apply_stop_and_max_tokens(text, request.stop, request.max_tokens)))
+    return choices
+
+
+def completion_body(
+    request: ChatRequest,
+    choices: Sequence[Choice],
+    *,
+    completion_id: str | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """The ``chat.completion`` response object, with ``usage`` from :func:`count_tokens`."""
+    prompt_tokens = sum(count_tokens(message["content"]) for message in request.messages)
+    completion_tokens = sum(count_tokens(choice.content) for choice in choices)
+    return {
+        "id": completion_id or f"chatcmpl-{secrets.token_hex(12)}",
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": request.model,
+        "choices": [
+            {
+                "index": index,
+                "message": {"role": "assistant", "content": choice.content},
+                "logprobs": None,
+                "finish_reason": choice.finish_reason,
+            }
+            for index, choice in enumerate(choices)
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The aiohttp application
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimulatorStats:
+    """Counters of ``POST /v1/chat/completions``: every request is a completion or an error."""
+
+    requests: int = 0
+    completions: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "completions": self.completions, "errors": self.errors}
+
+
+@dataclass
+class _State:
+    config: SimulatorConfig
+    stats: SimulatorStats
+    latency_rng: random.Random
+
+
+STATE_KEY = web.AppKey("rewardflow_simulator_state", _State)
+
+
+def build_app(config: SimulatorConfig) -> web.Application:
+    """The simulator as an aiohttp application, ready for a runner or aiohttp's test server."""
+    app = web.Application(middlewares=[_openai_errors], client_max_size=MAX_BODY_BYTES)
+    app[STATE_KEY] = _State(config, SimulatorStats(), random.Random(config.seed))
+    app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_get("/v1/models", _list_models)
+    app.router.add_get("/_simulator/stats", _get_stats)
+    app.router.add_post("/_simulator/reset", _reset_stats)
+    return app
+
+
+@web.middleware
+async def _openai_errors(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """Answer every error in OpenAI's JSON shape, so clients parse it like a provider's."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error.to_response()
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        if error.status == 404:
+            message = f"Invalid URL ({request.method} {request.path})"
+        else:
+            message = f"{error.reason} ({request.method} {request.path})"
+        kind = "server_error" if error.status >= 500 else "invalid_request_error"
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return ApiError(error.status, message, type=kind, headers=headers).to_response()
+
+
+def _authenticate(request: web.Request, config: SimulatorConfig) -> None:
+    """Require ``Authorization: Bearer <key>`` when a key is configured.
+
+    The comparison is constant-time, and neither the expected nor the offered key appears in
+    the error (OpenAI echoes a prefix of a wrong key; a test double has no reason to).
+    """
+    if config.api_key is None:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        message = (
+            "You didn't provide an API key. Provide it in an Authorization header using "
+            "Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+    elif hmac.compare_digest(token.encode("utf-8"), config.api_key.encode("utf-8")):
+        return
+    else:
+        message = "Incorrect API key provided."
+    raise ApiError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+async def _read_json(request: web.Request) -> object:
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _invalid(f"We could not parse the JSON body of your request: {error}.") from error
+
+
+def _latency_s(state: _State) -> float:
+    """This request's delay: uniform in [mean - jitter, mean + jitter] ms, floored at 0."""
+    config = state.config
+    if config.latency_ms <= 0 and config.latency_jitter_ms <= 0:
+        return 0.0
+    low = config.latency_ms - config.latency_jitter_ms
+    high = config.latency_ms + config.latency_jitter_ms
+    return max(state.latency_rng.uniform(low, high), 0.0) / 1000
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
+    """Count the request, then answer it; a response other than 200 counts as an error."""
+    stats = request.app[STATE_KEY].stats
+    stats.requests += 1
+    succeeded = False
+    try:
+        response = await _answer_chat(request, request.app[STATE_KEY])
+        succeeded = response.status == 200
+        return response
+    finally:
+        if succeeded:
+            stats.completions += 1
+        else:
+            stats.errors += 1
+
+
+async def _answer_chat(request: web.Request, state: _State) -> web.StreamResponse:
+    """The single chat-completions path: authenticate, parse, wait, answer.
+
+    Fault injection (429 with Retry-After, 500/503, dropped connections, malformed bodies,
+    hangs) belongs between parsing and the latency wait: after the request is known to be
+    valid, as a provider's overload would be, and before any answer is computed.
+    """
+    _authenticate(request, state.config)
+    chat = parse_chat_request(await _read_json(request))
+    delay = _latency_s(state)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return web.json_response(completion_body(chat, generate_choices(chat, state.config)))
+
+
+async def _list_models(request: web.Request) -> web.Response:
+    config = request.app[STATE_KEY].config
+    _authenticate(request, config)
+    model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "rewardflow"}
+    return web.json_response({"object": "list", "data": [model]})
+
+
+async def _get_stats(request: web.Request) -> web.Response:
+    """Counters for tests; unauthenticated, like any local control endpoint of a test double."""
+    return web.json_response(request.app[STATE_KEY].stats.as_dict())
+
+
+async def _reset_stats(request: web.Request) -> web.Response:
+    stats = request.app[STATE_KEY].stats
+    stats.requests = stats.completions = stats.errors = 0
+    return web.json_response(stats.as_dict())
+
+
+# --------------------------------------------------------------------------------------------
+# Serving and the command line
+# --------------------------------------------------------------------------------------------
+
+
+def base_url(host: str, port: int) -> str:
+    """The OpenAI-style base URL (ending in ``/v1``) of a server on ``host:port``."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{port}/v1"
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """Serve the simulator in the running event loop, yielding its base URL.
+
+    ``port=0`` lets the OS pick a free port; the URL carries the real one. A port that cannot
+    be bound raises :class:`SimulatorError`. Leaving the block stops the server, giving
+    in-flight requests :data:`SHUTDOWN_TIMEOUT_S` to finish.
+    """
+    runner = web.AppRunner(build_app(config), shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SimulatorError(f"cannot listen on {host}:{port}: {reason}") from error
+        yield base_url(host, runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rewardflow-simulator",
+        description="Serve a simulated OpenAI-compatible chat model for demos and tests.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port to bind; 0 picks a free one (%(default)s)"
+    )
+    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="listed by /v1/models")
+    parser.add_argument("--rule", choices=RULES, default="arithmetic", help="(%(default)s)")
+    parser.add_argument(
+        "--responses", type=Path, metavar="FILE", help="JSONL of canned answers per prompt"
+    )
+    parser.add_argument(
+        "--wrong-rate", type=float, default=0.2, help="fraction of wrong answers (%(default)s)"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="mean delay (%(default)s)")
+    parser.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        help="uniform +/- around the mean (%(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the jitter (%(default)s)")
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="require 'Authorization: Bearer <key>' with the key read from this variable",
+    )
+    keys.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="like --api-key-env, but the key is visible to anyone who can run ps; "
+        "prefer --api-key-env",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Turn parsed options into a config, loading the responses file and reading the key."""
+    api_key = args.api_key
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env, "")
+        if not api_key.strip():
+            raise SimulatorError(f"--api-key-env: the variable {args.api_key_env} is not set")
+    return SimulatorConfig(
+        model_name=args.model_name,
+        rule=args.rule,
+        responses=load_responses(args.responses) if args.responses else {},
+        wrong_rate=args.wrong_rate,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        seed=args.seed,
+        api_key=api_key,
+    )
+
+
+async def _serve_until_signalled(config: SimulatorConfig, host: str, port: int) -> None:
+    """Serve, announce the URL on stdout (one flushed line), and stop on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+            loop.add_signal_handler(signum, stop.set)
+    async with running_simulator(config, host, port) as url:
+        print(ANNOUNCEMENT.format(url=url), flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (``rewardflow-simulator`` / ``python -m rewardflow.simulator``).
+
+    Bad options exit with status 2 and a one-line message; a port that cannot be bound exits
+    with status 1; SIGTERM and SIGINT stop the server cleanly with status 0.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except SimulatorError as error:
+        parser.error(str(error))
+    try:
+        asyncio.run(_serve_until_signalled(config, args.host, args.port))
+    except SimulatorError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # a SIGINT before the handlers were installed
+        pass
+
+
+if __name__ == "__main__":
+    main()
