@@ -97,8 +97,11 @@ def _coerce_command_line_scalars(instance: Any, schema: Mapping[str, Any]) -> An
     if isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
         return [_coerce_command_line_scalars(item, schema["items"]) for item in instance]
     allowed = _types(schema)
-    if not isinstance(instance, str) or "string" in allowed or not allowed:
+    if not isinstance(instance, str) or not allowed:
         return instance
+    if "string" in allowed:
+        # "null" is the only way to write None inside a --config mapping.
+        return None if "null" in allowed and instance in ("null", "~") else instance
     try:
         parsed = yaml.safe_load(instance)
     except yaml.YAMLError:

@@ -74,6 +74,7 @@ def simulator_command(config: Mapping[str, Any]) -> list[str]:
         "--latency-ms", str(simulator["latency_ms"]),
         "--latency-jitter-ms", str(simulator["latency_jitter_ms"]),
         "--seed", str(simulator["seed"]),
+        "--exit-on-stdin-eof",
     ]  # fmt: skip
     if simulator.get("responses"):
         command += ["--responses", simulator["responses"]]
@@ -88,7 +89,11 @@ def launched_simulator(config: Mapping[str, Any]) -> Iterator[str]:
     # stderr goes to a file, not a pipe: an unread pipe would fill up and stall the server.
     with tempfile.TemporaryFile(mode="w+") as stderr_file:
         process = subprocess.Popen(
-            simulator_command(config), stdout=subprocess.PIPE, stderr=stderr_file, text=True
+            simulator_command(config),
+            stdin=subprocess.PIPE,  # closed by the OS when this process dies: the server exits
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
         )
         try:
             yield _announced_url(process, stderr_file)

@@ -48,6 +48,7 @@ import re
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -993,6 +994,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="uniform +/- around the mean (%(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the jitter (%(default)s)")
+    parser.add_argument(
+        "--exit-on-stdin-eof",
+        action="store_true",
+        help="stop when standard input closes, i.e. when the process that started us dies",
+    )
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument(
         "--api-key-env",
@@ -1027,13 +1033,33 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
-async def _serve_until_signalled(config: SimulatorConfig, host: str, port: int) -> None:
+def _stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` once stdin reaches end of file.
+
+    A generation job that starts the simulator holds the write end of its stdin; if that job
+    is killed (even with ``kill -9``) the pipe closes and the simulator exits instead of
+    lingering as an orphan.
+    """
+
+    def wait_for_eof() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+
+
+async def _serve_until_signalled(
+    config: SimulatorConfig, host: str, port: int, exit_on_stdin_eof: bool = False
+) -> None:
     """Serve, announce the URL on stdout (one flushed line), and stop on SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
             loop.add_signal_handler(signum, stop.set)
+    if exit_on_stdin_eof:
+        _stop_on_stdin_eof(loop, stop)
     async with running_simulator(config, host, port) as url:
         print(ANNOUNCEMENT.format(url=url), flush=True)
         await stop.wait()
@@ -1052,7 +1078,7 @@ def main(argv: list[str] | None = None) -> None:
     except SimulatorError as error:
         parser.error(str(error))
     try:
-        asyncio.run(_serve_until_signalled(config, args.host, args.port))
+        asyncio.run(_serve_until_signalled(config, args.host, args.port, args.exit_on_stdin_eof))
     except SimulatorError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,83 @@
+"""Killing a run at any moment loses no finished response and pays for none twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    REPO,
+    arithmetic_rows,
+    base_config,
+    read_jsonl_file,
+    run_snakemake,
+    start_simulator,
+    stop_simulator,
+    write_config,
+    write_jsonl,
+)
+
+pytestmark = pytest.mark.integration
+
+PROMPTS = 60
+
+
+def cached_entries(workdir: Path) -> int:
+    """Usable lines in every cache journal (a torn last line does not count)."""
+    count = 0
+    for journal in (workdir / "results" / "cache").glob("*/*.jsonl"):
+        for line in journal.read_text().splitlines():
+            if line.strip().endswith("}"):
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
+def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal):
+    server = start_simulator("--latency-ms", "150", "--latency-jitter-ms", "50")
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
+        config = base_config(dataset, server.base_url, shards=2)
+        config["generation"]["concurrency"] = 2
+        config_path = write_config(tmp_path, config)
+        command = [
+            sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(tmp_path), "--cores", "2", "--configfile", str(config_path),
+        ]  # fmt: skip
+        run = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
+        while cached_entries(tmp_path) < PROMPTS // 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run finished before it could be interrupted"
+        # Ctrl-C reaches every process of the terminal's group; kill -9 spares nothing.
+        os.killpg(run.pid, kill_signal)
+        run.wait(timeout=60)
+        if kill_signal == signal.SIGKILL:
+            unlock = run_snakemake(tmp_path, "--configfile", str(config_path), "--unlock")
+            assert unlock.returncode == 0, unlock.output
+
+        kept = cached_entries(tmp_path)
+        assert PROMPTS // 2 <= kept < PROMPTS
+        server.reset()
+
+        rerun = run_snakemake(tmp_path, "--configfile", str(config_path))
+
+        assert rerun.returncode == 0, rerun.output
+        assert server.requests() == PROMPTS - kept
+        responses = [
+            record
+            for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")
+            for record in read_jsonl_file(path)
+        ]
+        assert len(responses) == PROMPTS
+        assert all(record["status"] == "ok" for record in responses)
+        assert cached_entries(tmp_path) == PROMPTS
+    finally:
+        stop_simulator(server)
