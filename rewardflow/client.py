@@ -161,7 +161,7 @@ def _wait_for_server_or_backoff(retry_state: RetryCallState) -> float:
     return _BACKOFF(retry_state)
 
 
-_BACKOFF = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 
 
 class OpenAIChatClient:

@@ -10,6 +10,7 @@ when generation is disabled) live here too, so every config mistake surfaces at 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,11 @@ def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
     dataset = config["dataset"]
     if (dataset["path"] is None) == (dataset["huggingface"] is None):
         problems.append("dataset: set exactly one of dataset.path or dataset.huggingface")
+    if dataset["ground_truth_pattern"] is not None:
+        try:
+            re.compile(dataset["ground_truth_pattern"])
+        except re.error as error:
+            problems.append(f"dataset.ground_truth_pattern: not a valid regex ({error})")
     model = config["model"]
     if model["provider"] == "openai" and not model["base_url"]:
         problems.append("model.base_url: required when model.provider is 'openai'")

@@ -45,8 +45,8 @@ def render_template(template: str, row: Row) -> str:
             f"{row.location}: prompt.template uses field {error.args[0]!r}, "
             f"which this row lacks (it has: {fields})"
         ) from None
-    except (IndexError, ValueError) as error:
-        raise DatasetError(f"prompt.template cannot be filled: {error}") from None
+    except (AttributeError, IndexError, TypeError, ValueError) as error:
+        raise DatasetError(f"{row.location}: prompt.template cannot be filled: {error}") from None
 
 
 def build_messages(prompt_config: Mapping[str, Any], user_content: str) -> list[Message]:

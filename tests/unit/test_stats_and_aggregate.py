@@ -1,0 +1,414 @@
+import json
+import math
+
+import pytest
+
+from rewardflow.aggregate import aggregate_run, render_markdown, summarize
+from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
+from rewardflow.rewards.loader import RewardSpec
+from rewardflow.score import run_reward, score_record, score_shard
+from rewardflow.stats import estimate_mean, wilson_interval
+
+Z = 1.96
+
+
+def wilson_by_quadratic(successes, total, z=Z):
+    """Wilson bounds as the roots of (phat - p)^2 = z^2 p (1 - p) / n, solved for p."""
+    phat = successes / total
+    a = 1 + z * z / total
+    b = -(2 * phat + z * z / total)
+    c = phat * phat
+    root = math.sqrt(b * b - 4 * a * c)
+    return ((-b - root) / (2 * a), (-b + root) / (2 * a))
+
+
+# --- stats -------------------------------------------------------------------------------
+
+
+def test_wilson_interval_eight_of_ten_matches_hand_computation():
+    low, high = wilson_interval(8, 10)
+    expected_low, expected_high = wilson_by_quadratic(8, 10)
+    assert low == pytest.approx(expected_low, abs=5e-4)
+    assert high == pytest.approx(expected_high, abs=5e-4)
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
+
+
+@pytest.mark.parametrize(("successes", "total"), [(1, 3), (5, 10), (37, 50), (2, 100)])
+def test_wilson_interval_matches_quadratic_roots(successes, total):
+    low, high = wilson_interval(successes, total, z=Z)
+    expected_low, expected_high = wilson_by_quadratic(successes, total)
+    assert low == pytest.approx(expected_low, abs=1e-9)
+    assert high == pytest.approx(expected_high, abs=1e-9)
+    assert low < successes / total < high
+
+
+def test_wilson_interval_with_no_data_is_everything():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_wilson_interval_all_successes_is_not_degenerate():
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0
+    assert 0.8 < low < 1.0
+    assert low == pytest.approx(wilson_by_quadratic(20, 20)[0], abs=5e-4)
+
+
+def test_wilson_interval_no_successes():
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0
+    assert 0.0 < high < 0.2
+
+
+def test_wilson_interval_narrows_with_more_data():
+    small = wilson_interval(8, 10)
+    large = wilson_interval(800, 1000)
+    assert large[1] - large[0] < small[1] - small[0]
+
+
+def test_estimate_mean_single_binary_samples_use_wilson():
+    estimate = estimate_mean({"a": [1.0], "b": [1.0], "c": [0.0], "d": [1.0]})
+    assert estimate.method == "wilson"
+    assert estimate.mean == pytest.approx(0.75)
+    assert (estimate.low, estimate.high) == pytest.approx(wilson_by_quadratic(3, 4), abs=5e-4)
+    assert (estimate.prompts, estimate.samples) == (4, 4)
+    assert estimate.to_dict() == {
+        "mean": estimate.mean,
+        "ci95": [estimate.low, estimate.high],
+        "ci_method": "wilson",
+        "prompts": 4,
+        "samples": 4,
+    }
+
+
+def test_estimate_mean_several_binary_samples_cluster_by_prompt():
+    scores = {"a": [1.0, 0.0], "b": [1.0, 1.0], "c": [0.0, 0.0], "d": [1.0, 0.0]}
+    estimate = estimate_mean(scores)
+    # prompt means 0.5, 1, 0, 0.5 -> mean 0.5; sample variance of the means = 0.5/3
+    variance = ((0.5 - 0.5) ** 2 + (1 - 0.5) ** 2 + (0 - 0.5) ** 2 + (0.5 - 0.5) ** 2) / 3
+    half = Z * math.sqrt(variance / 4)
+    assert estimate.method == "normal, clustered by prompt"
+    assert estimate.mean == pytest.approx(0.5)
+    assert estimate.low == pytest.approx(0.5 - half, abs=5e-4)
+    assert estimate.high == pytest.approx(0.5 + half, abs=5e-4)
+    assert (estimate.prompts, estimate.samples) == (4, 8)
+
+
+def test_estimate_mean_weights_each_prompt_once():
+    estimate = estimate_mean({"a": [0.5, 0.7], "b": [0.4, 0.6, 0.5], "c": [0.7]})
+    assert estimate.mean == pytest.approx((0.6 + 0.5 + 0.7) / 3)
+    assert estimate.mean != pytest.approx((0.5 + 0.7 + 0.4 + 0.6 + 0.5 + 0.7) / 6)
+    half = Z * math.sqrt(((0.6 - 0.6) ** 2 + (0.5 - 0.6) ** 2 + (0.7 - 0.6) ** 2) / 2 / 3)
+    assert estimate.low == pytest.approx(0.6 - half, abs=5e-4)
+    assert estimate.high == pytest.approx(0.6 + half, abs=5e-4)
+    assert estimate.samples == 6
+
+
+def test_estimate_mean_non_binary_single_samples_use_normal():
+    estimate = estimate_mean({"a": [0.5], "b": [1.0], "c": [0.0]})
+    assert estimate.method == "normal, clustered by prompt"
+    assert 0.0 <= estimate.low <= estimate.mean <= estimate.high <= 1.0
+
+
+def test_estimate_mean_clips_interval_to_unit_range():
+    estimate = estimate_mean({"a": [1.0, 1.0], "b": [0.0, 1.0]})
+    assert estimate.low >= 0.0
+    assert estimate.high == 1.0
+
+
+def test_estimate_mean_one_prompt_several_samples():
+    estimate = estimate_mean({"only": [1.0, 0.0, 1.0]})
+    assert estimate.mean == pytest.approx(2 / 3)
+    assert (estimate.low, estimate.high) == (0.0, 1.0)
+    assert "one prompt" in estimate.method
+
+
+def test_estimate_mean_without_scores_is_none():
+    assert estimate_mean({}) is None
+    assert estimate_mean({"a": [], "b": []}) is None
+    assert estimate_mean({"a": [], "b": [1.0]}).prompts == 1
+
+
+# --- scoring -----------------------------------------------------------------------------
+
+
+def exact_match(messages, ground_truth, **kwargs):
+    if messages[-1]["content"] == "boom":
+        raise ValueError("cannot parse boom")
+    return messages[-1]["content"].strip() == ground_truth
+
+
+def always_crashes(messages, ground_truth, **kwargs):
+    raise RuntimeError("helper reward is broken")
+
+
+def with_metrics(messages, ground_truth, bonus=0.0, **kwargs):
+    return {
+        "score": min(1.0, 0.5 + bonus),
+        "reason": "fixed",
+        "metrics": {"format": float("####" in messages[-1]["content"])},
+    }
+
+
+def out_of_range(messages, ground_truth, **kwargs):
+    return 1.5
+
+
+def spec(name, function, primary=False, params=None):
+    return RewardSpec(
+        name=name,
+        function=function,
+        reference=f"tests:{function.__name__}",
+        params=params or {},
+        primary=primary,
+    )
+
+
+def response(prompt_id, text, ground_truth="4", sample_index=0, usage=None):
+    return ResponseRecord(
+        id=prompt_id,
+        sample_index=sample_index,
+        status="ok",
+        messages=[{"role": "user", "content": f"question {prompt_id}"}],
+        ground_truth=ground_truth,
+        response=text,
+        usage=usage,
+        metadata={"topic": "arith"},
+    )
+
+
+def failed(prompt_id, sample_index=0):
+    return ResponseRecord(
+        id=prompt_id,
+        sample_index=sample_index,
+        status="failed",
+        messages=[{"role": "user", "content": f"question {prompt_id}"}],
+        ground_truth="4",
+        response=None,
+        error=GenerationError(type="ModelGenerationError", message="HTTP 503: down", attempts=5),
+    )
+
+
+def test_run_reward_passes_conversation_ground_truth_and_params():
+    seen = {}
+
+    def recorder(messages, ground_truth, **kwargs):
+        seen.update(messages=messages, ground_truth=ground_truth, kwargs=kwargs)
+        return 1
+
+    result = run_reward(spec("r", recorder, params={"tolerance": 0.1}), response("p", "four"))
+    assert result == {"score": 1.0, "reason": "", "is_score_valid": True, "metrics": {}}
+    assert seen["messages"] == [
+        {"role": "user", "content": "question p"},
+        {"role": "assistant", "content": "four"},
+    ]
+    assert seen["ground_truth"] == "4"
+    assert seen["kwargs"] == {"tolerance": 0.1}
+
+
+def test_score_record_scores_a_good_sample():
+    record = score_record(response("p1", "4"), [spec("accuracy", exact_match, primary=True)])
+    assert record.status == "scored"
+    assert record.score == 1.0
+    assert record.error is None
+    assert record.rewards["accuracy"]["score"] == 1.0
+    assert record.metadata == {"topic": "arith"}
+    assert (record.id, record.sample_index) == ("p1", 0)
+
+
+def test_reward_error_on_one_sample_affects_only_that_sample():
+    rewards = [spec("accuracy", exact_match, primary=True)]
+    good = score_record(response("p1", "4", sample_index=0), rewards)
+    bad = score_record(response("p1", "boom", sample_index=1), rewards)
+    wrong = score_record(response("p1", "5", sample_index=2), rewards)
+    assert good.status == "scored" and good.score == 1.0
+    assert wrong.status == "scored" and wrong.score == 0.0
+    assert bad.status == "score_error"
+    assert bad.score is None
+    assert bad.rewards == {"accuracy": {"error": "ValueError: cannot parse boom"}}
+    assert bad.error == "ValueError: cannot parse boom"
+
+
+def test_unusable_reward_value_is_a_score_error():
+    record = score_record(response("p", "4"), [spec("bad", out_of_range, primary=True)])
+    assert record.status == "score_error"
+    assert record.score is None
+    assert record.rewards["bad"]["error"].startswith("RewardResultError:")
+
+
+def test_failed_generation_is_not_scored():
+    calls = []
+
+    def counting(messages, ground_truth, **kwargs):
+        calls.append(1)
+        return 1.0
+
+    record = score_record(failed("p9"), [spec("accuracy", counting, primary=True)])
+    assert record.status == "generation_failed"
+    assert record.score is None
+    assert record.rewards == {}
+    assert record.error == "HTTP 503: down"
+    assert calls == []
+
+
+def test_non_primary_reward_error_keeps_status_scored():
+    rewards = [
+        spec("accuracy", exact_match, primary=True),
+        spec("helper", always_crashes),
+        spec("format", with_metrics, params={"bonus": 0.25}),
+    ]
+    record = score_record(response("p1", "#### 4", ground_truth="#### 4"), rewards)
+    assert record.status == "scored"
+    assert record.score == 1.0
+    assert record.error is None
+    assert record.rewards["helper"] == {"error": "RuntimeError: helper reward is broken"}
+    assert record.rewards["format"]["score"] == 0.75
+    assert record.rewards["format"]["metrics"]["format"]["score"] == 1.0
+
+
+def test_primary_reward_decides_the_score_even_when_not_first():
+    rewards = [spec("format", with_metrics), spec("accuracy", exact_match, primary=True)]
+    record = score_record(response("p1", "5"), rewards)
+    assert record.score == 0.0
+    assert record.rewards["format"]["score"] == 0.5
+
+
+def test_score_shard_writes_scores_and_counts(tmp_path):
+    responses_path = tmp_path / "responses" / "shard-000.jsonl"
+    records = [response("a", "4"), response("b", "boom"), failed("c"), response("d", "3")]
+    write_jsonl_atomic(responses_path, [r.to_dict() for r in records])
+    output = tmp_path / "scores" / "shard-000.jsonl"
+    counts = score_shard(responses_path, output, [spec("accuracy", exact_match, primary=True)])
+    assert counts == {"scored": 2, "score_error": 1, "generation_failed": 1}
+    written = [ScoreRecord.from_dict(data) for _, data in read_jsonl(output)]
+    assert [(r.id, r.status, r.score) for r in written] == [
+        ("a", "scored", 1.0),
+        ("b", "score_error", None),
+        ("c", "generation_failed", None),
+        ("d", "scored", 0.0),
+    ]
+
+
+# --- aggregation -------------------------------------------------------------------------
+
+CONFIG = {
+    "run_name": "unit-run",
+    "model": {"name": "acme/model-7b"},
+    "rewards": [
+        {"name": "accuracy", "function": "tests:exact_match"},
+        {"name": "format", "function": "tests:with_metrics"},
+    ],
+}
+REWARDS = [spec("accuracy", exact_match, primary=True), spec("format", with_metrics)]
+
+
+def run_records():
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    responses = [
+        response("p1", "4", usage=usage),
+        response("p2", "#### 4", ground_truth="#### 4", usage=usage),
+        response("p3", "5", usage=usage),
+        failed("p4"),
+        failed("p5"),
+    ]
+    return responses, [score_record(r, REWARDS) for r in responses]
+
+
+def test_summarize_counts_and_excludes_failures_from_the_mean():
+    responses, scores = run_records()
+    summary = summarize(CONFIG, responses, scores)
+    assert summary["counts"] == {
+        "prompts": 5,
+        "samples": 5,
+        "generated": 3,
+        "failed": 2,
+        "scored": 3,
+        "score_errors": 0,
+    }
+    accuracy = summary["rewards"]["accuracy"]
+    assert accuracy["mean"] == pytest.approx(2 / 3)
+    assert accuracy["mean"] != pytest.approx(2 / 5)
+    assert accuracy["scored"] == 3
+    assert accuracy["errors"] == 0
+    assert accuracy["prompts"] == 3
+    assert accuracy["ci_method"] == "wilson"
+    assert accuracy["ci95"] == pytest.approx(list(wilson_by_quadratic(2, 3)), abs=5e-4)
+    assert summary["primary_reward"] == "accuracy"
+    assert summary["run_name"] == "unit-run"
+    assert summary["model"] == "acme/model-7b"
+    assert summary["usage"] == {"prompt_tokens": 30, "completion_tokens": 6, "total_tokens": 36}
+
+
+def test_summarize_reports_metrics_of_a_reward():
+    responses, scores = run_records()
+    fmt = summarize(CONFIG, responses, scores)["rewards"]["format"]
+    assert fmt["mean"] == pytest.approx(0.5)
+    assert fmt["metrics"]["format"]["mean"] == pytest.approx(1 / 3)
+    assert fmt["metrics"]["format"]["samples"] == 3
+
+
+def test_summarize_counts_score_errors_apart():
+    responses = [
+        response("p1", "4"),
+        response("p1", "boom", sample_index=1),
+        response("p2", "4"),
+        response("p2", "5", sample_index=1),
+        failed("p3"),
+    ]
+    scores = [score_record(r, REWARDS[:1]) for r in responses]
+    config = {**CONFIG, "rewards": CONFIG["rewards"][:1]}
+    summary = summarize(config, responses, scores)
+    assert summary["counts"] == {
+        "prompts": 3,
+        "samples": 5,
+        "generated": 4,
+        "failed": 1,
+        "scored": 3,
+        "score_errors": 1,
+    }
+    accuracy = summary["rewards"]["accuracy"]
+    assert accuracy["errors"] == 1
+    assert accuracy["scored"] == 3
+    # p1 -> [1.0] (its crashed sample excluded), p2 -> [1.0, 0.0]; each prompt weighted once
+    assert accuracy["mean"] == pytest.approx((1.0 + 0.5) / 2)
+    assert accuracy["ci_method"] == "normal, clustered by prompt"
+
+
+def test_summarize_with_nothing_scored_has_no_mean():
+    responses = [failed("p1"), failed("p2")]
+    scores = [score_record(r, REWARDS) for r in responses]
+    summary = summarize(CONFIG, responses, scores)
+    assert summary["rewards"]["accuracy"]["mean"] is None
+    assert summary["rewards"]["accuracy"]["ci95"] is None
+    assert summary["counts"]["failed"] == 2
+    markdown = render_markdown(summary)
+    assert "| accuracy | n/a | n/a |" in markdown
+
+
+def test_render_markdown_contains_counts_reward_and_mean():
+    responses, scores = run_records()
+    markdown = render_markdown(summarize(CONFIG, responses, scores))
+    assert markdown.startswith("# rewardflow summary: unit-run")
+    assert "primary reward `accuracy`" in markdown
+    assert "`acme/model-7b`" in markdown
+    assert "| 5 | 5 | 3 | 2 | 3 | 0 |" in markdown
+    assert "| accuracy | 66.7% |" in markdown
+    assert "| format / format | 33.3% |" in markdown
+    assert "Tokens: 30 prompt + 6 completion = 36." in markdown
+
+
+def test_aggregate_run_writes_json_and_markdown(tmp_path):
+    responses, scores = run_records()
+    response_paths = [tmp_path / "responses" / f"shard-{i:03d}.jsonl" for i in range(2)]
+    score_paths = [tmp_path / "scores" / f"shard-{i:03d}.jsonl" for i in range(2)]
+    for index in range(2):
+        write_jsonl_atomic(response_paths[index], [r.to_dict() for r in responses[index::2]])
+        write_jsonl_atomic(score_paths[index], [s.to_dict() for s in scores[index::2]])
+    summary_json = tmp_path / "summary.json"
+    summary_md = tmp_path / "summary.md"
+    summary = aggregate_run(CONFIG, response_paths, score_paths, summary_json, summary_md)
+    on_disk = json.loads(summary_json.read_text(encoding="utf-8"))
+    assert on_disk == summary
+    assert on_disk["counts"]["samples"] == 5
+    assert on_disk["rewards"]["accuracy"]["mean"] == pytest.approx(2 / 3)
+    assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)
