@@ -63,6 +63,16 @@ def summarize(
     for record in response_records:
         for name in USAGE_FIELDS:
             usage[name] += int((record.usage or {}).get(name, 0))
+    price = (config.get("prices") or {}).get(config["model"]["name"])
+    cost = (
+        round(
+            (usage["prompt_tokens"] * price["prompt"]
+             + usage["completion_tokens"] * price["completion"]) / 1e6,
+            6,
+        )
+        if price
+        else None
+    )  # fmt: skip
     reward_names = [reward["name"] for reward in config["rewards"]]
     return {
         "summary_version": SUMMARY_VERSION,
@@ -80,6 +90,7 @@ def summarize(
         "primary_reward": primary_reward_name(config),
         "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
         "usage": usage,
+        "cost_usd": cost,
     }
 
 
@@ -125,7 +136,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"Tokens: {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion "
-        f"= {usage['total_tokens']}.",
+        f"= {usage['total_tokens']}"
+        + (
+            f", estimated cost ${summary['cost_usd']:.4f}."
+            if summary.get("cost_usd") is not None
+            else " (no price for this model in `prices`, so no cost estimate)."
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import aiohttp
@@ -25,6 +25,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -34,6 +35,7 @@ from rewardflow.errors import (
     ModelInvalidRequestError,
     RateLimitError,
 )
+from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
 
 RETRYABLE_ERRORS = (ModelGenerationError, RateLimitError)
@@ -162,10 +164,26 @@ def _wait_for_server_or_backoff(retry_state: RetryCallState) -> float:
 
 
 _BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
+# How long a 429 without Retry-After holds the whole job before the next attempt.
+_RATE_LIMIT_PAUSE_S = 1.0
+
+
+@dataclass
+class ClientStats:
+    """What a job's requests have met so far, for progress lines and the job's report."""
+
+    attempts: int = 0
+    rate_limited: int = 0
+    retries: int = 0
 
 
 class OpenAIChatClient:
-    """Chat completions against any OpenAI-compatible endpoint, with retries."""
+    """Chat completions against any OpenAI-compatible endpoint, with limits and retries.
+
+    Every attempt (first try or retry) passes the job's :class:`RequestLimiter`; a 429 pauses
+    that limiter, i.e. the whole job, for the server's ``Retry-After``. A request gives up
+    after ``max_attempts`` attempts or ``max_request_time_s`` seconds, whichever comes first.
+    """
 
     def __init__(
         self,
@@ -175,7 +193,9 @@ class OpenAIChatClient:
         api_key_env: str | None = None,
         timeout_s: float = 120.0,
         max_attempts: int = 5,
+        max_request_time_s: float = 600.0,
         connection_limit: int = 100,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json"}
@@ -184,8 +204,11 @@ class OpenAIChatClient:
         self._api_key_env = api_key_env
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_attempts = max_attempts
+        self._max_request_time_s = max_request_time_s
         self._connection_limit = connection_limit
+        self._limiter = limiter or RequestLimiter(RateBudget())
         self._session: aiohttp.ClientSession | None = None
+        self.stats = ClientStats()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -198,7 +221,9 @@ class OpenAIChatClient:
             await self._session.close()
             self._session = None
 
-    async def _post_once(self, request: ChatRequest) -> ChatResponse:
+    async def _post_once(self, request: ChatRequest, estimated_tokens: int) -> ChatResponse:
+        await self._limiter.acquire(estimated_tokens)
+        self.stats.attempts += 1
         started = time.monotonic()
         try:
             async with self._get_session().post(
@@ -209,33 +234,41 @@ class OpenAIChatClient:
                     raise classify_http_error(
                         http_response.status, body, http_response.headers, self._api_key_env
                     )
+        except RateLimitError as error:
+            self.stats.rate_limited += 1
+            self._limiter.pause(
+                error.retry_after_s if error.retry_after_s is not None else _RATE_LIMIT_PAUSE_S
+            )
+            raise
         except (TimeoutError, aiohttp.ClientError) as error:
             kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
             raise ModelGenerationError(f"request {kind}: {type(error).__name__}") from None
         content, finish_reason, usage, model = parse_chat_response(body)
         return ChatResponse(content, finish_reason, usage, model, time.monotonic() - started)
 
+    def _count_retry(self, retry_state: RetryCallState) -> None:
+        self.stats.retries += 1
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The response, or the last error once retries are exhausted (with ``attempts`` set)."""
+        prompt_estimate = estimate_prompt_tokens(request.messages)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RETRYABLE_ERRORS),
-            stop=stop_after_attempt(self._max_attempts),
+            stop=stop_after_attempt(self._max_attempts)
+            | stop_after_delay(self._max_request_time_s),
             wait=_wait_for_server_or_backoff,
+            before_sleep=self._count_retry,
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._post_once(request)
+                    response = await self._post_once(
+                        request, prompt_estimate + (request.max_tokens or 0)
+                    )
         except Exception as error:
             error.attempts = retrying.statistics.get("attempt_number", 1)  # type: ignore[attr-defined]
             raise
-        attempts = retrying.statistics.get("attempt_number", 1)
-        return ChatResponse(
-            response.content,
-            response.finish_reason,
-            response.usage,
-            response.model,
-            response.latency_s,
-            attempts,
-        )
+        reported_prompt = (response.usage or {}).get("prompt_tokens", 0)
+        await self._limiter.charge_extra_tokens(reported_prompt - prompt_estimate)
+        return replace(response, attempts=retrying.statistics.get("attempt_number", 1))

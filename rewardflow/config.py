@@ -179,7 +179,16 @@ def shard_names(config: Mapping[str, Any]) -> list[str]:
 # Generation keys that change *how* responses are fetched but never *what* they are. They are
 # kept out of the generation rule's params, so changing them never reruns a finished shard.
 OPERATIONAL_GENERATION_KEYS = frozenset(
-    {"concurrency", "timeout_s", "max_attempts", "max_failed_fraction"}
+    {
+        "concurrency",
+        "timeout_s",
+        "max_attempts",
+        "max_failed_fraction",
+        "max_request_time_s",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "parallel_jobs",
+    }
 )
 OPERATIONAL_SIMULATOR_KEYS = frozenset({"latency_ms", "latency_jitter_ms"})
 

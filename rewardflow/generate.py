@@ -35,6 +35,7 @@ from rewardflow.client import ChatClient, ChatRequest, OpenAIChatClient
 from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key
 from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+from rewardflow.limits import RateBudget, RequestLimiter
 from rewardflow.progress import Progress
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
 
@@ -187,15 +188,25 @@ def assemble_records(
     return records
 
 
-def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> ChatClient:
+def job_budget(config: Mapping[str, Any]) -> RateBudget:
+    """This job's share of the run's rate limits (see rewardflow.limits)."""
     generation = config["generation"]
+    run_budget = RateBudget(generation["requests_per_minute"], generation["tokens_per_minute"])
+    return run_budget.share(min(int(generation["parallel_jobs"]), int(config["shards"])))
+
+
+def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> OpenAIChatClient:
+    generation = config["generation"]
+    largest_request = int(generation["max_tokens"]) * 2
     return OpenAIChatClient(
         base_url,
         api_key,
         api_key_env=config["model"].get("api_key_env"),
         timeout_s=float(generation["timeout_s"]),
         max_attempts=int(generation["max_attempts"]),
+        max_request_time_s=float(generation["max_request_time_s"]),
         connection_limit=int(generation["concurrency"]),
+        limiter=RequestLimiter(job_budget(config), largest_request),
     )
 
 
@@ -219,9 +230,9 @@ def generate_shard(
     failures: dict[str, GenerationError] = {}
     if missing:
         api_key = read_api_key(config)
-        progress = Progress(label, total=len(missing))
         with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
             client = make_client(config, base_url, api_key)
+            progress = Progress(label, total=len(missing), client_stats=client.stats)
             fetched, failures = asyncio.run(
                 request_missing(
                     missing,

@@ -10,6 +10,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from rewardflow.client import ClientStats
+
 logger = logging.getLogger(__name__)
 
 
@@ -34,6 +36,7 @@ class Progress:
     done: int = 0
     failed: int = 0
     retries: int = 0
+    client_stats: ClientStats | None = None
     _started: float = field(default_factory=time.monotonic)
     _last_report: float = field(default_factory=time.monotonic)
 
@@ -52,10 +55,14 @@ class Progress:
         remaining = self.total - self.done
         eta = _duration(remaining / rate) if rate > 0 and remaining else "-"
         percent = 100.0 * self.done / self.total if self.total else 100.0
-        return (
+        line = (
             f"{self.label}: {self.done}/{self.total} ({percent:.0f}%), {rate:.1f}/s, "
-            f"ETA {eta}, {self.failed} failed, {self.retries} retries"
+            f"ETA {eta}, {self.failed} failed"
         )
+        if self.client_stats is None:
+            return line + f", {self.retries} retries"
+        stats = self.client_stats
+        return line + f", {stats.retries} retries, {stats.rate_limited} rate-limited (429)"
 
     def finish(self) -> None:
         logger.info(self.line() + f", took {_duration(time.monotonic() - self._started)}")

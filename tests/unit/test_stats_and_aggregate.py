@@ -394,7 +394,18 @@ def test_render_markdown_contains_counts_reward_and_mean():
     assert "| 5 | 5 | 3 | 2 | 3 | 0 |" in markdown
     assert "| accuracy | 66.7% |" in markdown
     assert "| format / format | 33.3% |" in markdown
-    assert "Tokens: 30 prompt + 6 completion = 36." in markdown
+    assert "Tokens: 30 prompt + 6 completion = 36 (no price for this model" in markdown
+
+
+def test_cost_comes_from_the_price_table_and_is_null_without_a_price():
+    responses, scores = run_records()
+    priced = {**CONFIG, "prices": {"acme/model-7b": {"prompt": 2.0, "completion": 10.0}}}
+    summary = summarize(priced, responses, scores)
+    # 30 prompt tokens at $2/M + 6 completion tokens at $10/M
+    assert summary["cost_usd"] == pytest.approx((30 * 2.0 + 6 * 10.0) / 1e6)
+    assert "estimated cost $0.0001." in render_markdown(summary)
+    other = {**CONFIG, "prices": {"another/model": {"prompt": 1.0, "completion": 1.0}}}
+    assert summarize(other, responses, scores)["cost_usd"] is None
 
 
 def test_aggregate_run_writes_json_and_markdown(tmp_path):

@@ -22,6 +22,10 @@ except RewardflowError as error:
 config.clear()
 config.update(_validated)
 
+# At most generation.parallel_jobs generation jobs run at once, locally or on a cluster, so
+# that each job's 1/parallel_jobs share of the rate limits adds up to the configured total.
+workflow.register_resource("generation_jobs", config["generation"]["parallel_jobs"])
+
 RUN = config["run_name"]
 SHARDS = shard_names(config)
 

@@ -14,6 +14,8 @@ if config["generation"]["enabled"]:
             "benchmarks/{run}/generate_responses/shard-{shard}.tsv"
         conda:
             "../../environment.yml"
+        resources:
+            generation_jobs=1,
         params:
             settings=generation_params(config),
             writer_name=writer_name,

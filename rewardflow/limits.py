@@ -1,0 +1,98 @@
+"""Client-side rate limits: stay at the provider's limit without provoking 429s.
+
+Three gates, all per generation job, passed before every HTTP attempt (a retry is a request
+too, and providers count it):
+
+* a **cooldown** shared by the whole job: after a 429, every request waits out the server's
+  ``Retry-After`` (or a backoff), not just the one that was refused, so a job does not keep
+  hammering an endpoint that has asked it to stop;
+* **requests per minute**, and
+* **tokens per minute**, both leaky buckets from ``aiolimiter`` holding at most one second of
+  burst, so a fresh job does not fire a minute's worth of requests at once.
+
+Tokens are charged the way providers meter them: before the call, the prompt's estimated
+tokens plus ``max_tokens``; when the response reports more prompt tokens than estimated, the
+difference is charged afterwards.
+
+Several jobs share one budget by each taking ``1 / parallel_jobs`` of it; the workflow lets at
+most ``parallel_jobs`` generation jobs run at once (a Snakemake resource), so the total holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+
+from rewardflow.records import Message
+
+# Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.
+_TOKENS_PER_MESSAGE = 4
+_CHARS_PER_TOKEN = 4
+
+
+def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
+    """A deliberately cheap upper-leaning estimate: about 4 characters per token."""
+    characters = sum(len(str(message.get("content") or "")) for message in messages)
+    return math.ceil(characters / _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(messages)
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """Limits for one job (or, before :meth:`share`, for the whole run)."""
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+    def share(self, parts: int) -> RateBudget:
+        """This budget split evenly between ``parts`` concurrently running jobs."""
+        parts = max(1, parts)
+        return RateBudget(
+            None if self.requests_per_minute is None else self.requests_per_minute / parts,
+            None if self.tokens_per_minute is None else self.tokens_per_minute / parts,
+        )
+
+
+def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
+    """A leaky bucket at ``per_minute`` holding one second of burst (more if one item needs it)."""
+    per_second = per_minute / 60.0
+    period = max(1.0, largest_amount / per_second)
+    return AsyncLimiter(max_rate=per_second * period, time_period=period)
+
+
+class RequestLimiter:
+    """The gates a job's requests pass through; see the module docstring."""
+
+    def __init__(self, budget: RateBudget, largest_request_tokens: int = 1) -> None:
+        self.budget = budget
+        self._requests = _bucket(budget.requests_per_minute) if budget.requests_per_minute else None
+        self._tokens = (
+            _bucket(budget.tokens_per_minute, largest_request_tokens)
+            if budget.tokens_per_minute
+            else None
+        )
+        self._cooldown_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the job for ``seconds`` (extending, never shortening)."""
+        self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+
+    async def _wait_for_cooldown(self) -> None:
+        while (remaining := self._cooldown_until - time.monotonic()) > 0:
+            await asyncio.sleep(remaining)
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        await self._wait_for_cooldown()
+        if self._requests is not None:
+            await self._requests.acquire()
+        if self._tokens is not None:
+            await self._tokens.acquire(min(estimated_tokens, self._tokens.max_rate))
+
+    async def charge_extra_tokens(self, tokens: int) -> None:
+        """Charge tokens the estimate missed, once the response has reported its usage."""
+        if self._tokens is not None and tokens > 0:
+            await self._tokens.acquire(min(tokens, self._tokens.max_rate))
