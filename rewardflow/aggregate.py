@@ -7,6 +7,7 @@ it is 80% of.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -132,6 +133,14 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"{_percent(value['ci95'][0])} – {_percent(value['ci95'][1])} | "
                 f"{value['ci_method']} | {value['samples']} | |"
             )
+    generation = summary.get("generation")
+    if generation:
+        lines += [
+            "",
+            f"Generation (latest jobs): {generation['requested']} samples requested, "
+            f"{generation['cached']} from the cache; {generation['attempts']} HTTP attempts, "
+            f"{generation['retries']} retries, {generation['rate_limited']} rate-limited (429).",
+        ]
     usage = summary["usage"]
     lines += [
         "",
@@ -147,16 +156,33 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+GENERATION_COUNTERS = ("cached", "requested", "attempts", "retries", "rate_limited")
+
+
+def summarize_generation(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What the latest generation jobs did: requests sent, retries, 429s, time spent."""
+    if not reports:
+        return None
+    totals: dict[str, Any] = {
+        name: sum(int(report.get(name, 0)) for report in reports) for name in GENERATION_COUNTERS
+    }
+    totals["request_seconds_max"] = max(float(r.get("request_seconds", 0)) for r in reports)
+    return totals
+
+
 def aggregate_run(
     config: Mapping[str, Any],
     response_paths: Sequence[str | Path],
     score_paths: Sequence[str | Path],
+    generation_stats_paths: Sequence[str | Path],
     summary_json: str | Path,
     summary_md: str | Path,
 ) -> dict[str, Any]:
     responses = [ResponseRecord.from_dict(data) for data in _read_all(response_paths)]
     scores = [ScoreRecord.from_dict(data) for data in _read_all(score_paths)]
+    reports = [json.loads(Path(path).read_text()) for path in generation_stats_paths]
     summary = summarize(config, responses, scores)
+    summary["generation"] = summarize_generation(reports)
     write_json_atomic(summary_json, summary)
     write_text_atomic(summary_md, render_markdown(summary))
     return summary

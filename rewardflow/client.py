@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -24,8 +24,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -168,6 +166,27 @@ _BACKOFF = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
 _RATE_LIMIT_PAUSE_S = 1.0
 
 
+def _stop_after_failures_or_time(
+    max_failures: int, max_seconds: float
+) -> Callable[[RetryCallState], bool]:
+    """Give up after ``max_failures`` real failures or ``max_seconds``, whichever is first.
+
+    A 429 is flow control, not a failure: the server is asking us to come back later, so it
+    does not use up an attempt (only time). Otherwise a burst of rate limiting would turn
+    perfectly good requests into failed samples.
+    """
+    failures = 0
+
+    def stop(retry_state: RetryCallState) -> bool:
+        nonlocal failures
+        outcome = retry_state.outcome
+        if outcome is None or not isinstance(outcome.exception(), RateLimitError):
+            failures += 1
+        return failures >= max_failures or retry_state.seconds_since_start >= max_seconds
+
+    return stop
+
+
 @dataclass
 class ClientStats:
     """What a job's requests have met so far, for progress lines and the job's report."""
@@ -254,8 +273,7 @@ class OpenAIChatClient:
         prompt_estimate = estimate_prompt_tokens(request.messages)
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RETRYABLE_ERRORS),
-            stop=stop_after_attempt(self._max_attempts)
-            | stop_after_delay(self._max_request_time_s),
+            stop=_stop_after_failures_or_time(self._max_attempts, self._max_request_time_s),
             wait=_wait_for_server_or_backoff,
             before_sleep=self._count_retry,
             reraise=True,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,10 @@ from rewardflow.cache import (
     ResponseCache,
     cache_key,
 )
-from rewardflow.client import ChatClient, ChatRequest, OpenAIChatClient
+from rewardflow.client import ChatClient, ChatRequest, ClientStats, OpenAIChatClient
 from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key
 from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
-from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
 from rewardflow.limits import RateBudget, RequestLimiter
 from rewardflow.progress import Progress
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
@@ -57,16 +58,26 @@ class WorkItem:
 
 @dataclass(frozen=True)
 class GenerationReport:
+    """What one generation job did; published beside the shard as ``shard-NNN.stats.json``."""
+
     samples: int
     cached: int
     requested: int
     failed: int
+    attempts: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    request_seconds: float = 0.0
 
     def line(self) -> str:
         return (
-            f"{self.samples} samples: {self.cached} from cache, {self.requested} requested, "
-            f"{self.failed} failed"
+            f"{self.samples} samples: {self.cached} from cache, {self.requested} requested "
+            f"({self.attempts} HTTP attempts, {self.retries} retries, {self.rate_limited} "
+            f"rate-limited) in {self.request_seconds:.1f}s, {self.failed} failed"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def read_prompts(path: str | Path) -> list[PromptRecord]:
@@ -144,12 +155,9 @@ async def request_missing(
             )
             progress.advance(retries=answer.attempts - 1)
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(items))):
-                group.create_task(worker())
-    finally:
-        await client.aclose()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, len(items))):
+            group.create_task(worker())
     if auth_failure:
         raise auth_failure[0]
     return responses, failures
@@ -210,11 +218,49 @@ def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -
     )
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    responses: dict[str, CachedResponse]
+    failures: dict[str, GenerationError]
+    stats: ClientStats
+    seconds: float
+
+
+def _fetch_missing(
+    missing: Sequence[WorkItem],
+    config: Mapping[str, Any],
+    settings: GenerationSettings,
+    cache: ResponseCache,
+    writer_name: str,
+    label: str,
+) -> _Fetched:
+    api_key = read_api_key(config)
+    with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
+        client = make_client(config, base_url, api_key)
+        progress = Progress(label, total=len(missing), client_stats=client.stats)
+        concurrency = int(config["generation"]["concurrency"])
+
+        async def fetch() -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
+            try:
+                return await request_missing(
+                    missing, client, settings, writer, concurrency, progress
+                )
+            finally:
+                await client.aclose()
+
+        started = time.monotonic()
+        responses, failures = asyncio.run(fetch())
+        seconds = time.monotonic() - started
+    progress.finish()
+    return _Fetched(responses, failures, client.stats, seconds)
+
+
 def generate_shard(
     prompts_path: str | Path,
     output_path: str | Path,
     config: Mapping[str, Any],
     writer_name: str,
+    stats_path: str | Path | None = None,
 ) -> GenerationReport:
     """Generate one shard's responses and publish ``output_path``; see the module docstring."""
     label = Path(prompts_path).stem
@@ -227,25 +273,23 @@ def generate_shard(
         "%s: %d samples, %d in cache (%s), %d to request",
         label, len(items), len(items) - len(missing), cache.partition, len(missing),
     )  # fmt: skip
-    failures: dict[str, GenerationError] = {}
-    if missing:
-        api_key = read_api_key(config)
-        with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
-            client = make_client(config, base_url, api_key)
-            progress = Progress(label, total=len(missing), client_stats=client.stats)
-            fetched, failures = asyncio.run(
-                request_missing(
-                    missing,
-                    client,
-                    settings,
-                    writer,
-                    int(config["generation"]["concurrency"]),
-                    progress,
-                )  # fmt: skip
-            )
-        progress.finish()
-        responses.update(fetched)
-    report = GenerationReport(len(items), len(items) - len(missing), len(missing), len(failures))
+    fetched = (
+        _fetch_missing(missing, config, settings, cache, writer_name, label)
+        if missing
+        else _Fetched({}, {}, ClientStats(), 0.0)
+    )
+    responses.update(fetched.responses)
+    failures = fetched.failures
+    report = GenerationReport(
+        samples=len(items),
+        cached=len(items) - len(missing),
+        requested=len(missing),
+        failed=len(failures),
+        attempts=fetched.stats.attempts,
+        retries=fetched.stats.retries,
+        rate_limited=fetched.stats.rate_limited,
+        request_seconds=round(fetched.seconds, 3),
+    )
     allowed = float(config["generation"]["max_failed_fraction"])
     if failures and len(failures) > allowed * len(items):
         raise GenerationIncomplete(
@@ -254,6 +298,8 @@ def generate_shard(
             f"{next(iter(failures.values())).message}. Finished responses are cached: rerun to "
             "retry only the failed samples, or raise generation.max_failed_fraction to accept them."
         )
+    if stats_path is not None:
+        write_json_atomic(stats_path, report.to_dict())
     write_jsonl_atomic(
         output_path, (record.to_dict() for record in assemble_records(items, responses, failures))
     )

@@ -7,8 +7,9 @@ too, and providers count it):
   ``Retry-After`` (or a backoff), not just the one that was refused, so a job does not keep
   hammering an endpoint that has asked it to stop;
 * **requests per minute**, and
-* **tokens per minute**, both leaky buckets from ``aiolimiter`` holding at most one second of
-  burst, so a fresh job does not fire a minute's worth of requests at once.
+* **tokens per minute**, both leaky buckets from ``aiolimiter`` that pace requests evenly
+  instead of bursting, so a fresh job never fires a minute's worth of requests at once and the
+  provider's burst allowance is left as slack for network jitter.
 
 Tokens are charged the way providers meter them: before the call, the prompt's estimated
 tokens plus ``max_tokens``; when the response reports more prompt tokens than estimated, the
@@ -58,10 +59,15 @@ class RateBudget:
 
 
 def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
-    """A leaky bucket at ``per_minute`` holding one second of burst (more if one item needs it)."""
+    """A leaky bucket at ``per_minute`` that admits no burst beyond one item.
+
+    Pacing requests evenly (rather than allowing a second's burst) keeps the provider's own
+    burst allowance unused, and that slack absorbs network jitter: requests that arrive a few
+    milliseconds early are not refused.
+    """
     per_second = per_minute / 60.0
-    period = max(1.0, largest_amount / per_second)
-    return AsyncLimiter(max_rate=per_second * period, time_period=period)
+    capacity = max(1.0, largest_amount)
+    return AsyncLimiter(max_rate=capacity, time_period=capacity / per_second)
 
 
 class RequestLimiter:

@@ -11,7 +11,9 @@ Endpoints (see :func:`build_app`):
   bodies for invalid requests (400) and a wrong or missing API key (401).
 * ``GET /v1/models`` -- lists the one simulated model.
 * ``GET /_simulator/stats`` and ``POST /_simulator/reset`` -- request counters, so a test can
-  assert how many requests a pipeline run sent (for example, zero on a fully cached rerun).
+  assert how many requests a pipeline run sent (for example, zero on a fully cached rerun), and
+  how many were rate limited or hit by each injected fault. Reset also forgets the fault
+  attempt counters and refills the rate limiter.
 
 How it answers (see :func:`answer_for`): a row of the ``--responses`` file whose prompt equals
 the last user message wins; otherwise the ``arithmetic`` rule solves the last arithmetic
@@ -29,6 +31,34 @@ changes an answer.
 Token counting: a token is a match of ``\\w+|[^\\w\\s]`` (a run of word characters, or a
 single other non-space character). ``prompt_tokens`` counts the text of every message (not the
 role or any formatting overhead); ``completion_tokens`` sums over all choices, as OpenAI does.
+
+Fault injection (every knob is off by default) exists so that the pipeline's client -- its
+retries, backoff, rate limiting and error classes -- can be tested and benchmarked against the
+ways real providers misbehave:
+
+* ``--rate-limit-rps R``: a server-side token bucket holding one second of burst (``R`` tokens,
+  at least 1) refilled at ``R`` tokens per second. A request that finds it empty gets a 429
+  ``rate_limit_error`` at once, with ``Retry-After`` (whole seconds, rounded up, at least 1, as
+  providers send it), ``retry-after-ms`` (exact, rounded up to a millisecond) and OpenAI's
+  ``x-ratelimit-{limit,remaining,reset}-requests`` headers, which successes carry too.
+* ``--error-500-rate``, ``--error-503-rate``: OpenAI-style ``server_error`` bodies.
+  ``--drop-rate``: the TCP connection is closed with no response at all. ``--malformed-rate``:
+  a 200 whose body is alternately truncated JSON and JSON without ``choices``.
+  ``--hang-rate``: no answer for ``--hang-s`` seconds (an async wait, so other requests go on),
+  long enough by default for any client timeout to fire.
+
+A chat request is handled in this order: authentication (401), validation (400), the rate limit
+(429), the fault decision, then the wait (the usual latency, or ``hang_s`` for a hang) so that a
+fault is never faster than an answer, and finally the answer or the fault.
+
+Fault determinism: whether a request suffers a fault, and which, is a SHA-256 draw over
+(``fault_seed``, the messages' digest, the attempt number), where the attempt number counts how
+often this server has already decided on these same messages (since it started or was reset;
+rate-limited requests are not counted). The uniform draw in [0, 1) is compared against the
+cumulative rates in the fixed order 500, 503, drop, malformed, hang (see :func:`fault_for`). So
+a run against a fresh server meets the same faults on the same prompts whatever the request
+order or concurrency, while a retry gets a fresh draw and eventually succeeds. The counters are
+kept only when some fault rate is non-zero (one small entry per distinct conversation).
 """
 
 from __future__ import annotations
@@ -62,11 +92,14 @@ from rewardflow.errors import RewardflowError
 
 __all__ = [
     "ANSWER_STYLES",
+    "DEFAULT_HANG_S",
     "DEFAULT_MODEL_NAME",
+    "FAULTS",
     "NO_ANSWER",
     "ApiError",
     "ChatRequest",
     "Choice",
+    "Fault",
     "SimulatorConfig",
     "SimulatorError",
     "SimulatorStats",
@@ -81,6 +114,7 @@ __all__ = [
     "config_from_args",
     "count_tokens",
     "evaluate_expression",
+    "fault_for",
     "find_expression",
     "format_number",
     "generate_choices",
@@ -94,10 +128,14 @@ __all__ = [
 ]
 
 Rule = Literal["arithmetic", "echo"]
+Fault = Literal["error_500", "error_503", "drop", "malformed", "hang"]
 FinishReason = Literal["stop", "length"]
 Message = Mapping[str, str]
 
 RULES: tuple[Rule, ...] = ("arithmetic", "echo")
+#: The injectable faults, in the order their rates are stacked in [0, 1) (see :func:`fault_for`).
+FAULTS: tuple[Fault, ...] = ("error_500", "error_503", "drop", "malformed", "hang")
+DEFAULT_HANG_S = 3600.0
 DEFAULT_MODEL_NAME = "rewardflow-simulator"
 ANNOUNCEMENT = "rewardflow simulator listening on {url}"
 
@@ -110,6 +148,9 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 #: In-flight requests get this long to finish when the server stops (aiohttp's default is 60 s).
 SHUTDOWN_TIMEOUT_S = 5.0
 NO_ANSWER = "I don't know."
+#: Slack for float arithmetic: rates that add up to 1.0000000000000002 are still fine, and a
+#: token bucket refilled to 0.9999999999 tokens holds one token.
+_EPSILON = 1e-9
 
 TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
 
@@ -130,6 +171,10 @@ class SimulatorConfig:
     ``responses`` maps the stripped text of a last user message to its canned answers (see
     :func:`load_responses`); a plain string value is taken as a single answer. ``api_key`` is
     excluded from ``repr`` so that logging a config can never leak it.
+
+    The fault-injection fields (see the module docstring) all default to off:
+    ``rate_limit_rps`` is ``None`` and every ``*_rate`` is 0. The rates are probabilities of
+    mutually exclusive outcomes of one draw, so they must add up to at most 1.
     """
 
     model_name: str = DEFAULT_MODEL_NAME
@@ -140,6 +185,14 @@ class SimulatorConfig:
     latency_jitter_ms: float = 0.0
     seed: int = 0
     api_key: str | None = field(default=None, repr=False)
+    rate_limit_rps: float | None = None
+    error_500_rate: float = 0.0
+    error_503_rate: float = 0.0
+    drop_rate: float = 0.0
+    malformed_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_s: float = DEFAULT_HANG_S
+    fault_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -152,6 +205,36 @@ class SimulatorConfig:
             # An empty key would make "Authorization: Bearer " valid: refuse rather than guess.
             raise SimulatorError("api_key must not be empty (use None to disable the check)")
         self.responses = _normalize_responses(self.responses)
+        self._validate_faults()
+
+    def _validate_faults(self) -> None:
+        rps = self.rate_limit_rps
+        if rps is not None and not (math.isfinite(rps) and rps > 0):
+            raise SimulatorError(f"rate_limit_rps must be a positive number, not {rps}")
+        rates = self.fault_rates()
+        for fault, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:  # also refuses NaN
+                raise SimulatorError(f"{fault}_rate must be between 0 and 1, not {rate}")
+        total = math.fsum(rates.values())
+        if total > 1.0 + _EPSILON:
+            raise SimulatorError(f"the fault rates add up to {total:g}; they must add up to <= 1")
+        if not (math.isfinite(self.hang_s) and self.hang_s >= 0):
+            raise SimulatorError(f"hang_s must be a finite number >= 0, not {self.hang_s}")
+
+    def fault_rates(self) -> dict[Fault, float]:
+        """Each fault's rate, in the order of :data:`FAULTS` (the order of the cumulative draw)."""
+        return {
+            "error_500": self.error_500_rate,
+            "error_503": self.error_503_rate,
+            "drop": self.drop_rate,
+            "malformed": self.malformed_rate,
+            "hang": self.hang_rate,
+        }
+
+    @property
+    def injects_faults(self) -> bool:
+        """Whether any fault rate is non-zero (only then are attempts counted)."""
+        return any(rate > 0 for rate in self.fault_rates().values())
 
 
 def _normalize_responses(responses: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
@@ -573,6 +656,26 @@ def answer_for(
     return arithmetic_response(prompt, style=style, offset=offset)
 
 
+def fault_for(messages: Sequence[Message], attempt: int, config: SimulatorConfig) -> Fault | None:
+    """The fault injected into attempt ``attempt`` (0 for the first) at ``messages``, if any.
+
+    A pure function, so a test can predict what a fresh server will do: one SHA-256 draw over
+    (``config.fault_seed``, the messages' digest, ``attempt``) lands in [0, 1), and the rates
+    are stacked in :data:`FAULTS` order -- with a 500 rate of 0.1 and a 503 rate of 0.2, draws
+    below 0.1 are 500s and draws in [0.1, 0.3) are 503s. Keying on the attempt rather than on
+    arrival order keeps the faults independent of scheduling, yet gives a retry a new chance.
+    """
+    if not config.injects_faults:
+        return None
+    draw = _draw("fault", messages_key(messages), config.fault_seed, attempt)
+    cumulative = 0.0
+    for fault, rate in config.fault_rates().items():
+        cumulative += rate
+        if draw < cumulative:
+            return fault
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # The OpenAI wire format
 # --------------------------------------------------------------------------------------------
@@ -791,16 +894,95 @@ def completion_body(
 # --------------------------------------------------------------------------------------------
 
 
+def _no_faults() -> dict[Fault, int]:
+    return dict.fromkeys(FAULTS, 0)
+
+
 @dataclass
 class SimulatorStats:
-    """Counters of ``POST /v1/chat/completions``: every request is a completion or an error."""
+    """Counters of ``POST /v1/chat/completions``: every request is a completion or an error.
+
+    A completion is a well-formed answer delivered to the client; everything else -- a 4xx or
+    5xx, a dropped connection, a malformed 200 -- is an error, so that ``completions`` is what
+    an evaluation could actually use. ``rate_limited`` counts the 429s and ``faults`` the
+    injected faults by name (a rate-limited request never reaches the fault decision).
+    """
 
     requests: int = 0
     completions: int = 0
     errors: int = 0
+    rate_limited: int = 0
+    faults: dict[Fault, int] = field(default_factory=_no_faults)
 
-    def as_dict(self) -> dict[str, int]:
-        return {"requests": self.requests, "completions": self.completions, "errors": self.errors}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "completions": self.completions,
+            "errors": self.errors,
+            "rate_limited": self.rate_limited,
+            "faults": dict(self.faults),
+        }
+
+    def reset(self) -> None:
+        """Zero in place: in-flight requests hold this object and count into it when done."""
+        self.requests = self.completions = self.errors = self.rate_limited = 0
+        self.faults = _no_faults()
+
+
+def _ceil(value: float) -> int:
+    """``math.ceil`` that forgives float noise: 0.2 * 1000 is 200.00000000000003, not 201."""
+    return math.ceil(value - _EPSILON)
+
+
+def _format_seconds(seconds: float) -> str:
+    """A duration as OpenAI's reset headers write short ones: "0.05s", "1s" (ms precision)."""
+    text = f"{_ceil(seconds * 1000) / 1000:.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+class _TokenBucket:
+    """The server-side rate limiter: ``rate`` tokens per second, one second of burst.
+
+    The capacity is ``max(rate, 1)`` so that a rate below one request per second still lets a
+    request through now and then. Time is ``time.monotonic`` seconds, passed in by the caller.
+    """
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = max(rate, 1.0)
+        self.tokens = self.capacity
+        self.updated = now
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Refill to ``now`` and spend one token; ``False`` (nothing spent) if there is none."""
+        self.refill(now)
+        if self.tokens + _EPSILON < 1:
+            return False
+        self.tokens = max(self.tokens - 1, 0.0)
+        return True
+
+    def seconds_until_token(self) -> float:
+        """How long until a whole token is available (0 if one is now)."""
+        return max(1.0 - self.tokens, 0.0) / self.rate
+
+    def seconds_until_next_token(self) -> float:
+        """How long until the bucket holds one more whole token (0 when full)."""
+        if self.tokens + _EPSILON >= self.capacity:
+            return 0.0
+        target = min(math.floor(self.tokens + _EPSILON) + 1, self.capacity)
+        return max(target - self.tokens, 0.0) / self.rate
+
+    def headers(self) -> dict[str, str]:
+        """OpenAI's ``x-ratelimit-*-requests`` headers; the limit is given per minute."""
+        return {
+            "x-ratelimit-limit-requests": str(round(self.rate * 60)),
+            "x-ratelimit-remaining-requests": str(math.floor(self.tokens + _EPSILON)),
+            "x-ratelimit-reset-requests": _format_seconds(self.seconds_until_next_token()),
+        }
 
 
 @dataclass
@@ -808,6 +990,28 @@ class _State:
     config: SimulatorConfig
     stats: SimulatorStats
     latency_rng: random.Random
+    #: Fault decisions made so far per messages digest: the ``attempt`` of :func:`fault_for`.
+    attempts: dict[str, int] = field(default_factory=dict)
+    bucket: _TokenBucket | None = None
+    #: Set when the server shuts down, so that hanging requests end instead of delaying it.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if self.config.rate_limit_rps is not None:
+            self.bucket = _TokenBucket(self.config.rate_limit_rps, time.monotonic())
+
+    def reset(self) -> None:
+        """Back to a fresh server's state: zero stats, no attempts, a full bucket."""
+        self.stats.reset()
+        self.attempts.clear()
+        if self.bucket is not None:
+            self.bucket = _TokenBucket(self.bucket.rate, time.monotonic())
+
+    def next_attempt(self, key: str) -> int:
+        """This request's attempt number at ``key`` (0, 1, ...), counting it."""
+        attempt = self.attempts.get(key, 0)
+        self.attempts[key] = attempt + 1
+        return attempt
 
 
 STATE_KEY = web.AppKey("rewardflow_simulator_state", _State)
@@ -817,6 +1021,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     """The simulator as an aiohttp application, ready for a runner or aiohttp's test server."""
     app = web.Application(middlewares=[_openai_errors], client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = _State(config, SimulatorStats(), random.Random(config.seed))
+    app.on_shutdown.append(_release_hanging_requests)
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/v1/models", _list_models)
     app.router.add_get("/_simulator/stats", _get_stats)
@@ -886,34 +1091,134 @@ def _latency_s(state: _State) -> float:
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
-    """Count the request, then answer it; a response other than 200 counts as an error."""
+    """Count the request, then answer it; only a well-formed answer counts as a completion."""
     stats = request.app[STATE_KEY].stats
     stats.requests += 1
-    succeeded = False
+    completed = False
     try:
-        response = await _answer_chat(request, request.app[STATE_KEY])
-        succeeded = response.status == 200
+        response, completed = await _answer_chat(request, request.app[STATE_KEY])
         return response
     finally:
-        if succeeded:
+        if completed:
             stats.completions += 1
         else:
             stats.errors += 1
 
 
-async def _answer_chat(request: web.Request, state: _State) -> web.StreamResponse:
-    """The single chat-completions path: authenticate, parse, wait, answer.
+async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamResponse, bool]:
+    """The single chat-completions path: authenticate, parse, limit, decide, wait, answer.
 
-    Fault injection (429 with Retry-After, 500/503, dropped connections, malformed bodies,
-    hangs) belongs between parsing and the latency wait: after the request is known to be
-    valid, as a provider's overload would be, and before any answer is computed.
+    Returns the response and whether it is a well-formed answer. Rate limiting and faults come
+    after validation, as a provider's overload would (a malformed request is a 400 however
+    busy the server is), and before the wait, which a fault sits out too so that it is never
+    faster than an answer. Errors are raised as :class:`ApiError`.
     """
     _authenticate(request, state.config)
     chat = parse_chat_request(await _read_json(request))
-    delay = _latency_s(state)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    return web.json_response(completion_body(chat, generate_choices(chat, state.config)))
+    headers = _admit(state, chat)
+    fault = _decide_fault(state, chat)
+    malformed_ordinal = state.stats.faults["malformed"]  # read now: others may count meanwhile
+    if fault == "hang":
+        if not await _hang(request, state):
+            return _drop_connection(request), False
+    else:
+        delay = _latency_s(state)
+        if delay > 0:
+            await asyncio.sleep(delay)
+    if fault == "error_500":
+        message = "The server had an error while processing your request. Sorry about that!"
+        raise ApiError(500, message, type="server_error", headers=headers)
+    if fault == "error_503":
+        message = "Service unavailable: the model is overloaded. Please try again later."
+        raise ApiError(503, message, type="server_error", headers=headers)
+    if fault == "drop":
+        return _drop_connection(request), False
+    body = completion_body(chat, generate_choices(chat, state.config))
+    if fault == "malformed":
+        return _malformed_response(body, malformed_ordinal, headers), False
+    return web.json_response(body, headers=headers), True
+
+
+def _admit(state: _State, chat: ChatRequest) -> dict[str, str]:
+    """Spend a rate-limit token, returning the ``x-ratelimit-*`` headers, or raise the 429.
+
+    ``Retry-After`` is rounded up to whole seconds (at least 1), as providers send it, so a
+    client that honours only it waits a little long; ``retry-after-ms`` is the exact wait.
+    """
+    bucket = state.bucket
+    if bucket is None:
+        return {}
+    if bucket.take(time.monotonic()):
+        return bucket.headers()
+    state.stats.rate_limited += 1
+    wait_s = bucket.seconds_until_token()
+    wait_ms = max(_ceil(wait_s * 1000), 1)
+    headers = bucket.headers()
+    message = (
+        f"Rate limit reached for {chat.model} on requests per min (RPM): "
+        f"Limit {headers['x-ratelimit-limit-requests']}, Remaining 0. "
+        f"Please try again in {wait_ms}ms."
+    )
+    headers |= {"Retry-After": str(max(_ceil(wait_s), 1)), "retry-after-ms": str(wait_ms)}
+    raise ApiError(
+        429, message, type="rate_limit_error", code="rate_limit_exceeded", headers=headers
+    )
+
+
+def _decide_fault(state: _State, chat: ChatRequest) -> Fault | None:
+    """This request's fault (see :func:`fault_for`), counting the attempt and the fault."""
+    if not state.config.injects_faults:
+        return None  # no attempt counters either: they would only cost memory
+    attempt = state.next_attempt(messages_key(chat.messages))
+    fault = fault_for(chat.messages, attempt, state.config)
+    if fault is not None:
+        state.stats.faults[fault] += 1
+    return fault
+
+
+async def _hang(request: web.Request, state: _State) -> bool:
+    """Hold the request for ``hang_s`` without blocking the loop; whether to answer after.
+
+    The hang ends early when the server shuts down (so a 3600 s hang cannot hold up a test's
+    teardown); then, or when the client has given up meanwhile, there is no one to answer.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.stopping.wait(), timeout=state.config.hang_s)
+    transport = request.transport
+    return not state.stopping.is_set() and transport is not None and not transport.is_closing()
+
+
+def _drop_connection(request: web.Request) -> web.Response:
+    """Close the TCP connection without a byte of response, as a crashed proxy would.
+
+    The returned response is never sent: aiohttp's first write to the aborted transport raises
+    ``ConnectionResetError``, which it handles quietly as a client that went away. (Raising
+    from the handler instead would make aiohttp log a traceback and try to answer 500.)
+    """
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response()
+
+
+def _malformed_response(
+    body: dict[str, Any], ordinal: int, headers: Mapping[str, str]
+) -> web.Response:
+    """A 200 that a client must reject: odd ``ordinal`` truncated JSON, even JSON sans choices.
+
+    ``ordinal`` is the count of malformed responses so far (this one included), so the two
+    kinds alternate deterministically and a test sees both in two requests.
+    """
+    if ordinal % 2:
+        text = json.dumps(body)
+        text = text[: len(text) // 2]
+    else:
+        text = json.dumps({key: value for key, value in body.items() if key != "choices"})
+    return web.Response(text=text, content_type="application/json", headers=headers)
+
+
+async def _release_hanging_requests(app: web.Application) -> None:
+    """``on_shutdown`` hook: runs before aiohttp waits for in-flight handlers to finish."""
+    app[STATE_KEY].stopping.set()
 
 
 async def _list_models(request: web.Request) -> web.Response:
@@ -929,9 +1234,10 @@ async def _get_stats(request: web.Request) -> web.Response:
 
 
 async def _reset_stats(request: web.Request) -> web.Response:
-    stats = request.app[STATE_KEY].stats
-    stats.requests = stats.completions = stats.errors = 0
-    return web.json_response(stats.as_dict())
+    """Zero the counters, forget the fault attempts and refill the rate limiter."""
+    state = request.app[STATE_KEY]
+    state.reset()
+    return web.json_response(state.stats.as_dict())
 
 
 # --------------------------------------------------------------------------------------------
@@ -1011,7 +1317,51 @@ def _build_parser() -> argparse.ArgumentParser:
         help="like --api-key-env, but the key is visible to anyone who can run ps; "
         "prefer --api-key-env",
     )
+    _add_fault_arguments(parser)
     return parser
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group(
+        "fault injection",
+        "All off by default. Whether a request suffers a fault, and which, is a SHA-256 draw "
+        "over (--fault-seed, the request's messages, how many times this server has already "
+        "seen those messages), compared against the cumulative rates in the order 500, 503, "
+        "drop, malformed, hang. So a fresh server injects the same faults into the same "
+        "prompts whatever the request order, and a retry gets a fresh draw. The rates must "
+        "add up to at most 1. Order per request: auth (401), validation (400), rate limit "
+        "(429), fault decision, latency wait, answer.",
+    )
+    faults.add_argument(
+        "--rate-limit-rps",
+        type=float,
+        metavar="R",
+        help="token bucket of R requests/s with one second of burst; when empty, answer 429 "
+        "with Retry-After (whole seconds, rounded up), retry-after-ms and x-ratelimit-* headers",
+    )
+    rates = [
+        ("--error-500-rate", "answered 500 server_error"),
+        ("--error-503-rate", "answered 503 service unavailable"),
+        ("--drop-rate", "whose connection is closed unanswered"),
+        ("--malformed-rate", "answered 200 with truncated JSON or, alternately, no 'choices'"),
+        ("--hang-rate", "left unanswered for --hang-s seconds"),
+    ]
+    for flag, what in rates:
+        faults.add_argument(
+            flag, type=float, default=0.0, metavar="P", help=f"fraction {what} (%(default)s)"
+        )
+    faults.add_argument(
+        "--hang-s",
+        type=float,
+        default=DEFAULT_HANG_S,
+        help="how long a hanging request waits before it is answered (%(default)s)",
+    )
+    faults.add_argument(
+        "--fault-seed",
+        type=int,
+        default=0,
+        help="seeds the fault draws; it never changes an answer (%(default)s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -1030,6 +1380,14 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         latency_jitter_ms=args.latency_jitter_ms,
         seed=args.seed,
         api_key=api_key,
+        rate_limit_rps=args.rate_limit_rps,
+        error_500_rate=args.error_500_rate,
+        error_503_rate=args.error_503_rate,
+        drop_rate=args.drop_rate,
+        malformed_rate=args.malformed_rate,
+        hang_rate=args.hang_rate,
+        hang_s=args.hang_s,
+        fault_seed=args.fault_seed,
     )
 
 

@@ -11,6 +11,7 @@ def main(snakemake) -> None:
         snakemake.params.settings,
         snakemake.input.responses,
         snakemake.input.scores,
+        snakemake.input.generation_stats,
         snakemake.output.json,
         snakemake.output.markdown,
     )

@@ -14,6 +14,7 @@ def main(snakemake) -> None:
         # knobs (concurrency, timeouts, cache location) must reach the job without being params.
         snakemake.config,
         snakemake.params.writer_name,
+        snakemake.output.stats,
     )
     logging.info("%s: %s", snakemake.wildcards.shard, report.line())
 

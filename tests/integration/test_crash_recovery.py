@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def cached_entries(workdir: Path) -> int:
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
 def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal):
+    seed = int(os.environ.get("REWARDFLOW_KILL_SEED", time.time_ns() % 1_000_000))
     server = start_simulator("--latency-ms", "150", "--latency-jitter-ms", "50")
     try:
         dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
@@ -52,8 +54,10 @@ def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal)
         run = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
+        # A random moment, reported on failure so it can be replayed.
+        kill_after = random.Random(seed).randint(1, PROMPTS - 10)
         deadline = time.monotonic() + 120
-        while cached_entries(tmp_path) < PROMPTS // 2 and time.monotonic() < deadline:
+        while cached_entries(tmp_path) < kill_after and time.monotonic() < deadline:
             time.sleep(0.05)
         assert run.poll() is None, "the run finished before it could be interrupted"
         # Ctrl-C reaches every process of the terminal's group; kill -9 spares nothing.
@@ -64,13 +68,13 @@ def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal)
             assert unlock.returncode == 0, unlock.output
 
         kept = cached_entries(tmp_path)
-        assert PROMPTS // 2 <= kept < PROMPTS
+        assert kill_after <= kept < PROMPTS, f"seed {seed}"
         server.reset()
 
         rerun = run_snakemake(tmp_path, "--configfile", str(config_path))
 
         assert rerun.returncode == 0, rerun.output
-        assert server.requests() == PROMPTS - kept
+        assert server.requests() == PROMPTS - kept, f"seed {seed}, killed after {kept}"
         responses = [
             record
             for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")

@@ -25,25 +25,26 @@ def test_prompt_estimate_grows_with_text_and_messages():
     assert estimate_prompt_tokens([{"role": "user", "content": None}]) == 4
 
 
-def test_requests_per_minute_allows_one_second_of_burst_then_holds():
-    async def scenario() -> tuple[int, bool]:
-        limiter = RequestLimiter(RateBudget(requests_per_minute=600))  # 10 per second
-        for _ in range(10):
-            await asyncio.wait_for(limiter.acquire(0), timeout=1)
-        eleventh = asyncio.ensure_future(limiter.acquire(0))
+def test_requests_per_minute_paces_requests_evenly_without_a_burst():
+    async def scenario() -> tuple[bool, float]:
+        limiter = RequestLimiter(RateBudget(requests_per_minute=600))  # one per 0.1 s
+        started = time.monotonic()
+        await asyncio.wait_for(limiter.acquire(0), timeout=1)
+        second = asyncio.ensure_future(limiter.acquire(0))
         await asyncio.sleep(0.01)
-        held = not eleventh.done()
-        await eleventh
-        return 10, held
+        held = not second.done()
+        for _ in range(3):
+            await limiter.acquire(0)
+        return held, time.monotonic() - started
 
-    burst, held = asyncio.run(scenario())
-    assert burst == 10
-    assert held, "the 11th request in the same second must wait"
+    held, elapsed = asyncio.run(scenario())
+    assert held, "a second request right after the first must wait its turn"
+    assert elapsed >= 0.35  # five requests at 10/s: the fifth leaves no earlier than 0.4 s
 
 
 def test_tokens_per_minute_holds_a_request_that_does_not_fit():
     async def scenario() -> bool:
-        limiter = RequestLimiter(RateBudget(tokens_per_minute=6_000))  # 100 tokens per second
+        limiter = RequestLimiter(RateBudget(tokens_per_minute=6_000), largest_request_tokens=100)
         await limiter.acquire(100)
         second = asyncio.ensure_future(limiter.acquire(50))
         await asyncio.sleep(0.01)

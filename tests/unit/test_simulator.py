@@ -30,6 +30,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rewardflow.simulator import (
     ANSWER_STYLES,
+    FAULTS,
     NO_ANSWER,
     ApiError,
     SimulatorConfig,
@@ -553,9 +554,10 @@ def test_stats_count_requests_completions_and_errors() -> None:
             return snapshots
 
     before, reset, after = run(scenario())
-    assert before == {"requests": 4, "completions": 2, "errors": 2}
-    assert reset == {"requests": 0, "completions": 0, "errors": 0}
-    assert after == {"requests": 1, "completions": 1, "errors": 0}
+    no_faults = {"rate_limited": 0, "faults": dict.fromkeys(FAULTS, 0)}
+    assert before == {"requests": 4, "completions": 2, "errors": 2, **no_faults}
+    assert reset == {"requests": 0, "completions": 0, "errors": 0, **no_faults}
+    assert after == {"requests": 1, "completions": 1, "errors": 0, **no_faults}
 
 
 def test_unknown_paths_get_json_errors() -> None:

@@ -417,9 +417,21 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
         write_jsonl_atomic(score_paths[index], [s.to_dict() for s in scores[index::2]])
     summary_json = tmp_path / "summary.json"
     summary_md = tmp_path / "summary.md"
-    summary = aggregate_run(CONFIG, response_paths, score_paths, summary_json, summary_md)
+    reports = []
+    for index, (requested, retries) in enumerate([(3, 1), (2, 4)]):
+        path = tmp_path / f"shard-{index}.stats.json"
+        path.write_text(
+            json.dumps({"requested": requested, "cached": 1, "attempts": requested + retries,
+                        "retries": retries, "rate_limited": 1, "request_seconds": 2.5 * index})
+        )  # fmt: skip
+        reports.append(path)
+    summary = aggregate_run(CONFIG, response_paths, score_paths, reports, summary_json, summary_md)
     on_disk = json.loads(summary_json.read_text(encoding="utf-8"))
     assert on_disk == summary
     assert on_disk["counts"]["samples"] == 5
     assert on_disk["rewards"]["accuracy"]["mean"] == pytest.approx(2 / 3)
+    assert on_disk["generation"] == {
+        "cached": 2, "requested": 5, "attempts": 10, "retries": 5, "rate_limited": 2,
+        "request_seconds_max": 2.5,
+    }  # fmt: skip
     assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)

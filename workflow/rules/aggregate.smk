@@ -2,6 +2,7 @@ rule aggregate_scores:
     input:
         responses=response_shards,
         scores=score_shards,
+        generation_stats=generation_stats,
     output:
         json="results/{run}/summary.json",
         markdown=report(

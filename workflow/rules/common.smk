@@ -50,6 +50,13 @@ def response_shards(wildcards):
     return expand("results/{run}/responses/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
 
 
+def generation_stats(wildcards):
+    """Per-shard generation reports; none when responses are imported instead."""
+    if not config["generation"]["enabled"]:
+        return []
+    return expand("results/{run}/responses/shard-{shard}.stats.json", run=RUN, shard=SHARDS)
+
+
 def score_shards(wildcards):
     return expand("results/{run}/scores/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
 

@@ -8,6 +8,7 @@ if config["generation"]["enabled"]:
             prompts="results/{run}/prompts/shard-{shard}.jsonl",
         output:
             responses="results/{run}/responses/shard-{shard}.jsonl",
+            stats="results/{run}/responses/shard-{shard}.stats.json",
         log:
             "logs/{run}/generate_responses/shard-{shard}.log",
         benchmark:
