@@ -2,14 +2,18 @@
 
 import logging
 
-from rewardflow.rewards.loader import load_rewards
 from rewardflow.rule_script import run_rule
 from rewardflow.score import score_shard
 
 
 def main(snakemake) -> None:
-    rewards = load_rewards(snakemake.params.rewards)
-    counts = score_shard(snakemake.input.responses, snakemake.output.scores, rewards)
+    counts = score_shard(
+        snakemake.input.responses,
+        snakemake.output.scores,
+        snakemake.params.rewards,
+        workers=snakemake.threads,
+        timeout_s=snakemake.params.timeout_s,
+    )
     logging.info("%s: %s", snakemake.wildcards.shard, counts)
 
 

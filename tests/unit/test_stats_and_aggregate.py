@@ -4,10 +4,10 @@ import math
 import pytest
 
 from rewardflow.aggregate import aggregate_run, render_markdown, summarize
-from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
-from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
+from rewardflow.jsonl import write_jsonl_atomic
+from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.rewards.loader import RewardSpec
-from rewardflow.score import run_reward, score_record, score_shard
+from rewardflow.score import run_reward, score_record
 from rewardflow.stats import estimate_mean, wilson_interval
 
 Z = 1.96
@@ -271,22 +271,6 @@ def test_primary_reward_decides_the_score_even_when_not_first():
     record = score_record(response("p1", "5"), rewards)
     assert record.score == 0.0
     assert record.rewards["format"]["score"] == 0.5
-
-
-def test_score_shard_writes_scores_and_counts(tmp_path):
-    responses_path = tmp_path / "responses" / "shard-000.jsonl"
-    records = [response("a", "4"), response("b", "boom"), failed("c"), response("d", "3")]
-    write_jsonl_atomic(responses_path, [r.to_dict() for r in records])
-    output = tmp_path / "scores" / "shard-000.jsonl"
-    counts = score_shard(responses_path, output, [spec("accuracy", exact_match, primary=True)])
-    assert counts == {"scored": 2, "score_error": 1, "generation_failed": 1}
-    written = [ScoreRecord.from_dict(data) for _, data in read_jsonl(output)]
-    assert [(r.id, r.status, r.score) for r in written] == [
-        ("a", "scored", 1.0),
-        ("b", "score_error", None),
-        ("c", "generation_failed", None),
-        ("d", "scored", 0.0),
-    ]
 
 
 # --- aggregation -------------------------------------------------------------------------
