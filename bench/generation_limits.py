@@ -12,8 +12,9 @@ and the number of HTTP requests the server saw, how many it refused with 429, an
 * with faults (5% HTTP 500, 2% dropped connections, 2% malformed bodies): whether every
   sample was still answered and whether accuracy equals the clean run's.
 
-A baseline row runs the same pipeline with no client-side limit, to show what honouring
-the limit saves. Usage::
+Two more rows configure no client-side limit: with the adaptive pacer (the default), which
+learns the limit from the server's headers and 429s, and with it switched off, to show what
+honouring the limit saves. Usage::
 
     .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20]
 """
@@ -92,7 +93,7 @@ def generation_seconds(workdir: Path, run: str) -> float:
 
 
 def run_pipeline(
-    label: str, server_args: list[str], limit_rpm: float | None, prompts: int, jobs: int
+    label: str, server_args: list[str], generation: dict[str, Any], prompts: int, jobs: int
 ) -> Outcome:
     process, base_url = start_simulator(*server_args)
     try:
@@ -113,7 +114,7 @@ def run_pipeline(
                     "parallel_jobs": jobs,
                     "max_attempts": 8,
                     "timeout_s": 10,
-                    "requests_per_minute": limit_rpm,
+                    **generation,
                 },
                 "rewards": [
                     {"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"}
@@ -189,13 +190,14 @@ def main() -> None:
         "--fault-seed",
         "7",
     ]
-    limit = args.rps * 60
+    limited = {"requests_per_minute": args.rps * 60}
     runs = [
-        ("clean, limit configured", server, limit),
-        ("faults, limit configured", server + faults, limit),
+        ("clean, limit configured", server, limited),
+        ("faults, limit configured", server + faults, limited),
+        ("clean, no limit: adaptive", server, {}),
     ]
     if not args.skip_baseline:
-        runs.append(("clean, no client limit (baseline)", server, None))
+        runs.append(("clean, no limit, adaptive off", server, {"adaptive_rate": False}))
     ideal = args.prompts / args.rps
     print(
         f"{args.prompts} prompts, server limit {args.rps:g} req/s, latency 300±100 ms, "
@@ -209,8 +211,8 @@ def main() -> None:
     )
     print(header)
     outcomes = []
-    for label, server_args, rpm in runs:
-        outcome = run_pipeline(label, server_args, rpm, args.prompts, args.jobs)
+    for label, server_args, generation in runs:
+        outcome = run_pipeline(label, server_args, generation, args.prompts, args.jobs)
         outcomes.append(outcome)
         share = 100.0 * outcome.rate_limited / max(outcome.requests, 1)
         accuracy = "n/a" if outcome.accuracy is None else f"{outcome.accuracy:.4f}"

@@ -141,6 +141,11 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             f"{generation['cached']} from the cache; {generation['attempts']} HTTP attempts, "
             f"{generation['retries']} retries, {generation['rate_limited']} rate-limited (429).",
         ]
+        if generation.get("adaptive_rate_rpm"):
+            lines.append(
+                f"Adaptive rate settled at {generation['adaptive_rate_rpm']:.0f} requests/minute "
+                "for the run; set `generation.requests_per_minute` to pin it."
+            )
     usage = summary["usage"]
     lines += [
         "",
@@ -167,6 +172,8 @@ def summarize_generation(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         name: sum(int(report.get(name, 0)) for report in reports) for name in GENERATION_COUNTERS
     }
     totals["request_seconds_max"] = max(float(r.get("request_seconds", 0)) for r in reports)
+    rates = [r["adaptive_rate_rpm"] for r in reports if r.get("adaptive_rate_rpm")]
+    totals["adaptive_rate_rpm"] = round(sum(rates) / len(rates), 1) if rates else None
     return totals
 
 

@@ -225,7 +225,7 @@ class OpenAIChatClient:
         self._max_attempts = max_attempts
         self._max_request_time_s = max_request_time_s
         self._connection_limit = connection_limit
-        self._limiter = limiter or RequestLimiter(RateBudget())
+        self.limiter = limiter or RequestLimiter(RateBudget())
         self._session: aiohttp.ClientSession | None = None
         self.stats = ClientStats()
 
@@ -241,7 +241,7 @@ class OpenAIChatClient:
             self._session = None
 
     async def _post_once(self, request: ChatRequest, estimated_tokens: int) -> ChatResponse:
-        await self._limiter.acquire(estimated_tokens)
+        await self.limiter.acquire(estimated_tokens)
         self.stats.attempts += 1
         started = time.monotonic()
         try:
@@ -249,13 +249,14 @@ class OpenAIChatClient:
                 self.url, json=request.to_payload(), headers=self._headers
             ) as http_response:
                 body = await http_response.text()
+                self.limiter.observe(http_response.status, http_response.headers)
                 if http_response.status != 200:
                     raise classify_http_error(
                         http_response.status, body, http_response.headers, self._api_key_env
                     )
         except RateLimitError as error:
             self.stats.rate_limited += 1
-            self._limiter.pause(
+            self.limiter.pause(
                 error.retry_after_s if error.retry_after_s is not None else _RATE_LIMIT_PAUSE_S
             )
             raise
@@ -288,5 +289,5 @@ class OpenAIChatClient:
             error.attempts = retrying.statistics.get("attempt_number", 1)  # type: ignore[attr-defined]
             raise
         reported_prompt = (response.usage or {}).get("prompt_tokens", 0)
-        await self._limiter.charge_extra_tokens(reported_prompt - prompt_estimate)
+        await self.limiter.charge_extra_tokens(reported_prompt - prompt_estimate)
         return replace(response, attempts=retrying.statistics.get("attempt_number", 1))

@@ -188,6 +188,7 @@ OPERATIONAL_GENERATION_KEYS = frozenset(
         "requests_per_minute",
         "tokens_per_minute",
         "parallel_jobs",
+        "adaptive_rate",
     }
 )
 OPERATIONAL_SIMULATOR_KEYS = frozenset({"latency_ms", "latency_jitter_ms"})

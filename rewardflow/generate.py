@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardflow.adaptive import AdaptiveRate
 from rewardflow.cache import (
     CachedResponse,
     CacheWriter,
@@ -68,6 +69,7 @@ class GenerationReport:
     retries: int = 0
     rate_limited: int = 0
     request_seconds: float = 0.0
+    adaptive_rate_rpm: float | None = None
 
     def line(self) -> str:
         return (
@@ -196,11 +198,16 @@ def assemble_records(
     return records
 
 
+def jobs_sharing_limits(config: Mapping[str, Any]) -> int:
+    """How many generation jobs run at once, and so split the provider's limits."""
+    return min(int(config["generation"]["parallel_jobs"]), int(config["shards"]))
+
+
 def job_budget(config: Mapping[str, Any]) -> RateBudget:
     """This job's share of the run's rate limits (see rewardflow.limits)."""
     generation = config["generation"]
     run_budget = RateBudget(generation["requests_per_minute"], generation["tokens_per_minute"])
-    return run_budget.share(min(int(generation["parallel_jobs"]), int(config["shards"])))
+    return run_budget.share(jobs_sharing_limits(config))
 
 
 def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> OpenAIChatClient:
@@ -214,7 +221,13 @@ def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -
         max_attempts=int(generation["max_attempts"]),
         max_request_time_s=float(generation["max_request_time_s"]),
         connection_limit=int(generation["concurrency"]),
-        limiter=RequestLimiter(job_budget(config), largest_request),
+        limiter=RequestLimiter(
+            job_budget(config),
+            largest_request,
+            adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
+            if generation["adaptive_rate"]
+            else None,
+        ),
     )
 
 
@@ -224,6 +237,7 @@ class _Fetched:
     failures: dict[str, GenerationError]
     stats: ClientStats
     seconds: float
+    adaptive_rate_rpm: float | None = None
 
 
 def _fetch_missing(
@@ -252,7 +266,15 @@ def _fetch_missing(
         responses, failures = asyncio.run(fetch())
         seconds = time.monotonic() - started
     progress.finish()
-    return _Fetched(responses, failures, client.stats, seconds)
+    adaptive = client.limiter.adaptive
+    settled = round(adaptive.run_rate_per_minute, 1) if adaptive else None
+    if settled is not None:
+        logger.info(
+            "%s: adaptive rate settled at %.0f requests/minute for the run; set "
+            "generation.requests_per_minute to pin it",
+            label, settled,
+        )  # fmt: skip
+    return _Fetched(responses, failures, client.stats, seconds, settled)
 
 
 def generate_shard(
@@ -289,6 +311,7 @@ def generate_shard(
         retries=fetched.stats.retries,
         rate_limited=fetched.stats.rate_limited,
         request_seconds=round(fetched.seconds, 3),
+        adaptive_rate_rpm=fetched.adaptive_rate_rpm,
     )
     allowed = float(config["generation"]["max_failed_fraction"])
     if failures and len(failures) > allowed * len(items):

@@ -15,6 +15,9 @@ Tokens are charged the way providers meter them: before the call, the prompt's e
 tokens plus ``max_tokens``; when the response reports more prompt tokens than estimated, the
 difference is charged afterwards.
 
+Without a configured requests-per-minute limit, :class:`~rewardflow.adaptive.AdaptiveRate`
+paces requests instead, learning the provider's limit from its headers and 429s.
+
 Several jobs share one budget by each taking ``1 / parallel_jobs`` of it; the workflow lets at
 most ``parallel_jobs`` generation jobs run at once (a Snakemake resource), so the total holds.
 """
@@ -24,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from rewardflow.adaptive import AdaptiveRate
 from rewardflow.records import Message
 
 # Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.
@@ -73,8 +77,14 @@ def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
 class RequestLimiter:
     """The gates a job's requests pass through; see the module docstring."""
 
-    def __init__(self, budget: RateBudget, largest_request_tokens: int = 1) -> None:
+    def __init__(
+        self,
+        budget: RateBudget,
+        largest_request_tokens: int = 1,
+        adaptive: AdaptiveRate | None = None,
+    ) -> None:
         self.budget = budget
+        self.adaptive = adaptive if budget.requests_per_minute is None else None
         self._requests = _bucket(budget.requests_per_minute) if budget.requests_per_minute else None
         self._tokens = (
             _bucket(budget.tokens_per_minute, largest_request_tokens)
@@ -91,10 +101,19 @@ class RequestLimiter:
         while (remaining := self._cooldown_until - time.monotonic()) > 0:
             await asyncio.sleep(remaining)
 
+    def observe(self, status: int, headers: Mapping[str, str]) -> None:
+        """Let an answer's status and rate-limit headers steer the adaptive pace, if any."""
+        if self.adaptive is not None:
+            pause = self.adaptive.observe(status, headers)
+            if pause:
+                self.pause(pause)
+
     async def acquire(self, estimated_tokens: int) -> None:
         await self._wait_for_cooldown()
         if self._requests is not None:
             await self._requests.acquire()
+        elif self.adaptive is not None:
+            await self.adaptive.acquire()
         if self._tokens is not None:
             await self._tokens.acquire(min(estimated_tokens, self._tokens.max_rate))
 

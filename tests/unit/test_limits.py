@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from rewardflow.adaptive import AdaptiveRate, parse_reset_seconds
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 
 
@@ -94,3 +95,78 @@ def test_charging_no_extra_tokens_does_not_wait(extra):
         await asyncio.wait_for(limiter.charge_extra_tokens(extra), timeout=0.5)
 
     asyncio.run(scenario())
+
+
+# --- adaptive pacing ------------------------------------------------------------------------
+
+
+def test_reset_durations_in_the_formats_providers_send():
+    assert parse_reset_seconds("1s") == 1.0
+    assert parse_reset_seconds("6m0s") == 360.0
+    assert parse_reset_seconds("20ms") == pytest.approx(0.02)
+    assert parse_reset_seconds("0.05s") == pytest.approx(0.05)
+    assert parse_reset_seconds("2") == 2.0
+    assert parse_reset_seconds("soon") is None
+    assert parse_reset_seconds(None) is None
+
+
+def test_limit_header_sets_this_jobs_share_of_the_provider_limit():
+    pacer = AdaptiveRate(share=2)
+    pacer.observe(200, {"X-RateLimit-Limit-Requests": "1200"})
+    assert pacer.rate_per_s == pytest.approx(10.0)
+    assert pacer.run_rate_per_minute == pytest.approx(1200.0)
+    # A 429 does not push it below the limit the provider states.
+    pacer.observe(429, {"x-ratelimit-limit-requests": "1200"})
+    assert pacer.rate_per_s == pytest.approx(10.0)
+
+
+def test_without_headers_successes_speed_up_and_429s_slow_down():
+    pacer = AdaptiveRate(initial_per_s=2.0, decrease_hold_s=0.0)
+    for _ in range(20):
+        pacer.observe(200, {})
+    faster = pacer.rate_per_s
+    assert faster == pytest.approx(2.0 * 1.05**20)  # slow start
+    pacer.observe(429, {})
+    assert pacer.rate_per_s == pytest.approx(faster * 0.85)
+    slowed = pacer.rate_per_s
+    pacer.observe(200, {})
+    assert pacer.rate_per_s == pytest.approx(slowed * 1.005)  # past slow start: gentle
+    for _ in range(200):
+        pacer.observe(429, {})
+    assert pacer.rate_per_s == pytest.approx(pacer.min_per_s)
+
+
+def test_a_burst_of_429s_from_requests_in_flight_slows_down_once():
+    pacer = AdaptiveRate(initial_per_s=10.0, decrease_hold_s=60.0)
+    for _ in range(5):
+        pacer.observe(429, {})
+    assert pacer.rate_per_s == pytest.approx(10.0 * 0.85)
+
+
+def test_converges_to_a_simulated_limit_within_a_few_percent():
+    # A provider that answers 429 above 20 requests/s and sends no headers: the pace must
+    # settle near the limit, spending only a small share of attempts on 429s.
+    pacer, attempts, refused = AdaptiveRate(initial_per_s=2.0, decrease_hold_s=0.0), 0, 0
+    for _ in range(3000):
+        attempts += 1
+        if pacer.rate_per_s > 20.0:
+            refused += 1
+            pacer.observe(429, {})
+        else:
+            pacer.observe(200, {})
+    assert 20.0 * 0.85 <= pacer.rate_per_s <= 20.0 * 1.01
+    assert refused / attempts < 0.05
+
+
+def test_no_remaining_requests_pauses_until_the_reset():
+    pacer = AdaptiveRate()
+    assert pacer.observe(200, {"x-ratelimit-remaining-requests": "0",
+                               "x-ratelimit-reset-requests": "1.5s"}) == 1.5  # fmt: skip
+    assert pacer.observe(200, {"x-ratelimit-remaining-requests": "7"}) is None
+
+
+def test_a_configured_limit_turns_adaptation_off():
+    limiter = RequestLimiter(RateBudget(requests_per_minute=60), adaptive=AdaptiveRate())
+    assert limiter.adaptive is None
+    limiter = RequestLimiter(RateBudget(), adaptive=AdaptiveRate())
+    assert limiter.adaptive is not None

@@ -416,6 +416,6 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
     assert on_disk["rewards"]["accuracy"]["mean"] == pytest.approx(2 / 3)
     assert on_disk["generation"] == {
         "cached": 2, "requested": 5, "attempts": 10, "retries": 5, "rate_limited": 2,
-        "request_seconds_max": 2.5,
+        "request_seconds_max": 2.5, "adaptive_rate_rpm": None,
     }  # fmt: skip
     assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)
