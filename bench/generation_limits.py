@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,12 @@ def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, line[line.index("http://") :]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def simulator_stats(base_url: str) -> dict[str, Any]:
     url = base_url.removesuffix("/v1") + "/_simulator/stats"
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -93,7 +100,13 @@ def generation_seconds(workdir: Path, run: str) -> float:
 
 
 def run_pipeline(
-    label: str, server_args: list[str], generation: dict[str, Any], prompts: int, jobs: int
+    label: str,
+    server_args: list[str],
+    generation: dict[str, Any],
+    prompts: int,
+    jobs: int,
+    cache_dir: Path | None = None,
+    run_name: str = "bench",
 ) -> Outcome:
     process, base_url = start_simulator(*server_args)
     try:
@@ -101,7 +114,8 @@ def run_pipeline(
             workdir = Path(tmp)
             write_dataset(workdir / "data.jsonl", prompts)
             config = {
-                "run_name": "bench",
+                "run_name": run_name,
+                "cache": {"dir": str(cache_dir or workdir / "results" / "cache")},
                 "shards": jobs,
                 "dataset": {
                     "path": str(workdir / "data.jsonl"),
@@ -142,14 +156,14 @@ def run_pipeline(
             )
             wall = time.monotonic() - started
             stats = simulator_stats(base_url)
-            summary_path = workdir / "results" / "bench" / "summary.json"
+            summary_path = workdir / "results" / run_name / "summary.json"
             summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
             if completed.returncode != 0:
                 sys.stderr.write(completed.stdout[-3000:] + completed.stderr[-3000:])
             return Outcome(
                 label=label,
                 wall_s=wall,
-                job_s=generation_seconds(workdir, "bench"),
+                job_s=generation_seconds(workdir, run_name),
                 request_s=summary["generation"]["request_seconds_max"] if summary else 0.0,
                 requests=int(stats["requests"]),
                 rate_limited=int(stats.get("rate_limited", 0)),
@@ -191,13 +205,22 @@ def main() -> None:
         "7",
     ]
     limited = {"requests_per_minute": args.rps * 60}
+    # The reuse rows talk to the same address, as a second run against one provider would.
+    shared_cache = Path(tempfile.mkdtemp(prefix="rewardflow-bench-cache-"))
+    same_server = [*server, "--port", str(free_port())]
     runs = [
-        ("clean, limit configured", server, limited),
-        ("faults, limit configured", server + faults, limited),
-        ("clean, no limit: adaptive", server, {}),
+        ("clean, limit configured", server, limited, {}),
+        ("faults, limit configured", server + faults, limited, {}),
+        ("clean, no limit: adaptive", same_server, {}, {"cache_dir": shared_cache}),
+        (
+            "same again, new run name",
+            same_server,
+            {},
+            {"cache_dir": shared_cache, "run_name": "new"},
+        ),
     ]
     if not args.skip_baseline:
-        runs.append(("clean, no limit, adaptive off", server, {"adaptive_rate": False}))
+        runs.append(("clean, no limit, adaptive off", server, {"adaptive_rate": False}, {}))
     ideal = args.prompts / args.rps
     print(
         f"{args.prompts} prompts, server limit {args.rps:g} req/s, latency 300±100 ms, "
@@ -211,8 +234,8 @@ def main() -> None:
     )
     print(header)
     outcomes = []
-    for label, server_args, generation in runs:
-        outcome = run_pipeline(label, server_args, generation, args.prompts, args.jobs)
+    for label, server_args, generation, options in runs:
+        outcome = run_pipeline(label, server_args, generation, args.prompts, args.jobs, **options)
         outcomes.append(outcome)
         share = 100.0 * outcome.rate_limited / max(outcome.requests, 1)
         accuracy = "n/a" if outcome.accuracy is None else f"{outcome.accuracy:.4f}"

@@ -85,6 +85,9 @@ def summarize(
             "samples": len(response_records),
             "generated": sum(1 for record in response_records if record.status == "ok"),
             "failed": sum(1 for record in response_records if record.status == "failed"),
+            "not_attempted": sum(
+                1 for record in response_records if record.status == "not_attempted"
+            ),
             "scored": statuses.count("scored"),
             "score_errors": statuses.count("score_error"),
         },
@@ -106,13 +109,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "",
         f"Model `{summary['model']}`, primary reward `{summary['primary_reward']}`.",
         "",
-        "| prompts | samples | generated | failed | scored | score errors |",
-        "|---:|---:|---:|---:|---:|---:|",
-        "| {prompts} | {samples} | {generated} | {failed} | {scored} | {score_errors} |".format(
-            **counts
-        ),
+        "| prompts | samples | generated | failed | not attempted | scored | score errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| {prompts} | {samples} | {generated} | {failed} | {not_attempted} | {scored} "
+        "| {score_errors} |".format(**counts),
         "",
-        "Failed generations and score errors have no score and are not in any mean.",
+        "Failed or unsent generations and score errors have no score and are not in any mean.",
         "",
         "| reward | mean | 95% interval | method | scored | errors |",
         "|---|---:|---|---|---:|---:|",
@@ -141,6 +143,13 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             f"{generation['cached']} from the cache; {generation['attempts']} HTTP attempts, "
             f"{generation['retries']} retries, {generation['rate_limited']} rate-limited (429).",
         ]
+        if generation.get("not_attempted"):
+            lines.append(
+                f"**Budget reached: {generation['not_attempted']} samples were not sent** "
+                f"(this run spent {generation['spent_prompt_tokens']} prompt + "
+                f"{generation['spent_completion_tokens']} completion tokens). Raise `budget` "
+                "and rerun to complete the run; only the unsent samples will be requested."
+            )
         if generation.get("adaptive_rate_rpm"):
             lines.append(
                 f"Adaptive rate settled at {generation['adaptive_rate_rpm']:.0f} requests/minute "
@@ -161,7 +170,16 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-GENERATION_COUNTERS = ("cached", "requested", "attempts", "retries", "rate_limited")
+GENERATION_COUNTERS = (
+    "cached",
+    "requested",
+    "attempts",
+    "retries",
+    "rate_limited",
+    "not_attempted",
+    "spent_prompt_tokens",
+    "spent_completion_tokens",
+)
 
 
 def summarize_generation(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -172,6 +190,7 @@ def summarize_generation(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         name: sum(int(report.get(name, 0)) for report in reports) for name in GENERATION_COUNTERS
     }
     totals["request_seconds_max"] = max(float(r.get("request_seconds", 0)) for r in reports)
+    totals["budget_notes"] = [r["budget_note"] for r in reports if r.get("budget_note")]
     rates = [r["adaptive_rate_rpm"] for r in reports if r.get("adaptive_rate_rpm")]
     totals["adaptive_rate_rpm"] = round(sum(rates) / len(rates), 1) if rates else None
     return totals

@@ -134,6 +134,11 @@ def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
             "dataset.response_field: required when generation.enabled is false "
             "(it names the row field holding the responses to score)"
         )
+    if config["budget"]["max_cost_usd"] is not None and model["name"] not in config["prices"]:
+        problems.append(
+            f"budget.max_cost_usd: needs a price for model {model['name']!r} in prices "
+            "(USD per million prompt and completion tokens)"
+        )
     names = [reward["name"] for reward in config["rewards"]]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -203,6 +208,9 @@ def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
             for key, value in config["generation"].items()
             if key not in OPERATIONAL_GENERATION_KEYS
         },
+        # Raising the budget must rerun shards that stopped short; the cache makes a rerun of
+        # a finished shard free, so the whole budget can simply be a param.
+        "budget": dict(config["budget"]),
         "simulator": {
             key: value
             for key, value in config["simulator"].items()

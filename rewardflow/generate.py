@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.adaptive import AdaptiveRate
+from rewardflow.budget import Spend, SpendGuard, price_of, spent_by_writer
 from rewardflow.cache import (
     CachedResponse,
     CacheWriter,
@@ -37,7 +38,7 @@ from rewardflow.client import ChatClient, ChatRequest, ClientStats, OpenAIChatCl
 from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key
 from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
-from rewardflow.limits import RateBudget, RequestLimiter
+from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.progress import Progress
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
 
@@ -70,6 +71,10 @@ class GenerationReport:
     rate_limited: int = 0
     request_seconds: float = 0.0
     adaptive_rate_rpm: float | None = None
+    not_attempted: int = 0
+    spent_prompt_tokens: int = 0
+    spent_completion_tokens: int = 0
+    budget_note: str | None = None
 
     def line(self) -> str:
         return (
@@ -116,11 +121,13 @@ async def request_missing(
     writer: CacheWriter,
     concurrency: int,
     progress: Progress,
+    guard: SpendGuard | None = None,
 ) -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
     """Fetch ``items`` with at most ``concurrency`` requests in flight.
 
     Returns the new responses (already in the cache) and the failures, both by cache key.
-    Raises ModelAuthError as soon as any request is refused for its credentials.
+    Items left unsent because the spend guard refused them are in neither. Raises
+    ModelAuthError as soon as any request is refused for its credentials.
     """
     responses: dict[str, CachedResponse] = {}
     failures: dict[str, GenerationError] = {}
@@ -128,15 +135,24 @@ async def request_missing(
     for item in items:
         queue.put_nowait(item)
     auth_failure: list[ModelAuthError] = []
+    budget_exhausted: list[bool] = []
 
     async def worker() -> None:
-        while not auth_failure:
+        while not auth_failure and not budget_exhausted:
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            request = build_request(item, settings)
+            worst_prompt = estimate_prompt_tokens(request.messages)
+            worst_completion = settings.max_tokens
+            if guard is not None and not guard.try_reserve(worst_prompt, worst_completion):
+                budget_exhausted.append(True)
+                return
+            usage = None
             try:
-                answer = await client.complete(build_request(item, settings))
+                answer = await client.complete(request)
+                usage = answer.usage
             except ModelAuthError as error:
                 auth_failure.append(error)
                 return
@@ -146,6 +162,9 @@ async def request_missing(
                 progress.advance(failed=True, retries=attempts - 1)
                 logger.warning("%s sample %d failed: %s", item.prompt.id, item.sample_index, error)
                 continue
+            finally:
+                if guard is not None:
+                    guard.settle(worst_prompt, worst_completion, usage)
             responses[item.key] = writer.append(
                 key=item.key,
                 sample_index=item.sample_index,
@@ -192,10 +211,23 @@ def assemble_records(
                     **common,
                 )
             )
+        elif item.key in failures:
+            records.append(
+                ResponseRecord(status="failed", response=None, error=failures[item.key], **common)
+            )
         else:
-            error = failures.get(item.key) or GenerationError("NotAttempted", "no response")
-            records.append(ResponseRecord(status="failed", response=None, error=error, **common))
+            not_sent = GenerationError("BudgetExhausted", "not sent: the run's budget was reached")
+            records.append(
+                ResponseRecord(status="not_attempted", response=None, error=not_sent, **common)
+            )
     return records
+
+
+def cache_root(config: Mapping[str, Any]) -> Path:
+    """The shared cache, or with ``cache.shared: false`` one private to this run."""
+    if config["cache"]["shared"]:
+        return Path(config["cache"]["dir"])
+    return Path("results") / config["run_name"] / "cache"
 
 
 def jobs_sharing_limits(config: Mapping[str, Any]) -> int:
@@ -249,6 +281,7 @@ def _fetch_missing(
     label: str,
 ) -> _Fetched:
     api_key = read_api_key(config)
+    guard = make_spend_guard(config, writer_name)
     with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
         client = make_client(config, base_url, api_key)
         progress = Progress(label, total=len(missing), client_stats=client.stats)
@@ -257,7 +290,7 @@ def _fetch_missing(
         async def fetch() -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
             try:
                 return await request_missing(
-                    missing, client, settings, writer, concurrency, progress
+                    missing, client, settings, writer, concurrency, progress, guard
                 )
             finally:
                 await client.aclose()
@@ -277,6 +310,41 @@ def _fetch_missing(
     return _Fetched(responses, failures, client.stats, seconds, settled)
 
 
+def make_spend_guard(config: Mapping[str, Any], writer_name: str) -> SpendGuard | None:
+    """This shard's guard over its share of ``budget``; None when no budget is set."""
+    budget = config["budget"]
+    if budget["max_tokens"] is None and budget["max_cost_usd"] is None:
+        return None
+    shards = int(config["shards"])
+    max_tokens, max_cost = budget["max_tokens"], budget["max_cost_usd"]
+    return SpendGuard(
+        None if max_tokens is None else max_tokens / shards,
+        None if max_cost is None else max_cost / shards,
+        price_of(config),
+        spent_by_writer(cache_root(config), writer_name),
+    )
+
+
+def _budget_note(
+    label: str, records: Sequence[ResponseRecord], spent: Spend, config: Mapping[str, Any]
+) -> str:
+    """What was spent and roughly what the unsent samples would need, for the user."""
+    unsent = sum(1 for record in records if record.status == "not_attempted")
+    answered = [record for record in records if record.usage]
+    per_sample = (
+        sum(record.usage.get("total_tokens", 0) for record in answered) / len(answered)
+        if answered
+        else float(config["generation"]["max_tokens"])
+    )
+    price = price_of(config)
+    cost = f" (${price.cost(spent.prompt_tokens, spent.completion_tokens):.4f})" if price else ""
+    return (
+        f"{label}: budget reached after {spent.tokens} tokens{cost} on this shard; "
+        f"{unsent} samples not sent, needing about {round(unsent * per_sample)} more tokens. "
+        "Raise budget.max_tokens / budget.max_cost_usd and rerun: only they will be requested."
+    )
+
+
 def generate_shard(
     prompts_path: str | Path,
     output_path: str | Path,
@@ -288,7 +356,7 @@ def generate_shard(
     label = Path(prompts_path).stem
     settings = GenerationSettings.from_config(config, endpoint_identity(config))
     items = plan_work(read_prompts(prompts_path), settings, int(config["generation"]["samples"]))
-    cache = ResponseCache(config["cache"]["dir"], settings)
+    cache = ResponseCache(cache_root(config), settings)
     responses = cache.load(wanted={item.key for item in items})
     missing = [item for item in items if item.key not in responses]
     logger.info(
@@ -302,16 +370,26 @@ def generate_shard(
     )
     responses.update(fetched.responses)
     failures = fetched.failures
+    records = assemble_records(items, responses, failures)
+    not_attempted = sum(1 for record in records if record.status == "not_attempted")
+    spent = spent_by_writer(cache_root(config), writer_name)
+    budget_note = _budget_note(label, records, spent, config) if not_attempted else None
+    if budget_note:
+        logger.warning(budget_note)
     report = GenerationReport(
         samples=len(items),
         cached=len(items) - len(missing),
-        requested=len(missing),
+        requested=len(missing) - not_attempted,
         failed=len(failures),
         attempts=fetched.stats.attempts,
         retries=fetched.stats.retries,
         rate_limited=fetched.stats.rate_limited,
         request_seconds=round(fetched.seconds, 3),
         adaptive_rate_rpm=fetched.adaptive_rate_rpm,
+        not_attempted=not_attempted,
+        spent_prompt_tokens=spent.prompt_tokens,
+        spent_completion_tokens=spent.completion_tokens,
+        budget_note=budget_note,
     )
     allowed = float(config["generation"]["max_failed_fraction"])
     if failures and len(failures) > allowed * len(items):
@@ -323,9 +401,7 @@ def generate_shard(
         )
     if stats_path is not None:
         write_json_atomic(stats_path, report.to_dict())
-    write_jsonl_atomic(
-        output_path, (record.to_dict() for record in assemble_records(items, responses, failures))
-    )
+    write_jsonl_atomic(output_path, (record.to_dict() for record in records))
     return report
 
 

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 Message = dict[str, str]
 
-GenerationStatus = Literal["ok", "failed"]
-ScoreStatus = Literal["scored", "score_error", "generation_failed"]
+GenerationStatus = Literal["ok", "failed", "not_attempted"]
+ScoreStatus = Literal["scored", "score_error", "generation_failed", "not_attempted"]
 
 
 @dataclass(frozen=True)

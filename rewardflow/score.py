@@ -49,7 +49,7 @@ def combine(
         return ScoreRecord(
             id=record.id,
             sample_index=record.sample_index,
-            status="generation_failed",
+            status="not_attempted" if record.status == "not_attempted" else "generation_failed",
             score=None,
             rewards={},
             error=record.error.message if record.error else "generation failed",
@@ -126,7 +126,7 @@ def score_shard(
     primary = _primary(rewards)
     records = list(iter_responses(responses_path))
     progress = Progress(f"scoring {Path(responses_path).stem}", total=len(records))
-    counts = {"scored": 0, "score_error": 0, "generation_failed": 0}
+    counts = {"scored": 0, "score_error": 0, "generation_failed": 0, "not_attempted": 0}
     scored: list[dict[str, Any]] = []
     with ProcessPool(
         max_workers=max(1, workers), initializer=_load_worker_rewards, initargs=(reward_configs,)

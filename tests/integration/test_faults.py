@@ -78,15 +78,27 @@ def test_a_hung_request_times_out_and_is_retried(tmp_path):
 
 
 def test_rate_limited_requests_honour_retry_after_and_all_succeed(tmp_path):
-    # Far more concurrency than the server's 5 requests/s and no client-side limit: the
-    # server answers 429 often, and the client must wait as told instead of failing samples.
+    # Far more concurrency than the server's 5 requests/s and no client-side pacing at all:
+    # the server answers 429 often, and the client must wait as told instead of failing.
     result, stats, summary = run_against(
-        tmp_path, ["--rate-limit-rps", "5"], prompts=20, concurrency=10, max_attempts=2
-    )
+        tmp_path, ["--rate-limit-rps", "5"], prompts=20, concurrency=10, max_attempts=2,
+        adaptive_rate=False,
+    )  # fmt: skip
 
     assert result.returncode == 0, result.output
     assert stats["rate_limited"] > 0
     assert summary["generation"]["rate_limited"] == stats["rate_limited"]
+    assert summary["counts"]["failed"] == 0
+
+
+def test_without_a_configured_limit_the_client_learns_it_from_the_headers(tmp_path):
+    result, stats, summary = run_against(
+        tmp_path, ["--rate-limit-rps", "5"], prompts=12, concurrency=10, parallel_jobs=2
+    )
+
+    assert result.returncode == 0, result.output
+    assert summary["generation"]["adaptive_rate_rpm"] == pytest.approx(300.0)
+    assert stats["rate_limited"] <= 1  # at most the very first burst before any answer
     assert summary["counts"]["failed"] == 0
 
 

@@ -152,7 +152,7 @@ def test_wrong_type_inside_a_list_uses_index_in_the_key():
 def test_unknown_top_level_key_is_named_with_allowed_keys():
     message = config_error(minimal_config(shardz=3))
     assert "unknown key(s) shardz" in message
-    assert "allowed: cache, dataset, generation" in message
+    assert "allowed: budget, cache, dataset, generation" in message
 
 
 def test_unknown_nested_key_is_named_with_its_section():

@@ -69,7 +69,7 @@ def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False)
 def test_scores_every_sample_in_order_and_keeps_failures_apart(tmp_path, reward_file):
     counts, written = score(tmp_path, reward_file, ["4", "raise", None, "3"])
 
-    assert counts == {"scored": 2, "score_error": 1, "generation_failed": 1}
+    assert counts == {"scored": 2, "score_error": 1, "generation_failed": 1, "not_attempted": 0}
     assert [(r.id, r.status, r.score) for r in written] == [
         ("p0", "scored", 1.0),
         ("p1", "score_error", None),

@@ -306,6 +306,7 @@ def test_summarize_counts_and_excludes_failures_from_the_mean():
         "samples": 5,
         "generated": 3,
         "failed": 2,
+        "not_attempted": 0,
         "scored": 3,
         "score_errors": 0,
     }
@@ -347,6 +348,7 @@ def test_summarize_counts_score_errors_apart():
         "samples": 5,
         "generated": 4,
         "failed": 1,
+        "not_attempted": 0,
         "scored": 3,
         "score_errors": 1,
     }
@@ -375,7 +377,7 @@ def test_render_markdown_contains_counts_reward_and_mean():
     assert markdown.startswith("# rewardflow summary: unit-run")
     assert "primary reward `accuracy`" in markdown
     assert "`acme/model-7b`" in markdown
-    assert "| 5 | 5 | 3 | 2 | 3 | 0 |" in markdown
+    assert "| 5 | 5 | 3 | 2 | 0 | 3 | 0 |" in markdown
     assert "| accuracy | 66.7% |" in markdown
     assert "| format / format | 33.3% |" in markdown
     assert "Tokens: 30 prompt + 6 completion = 36 (no price for this model" in markdown
@@ -416,6 +418,7 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
     assert on_disk["rewards"]["accuracy"]["mean"] == pytest.approx(2 / 3)
     assert on_disk["generation"] == {
         "cached": 2, "requested": 5, "attempts": 10, "retries": 5, "rate_limited": 2,
-        "request_seconds_max": 2.5, "adaptive_rate_rpm": None,
+        "request_seconds_max": 2.5, "adaptive_rate_rpm": None, "not_attempted": 0,
+        "spent_prompt_tokens": 0, "spent_completion_tokens": 0, "budget_notes": [],
     }  # fmt: skip
     assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)

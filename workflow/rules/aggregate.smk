@@ -12,9 +12,26 @@ rule aggregate_scores:
         ),
     log:
         "logs/{run}/aggregate_scores.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
         settings=config,
     script:
         "../../scripts/aggregate_scores.py"
+
+
+# A separate step so that a run stopped by its budget fails (non-zero exit, every time it is
+# rerun unchanged) while its summary, already written, stays.
+rule check_run:
+    input:
+        summary="results/{run}/summary.json",
+    output:
+        flag="results/{run}/run_complete.txt",
+    log:
+        "logs/{run}/check_run.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/check_run.py"

@@ -39,6 +39,7 @@ def final_outputs():
     return [
         f"results/{RUN}/summary.json",
         f"results/{RUN}/summary.md",
+        f"results/{RUN}/run_complete.txt",
     ]
 
 
@@ -54,7 +55,9 @@ def generation_stats(wildcards):
     """Per-shard generation reports; none when responses are imported instead."""
     if not config["generation"]["enabled"]:
         return []
-    return expand("results/{run}/responses/shard-{shard}.stats.json", run=RUN, shard=SHARDS)
+    return expand(
+        "results/{run}/responses/shard-{shard}.stats.json", run=RUN, shard=SHARDS
+    )
 
 
 def score_shards(wildcards):
