@@ -75,6 +75,11 @@ def summarize(
         else None
     )  # fmt: skip
     reward_names = [reward["name"] for reward in config["rewards"]]
+    weighted: dict[str, list[float]] = defaultdict(list)
+    for record in score_records:
+        if record.weighted_score is not None:
+            weighted[record.id].append(record.weighted_score)
+    weighted_estimate = estimate_mean(weighted)
     return {
         "summary_version": SUMMARY_VERSION,
         "run_name": config["run_name"],
@@ -93,6 +98,7 @@ def summarize(
         },
         "primary_reward": primary_reward_name(config),
         "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
+        "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
         "usage": usage,
         "cost_usd": cost,
     }
@@ -135,6 +141,13 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"{_percent(value['ci95'][0])} – {_percent(value['ci95'][1])} | "
                 f"{value['ci_method']} | {value['samples']} | |"
             )
+    if summary.get("weighted"):
+        weighted = summary["weighted"]
+        lines.append(
+            f"| weighted | {_percent(weighted['mean'])} | {_percent(weighted['ci95'][0])} – "
+            f"{_percent(weighted['ci95'][1])} | {weighted['ci_method']} | "
+            f"{weighted['samples']} | |"
+        )
     generation = summary.get("generation")
     if generation:
         lines += [

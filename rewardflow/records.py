@@ -111,6 +111,7 @@ class ScoreRecord:
     rewards: dict[str, dict[str, Any]]
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    weighted_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,4 +126,5 @@ class ScoreRecord:
             rewards=data.get("rewards") or {},
             error=data.get("error"),
             metadata=data.get("metadata") or {},
+            weighted_score=data.get("weighted_score"),
         )

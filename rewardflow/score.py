@@ -41,8 +41,23 @@ def run_reward(spec: RewardSpec, record: ResponseRecord) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
+def weighted_score(
+    results: Mapping[str, dict[str, Any]], weights: Mapping[str, float]
+) -> float | None:
+    """Weighted mean of the weighted rewards; None without weights or if one has no score."""
+    if not weights or any("score" not in results.get(name, {}) for name in weights):
+        return None
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    return sum(results[name]["score"] * weight for name, weight in weights.items()) / total
+
+
 def combine(
-    record: ResponseRecord, results: Mapping[str, dict[str, Any]], primary: str
+    record: ResponseRecord,
+    results: Mapping[str, dict[str, Any]],
+    primary: str,
+    weights: Mapping[str, float] | None = None,
 ) -> ScoreRecord:
     """The score record of one sample from its rewards' results."""
     if record.status != "ok":
@@ -65,6 +80,7 @@ def combine(
         rewards=dict(results),
         error=primary_result["error"] if failed else None,
         metadata=record.metadata,
+        weighted_score=weighted_score(results, weights or {}),
     )
 
 
@@ -72,11 +88,15 @@ def _primary(rewards: Sequence[RewardSpec]) -> str:
     return next(spec.name for spec in rewards if spec.primary)
 
 
+def _weights(rewards: Sequence[RewardSpec]) -> dict[str, float]:
+    return {spec.name: float(spec.weight) for spec in rewards if spec.weight is not None}
+
+
 def score_record(record: ResponseRecord, rewards: Sequence[RewardSpec]) -> ScoreRecord:
     """Score one sample in this process (for tests and tools; the stage uses workers)."""
     ok = record.status == "ok"
     results = {spec.name: run_reward(spec, record) for spec in rewards} if ok else {}
-    return combine(record, results, _primary(rewards))
+    return combine(record, results, _primary(rewards), _weights(rewards))
 
 
 # --- worker side: each worker process loads the rewards once --------------------------------
@@ -123,7 +143,7 @@ def score_shard(
     or a crash is pinned to exactly that pair.
     """
     rewards = load_rewards(reward_configs)  # in this process too: fail fast, before any work
-    primary = _primary(rewards)
+    primary, weights = _primary(rewards), _weights(rewards)
     records = list(iter_responses(responses_path))
     progress = Progress(f"scoring {Path(responses_path).stem}", total=len(records))
     counts = {"scored": 0, "score_error": 0, "generation_failed": 0, "not_attempted": 0}
@@ -144,7 +164,7 @@ def score_shard(
         ]
         for record, futures in zip(records, pending, strict=True):
             results = {name: _outcome(future, timeout_s) for name, future in futures.items()}
-            result = combine(record, results, primary)
+            result = combine(record, results, primary, weights)
             counts[result.status] += 1
             if result.status == "score_error":
                 logger.warning("%s sample %d: %s", result.id, result.sample_index, result.error)

@@ -31,6 +31,7 @@ class RewardSpec:
     reference: str
     params: Mapping[str, Any] = field(default_factory=dict)
     primary: bool = False
+    weight: float | None = None
 
 
 def _load_module_from_file(path: Path, reference: str) -> Any:
@@ -110,6 +111,7 @@ def load_rewards(reward_configs: Sequence[Mapping[str, Any]]) -> list[RewardSpec
                 reference=entry["function"],
                 params=dict(entry.get("params") or {}),
                 primary=bool(entry.get("primary")) if any_primary else position == 0,
+                weight=entry.get("weight"),
             )
         )
     return specs

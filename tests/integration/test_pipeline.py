@@ -312,3 +312,33 @@ def test_malformed_dataset_row_is_reported_with_file_and_line(tmp_path, fresh_si
     assert result.returncode != 0
     assert f"{dataset}:2: not valid JSON" in result.output
     assert fresh_simulator.requests() == 0
+
+
+def test_several_builtin_rewards_with_weights_and_a_judge_in_one_run(tmp_path, fresh_simulator):
+    # The judge is another simulator that echoes its prompt; the template makes that echo
+    # carry a verdict, so the judge's request really goes through the client inside the
+    # scoring workers and its answer is parsed.
+    judge = start_simulator("--rule", "echo", "--latency-ms", "1")
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(8))
+        config = base_config(dataset, fresh_simulator.base_url)
+        config["rewards"] = [
+            {"name": "accuracy", "function": "rewardflow.rewards.math:math_reward",
+             "weight": 3},
+            {"name": "short", "function": "rewardflow.rewards.length:length_reward",
+             "params": {"max_chars": 10_000}, "weight": 1},
+            {"name": "judged", "function": "rewardflow.rewards.judge:llm_judge",
+             "params": {"model": "judge", "base_url": judge.base_url,
+                        "template": "SCORE: 1 for {response}"}},
+        ]  # fmt: skip
+        result = run_with(tmp_path, config)
+        judge_requests = judge.requests()
+    finally:
+        stop_simulator(judge)
+
+    assert result.returncode == 0, result.output
+    summary = summary_of(tmp_path)
+    assert summary["rewards"]["short"]["mean"] == 1.0
+    assert summary["rewards"]["judged"]["mean"] == 1.0 and judge_requests == 8
+    accuracy = summary["rewards"]["accuracy"]["mean"]
+    assert summary["weighted"]["mean"] == pytest.approx((3 * accuracy + 1) / 4)
