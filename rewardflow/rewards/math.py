@@ -22,11 +22,11 @@ import functools
 import math
 import re
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from rewardflow.rewards._messages import last_assistant_text, quote
 from rewardflow.rewards.result import MetricResult, RewardResult
 
 __all__ = ["extract_final_answer", "math_reward", "parse_number"]
@@ -51,7 +51,6 @@ _MAX_CANDIDATES = 16
 # How much of the line after ``####`` or "answer is" is looked at.
 _MAX_SPAN_CHARS = 300
 # Length of the source excerpt quoted in reasons.
-_MAX_QUOTE_CHARS = 80
 
 # --- the number grammar --------------------------------------------------------------------
 # ASCII digits only (re.ASCII below): "\d" would accept Arabic-Indic or full-width digits, and
@@ -427,33 +426,6 @@ def _math_verify_equal(expected: str, got: str) -> tuple[bool, str]:
 # --- the reward ----------------------------------------------------------------------------
 
 
-def _get(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
-        return item.get(name)
-    return getattr(item, name, None)
-
-
-def _content_text(content: Any) -> str:
-    """Message content as text: a string, ``None``, or OpenAI-style content parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = (part if isinstance(part, str) else _get(part, "text") for part in content)
-        return "\n".join(part for part in parts if isinstance(part, str))
-    return str(content)
-
-
-def _last_assistant_text(messages: Any) -> str | None:
-    if not isinstance(messages, list | tuple):
-        return None
-    for message in reversed(messages):
-        if _get(message, "role") == "assistant":
-            return _content_text(_get(message, "content"))
-    return None
-
-
 def _tolerance(value: Any) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | float | Fraction):
         raise ValueError(f"tolerance must be a number, got {type(value).__name__}")
@@ -461,12 +433,6 @@ def _tolerance(value: Any) -> Fraction:
         raise ValueError(f"tolerance must be a finite number >= 0, got {value!r}")
     # Via the decimal text: Fraction(1e-6) is the binary float, a hair below 1/10**6.
     return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
-
-
-def _quote(text: str) -> str:
-    if len(text) > _MAX_QUOTE_CHARS:
-        text = text[: _MAX_QUOTE_CHARS - 3] + "..."
-    return repr(text)
 
 
 def _result(score: float, reason: str, found: bool, found_reason: str) -> RewardResult:
@@ -502,7 +468,7 @@ def math_reward(messages: list[dict], ground_truth: str | None, **kwargs: Any) -
         raise ValueError("math_reward needs a ground_truth (the expected final answer)")
     tolerance = _tolerance(kwargs.get("tolerance", DEFAULT_TOLERANCE))
 
-    response = _last_assistant_text(messages)
+    response = last_assistant_text(messages)
     if response is None:
         return _result(0.0, "no assistant message", False, "no assistant message")
     found = _extract(response)
@@ -513,7 +479,7 @@ def math_reward(messages: list[dict], ground_truth: str | None, **kwargs: Any) -
 
     expected, expected_value = _expected_answer(ground_truth.strip())
     got_value = parse_number(found.answer)
-    source = _quote(found.source)
+    source = quote(found.source)
     if expected_value is not None and got_value is not None:
         equal = _numbers_match(expected_value, got_value, tolerance)
         reason = (
@@ -527,7 +493,7 @@ def math_reward(messages: list[dict], ground_truth: str | None, **kwargs: Any) -
     else:
         equal, how = _math_verify_equal(expected, found.answer)
     reason = (
-        f"extracted {_quote(found.answer)} (from {source}), expected {_quote(expected)}: "
+        f"extracted {quote(found.answer)} (from {source}), expected {quote(expected)}: "
         f"{'match' if equal else 'no match'} ({how})"
     )
     return _result(1.0 if equal else 0.0, reason, True, found_reason)
