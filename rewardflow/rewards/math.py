@@ -50,7 +50,6 @@ _MAX_BOXED_CHARS = 2000
 _MAX_CANDIDATES = 16
 # How much of the line after ``####`` or "answer is" is looked at.
 _MAX_SPAN_CHARS = 300
-# Length of the source excerpt quoted in reasons.
 
 # --- the number grammar --------------------------------------------------------------------
 # ASCII digits only (re.ASCII below): "\d" would accept Arabic-Indic or full-width digits, and
