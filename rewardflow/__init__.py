@@ -17,6 +17,7 @@ from rewardflow.errors import (
     RewardLoadError,
     RewardResultError,
 )
+from rewardflow.rewards.decorator import reward_function
 from rewardflow.rewards.result import MetricResult, RewardResult
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "RewardflowError",
     "RewardLoadError",
     "RewardResultError",
+    "reward_function",
 ]

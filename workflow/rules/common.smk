@@ -64,6 +64,11 @@ def score_shards(wildcards):
     return expand("results/{run}/scores/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
 
 
+def scoring_threads():
+    """Worker processes per scoring job: the configured number, else every core we have."""
+    return config["scoring"]["threads"] or workflow.cores
+
+
 def writer_name(wildcards):
     """Each shard job appends to its own cache journal, so jobs never share a file."""
     return f"{wildcards.run}.shard-{wildcards.shard}"

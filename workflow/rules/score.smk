@@ -9,7 +9,7 @@ rule score_responses:
         "benchmarks/{run}/score_responses/shard-{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: config["scoring"]["threads"]
+    threads: scoring_threads()
     params:
         rewards=config["rewards"],
         timeout_s=config["scoring"]["timeout_s"],
