@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rewardflow.config import primary_reward_name
+from rewardflow.config import primary_reward_name, section_defaults
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.run_metrics import breakdowns, sampling_summary
 from rewardflow.stats import estimate_mean
 
 SUMMARY_VERSION = 1
@@ -34,7 +35,7 @@ def _reward_summary(name: str, records: Sequence[ScoreRecord]) -> dict[str, Any]
     metrics: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors = 0
     for record in records:
-        if record.status == "generation_failed":
+        if record.status in ("generation_failed", "not_attempted"):
             continue
         result = record.rewards.get(name, {})
         if "error" in result or "score" not in result:
@@ -74,6 +75,8 @@ def summarize(
         if price
         else None
     )  # fmt: skip
+    metrics = config.get("metrics") or section_defaults("metrics")
+    samples = int((config.get("generation") or {}).get("samples", 1))
     reward_names = [reward["name"] for reward in config["rewards"]]
     weighted: dict[str, list[float]] = defaultdict(list)
     for record in score_records:
@@ -99,6 +102,13 @@ def summarize(
         "primary_reward": primary_reward_name(config),
         "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
         "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
+        "sampling": sampling_summary(metrics, samples, response_records, score_records),
+        "breakdowns": breakdowns(
+            score_records,
+            metrics["group_by"],
+            int(metrics["bootstrap_resamples"]),
+            int(metrics["seed"]),
+        ),
         "usage": usage,
         "cost_usd": cost,
     }
@@ -106,6 +116,41 @@ def summarize(
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _sampling_lines(sampling: Mapping[str, Any]) -> list[str]:
+    rows = [
+        (f"{name}@{k}", value)
+        for name, key in (("pass", "pass_at_k"), ("maj", "maj_at_k"))
+        for k, value in (sampling.get(key) or {}).items()
+    ]
+    lines: list[str] = []
+    if rows:
+        lines += [
+            "",
+            f"A sample passes when its primary score is at least {sampling['pass_threshold']}.",
+            "",
+            "| metric | value | 95% interval | method | prompts |",
+            "|---|---:|---|---|---:|",
+        ]
+        lines += [
+            f"| {name} | {_percent(value['mean'])} | {_percent(value['ci95'][0])} – "
+            f"{_percent(value['ci95'][1])} | {value['ci_method']} | {value['prompts']} |"
+            for name, value in rows
+        ]
+    spread = sampling.get("spread") or {}
+    if spread.get("disagreement_rate") is not None:
+        lines.append(
+            f"\nSamples of a prompt disagree on {_percent(spread['disagreement_rate'])} of the "
+            f"{spread['prompts_with_repeats']} prompts with several samples (mean within-prompt "
+            f"standard deviation {spread['mean_within_prompt_std']:.3f})."
+        )
+    if sampling.get("unparsable") is not None:
+        lines.append(
+            f"\nUnparsable answers (no final answer found): {sampling['unparsable']} of the "
+            "scored samples, counted as wrong by the reward."
+        )
+    return lines
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
@@ -148,6 +193,20 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             f"{_percent(weighted['ci95'][1])} | {weighted['ci_method']} | "
             f"{weighted['samples']} | |"
         )
+    lines += _sampling_lines(summary.get("sampling") or {})
+    for field, groups in (summary.get("breakdowns") or {}).items():
+        lines += [
+            "",
+            f"By `{field}` (primary reward):",
+            "",
+            "| value | mean | 95% interval | prompts | samples |",
+            "|---|---:|---|---:|---:|",
+        ]
+        for label, group in groups.items():
+            lines.append(
+                f"| {label} | {_percent(group['mean'])} | {_percent(group['ci95'][0])} – "
+                f"{_percent(group['ci95'][1])} | {group['prompts']} | {group['samples']} |"
+            )
     generation = summary.get("generation")
     if generation:
         lines += [

@@ -166,6 +166,14 @@ def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     return config
 
 
+def section_defaults(section: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A config section filled with nothing but its defaults (for callers given no config)."""
+    schema = schema if schema is not None else load_schema()
+    filled: dict[str, Any] = {}
+    _fill_defaults(filled, schema["properties"][section])
+    return filled
+
+
 def primary_reward_name(config: Mapping[str, Any]) -> str:
     """The reward whose score is the run's headline number."""
     for reward in config["rewards"]:

@@ -4,8 +4,9 @@ Two cases, named in the output next to each interval:
 
 * ``wilson``: one sample per prompt and pass/fail scores. The normal approximation breaks down
   near 0 and 1 (it gives [1, 1] for 20/20); Wilson's interval does not.
-* ``normal, clustered by prompt``: anything else. Samples of one prompt are correlated, so the
-  unit is the prompt: the standard error comes from per-prompt mean scores.
+* ``bootstrap over prompts``: anything else (graded scores, several samples per prompt).
+  Samples of one prompt are correlated, so the bootstrap resamples prompts, not samples, and
+  a fixed seed makes the interval reproducible.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from rewardflow.metrics import bootstrap_mean_ci
 
 Z_95 = 1.959963984540054
 
@@ -46,7 +49,9 @@ def wilson_interval(successes: int, total: int, z: float = Z_95) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def estimate_mean(scores_by_prompt: Mapping[str, Sequence[float]]) -> Estimate | None:
+def estimate_mean(
+    scores_by_prompt: Mapping[str, Sequence[float]], resamples: int = 2000, seed: int = 0
+) -> Estimate | None:
     """Mean score over prompts (each prompt weighted once) with a 95% interval."""
     per_prompt = {key: values for key, values in scores_by_prompt.items() if values}
     if not per_prompt:
@@ -62,14 +67,7 @@ def estimate_mean(scores_by_prompt: Mapping[str, Sequence[float]]) -> Estimate |
         low, high = wilson_interval(round(mean * count), count)
         return Estimate(mean, low, high, "wilson", count, samples)
     if count == 1:
-        return Estimate(mean, 0.0, 1.0, "normal, clustered by prompt (one prompt)", 1, samples)
-    variance = sum((value - mean) ** 2 for value in prompt_means) / (count - 1)
-    half = Z_95 * math.sqrt(variance / count)
-    return Estimate(
-        mean,
-        max(0.0, mean - half),
-        min(1.0, mean + half),
-        "normal, clustered by prompt",
-        count,
-        samples,
-    )
+        # Variation between prompts cannot be estimated from one prompt: say so, honestly wide.
+        return Estimate(mean, 0.0, 1.0, "bootstrap over prompts (one prompt)", 1, samples)
+    mean, low, high = bootstrap_mean_ci(per_prompt, resamples=resamples, seed=seed)
+    return Estimate(mean, low, high, "bootstrap over prompts", count, samples)

@@ -58,7 +58,14 @@ def _load_module_from_file(path: Path, reference: str) -> Any:
 
 
 def load_reward_function(reference: str) -> RewardFunction:
-    """Import and return the callable named by ``reference``; RewardLoadError says what failed."""
+    """Import and return the reward named by ``reference``; RewardLoadError says what failed."""
+    function = load_callable(reference)
+    _check_signature(function, reference)
+    return function
+
+
+def load_callable(reference: str) -> Callable[..., Any]:
+    """Import ``package.module:name`` or ``path/file.py:name`` and check it is callable."""
     target, sep, attribute = reference.rpartition(":")
     if not sep or not target or not attribute:
         raise RewardLoadError(
@@ -82,7 +89,6 @@ def load_reward_function(reference: str) -> RewardFunction:
         raise RewardLoadError(f"reward {reference!r}: {target} has no attribute {attribute!r}")
     if not callable(function):
         raise RewardLoadError(f"reward {reference!r}: {attribute!r} is not callable")
-    _check_signature(function, reference)
     return function
 
 

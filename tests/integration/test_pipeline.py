@@ -191,7 +191,9 @@ def test_several_samples_per_prompt(tmp_path, fresh_simulator):
     assert fresh_simulator.requests() == 15
     summary = summary_of(tmp_path)
     assert summary["counts"]["samples"] == 15
-    assert summary["rewards"]["accuracy"]["ci_method"] == "normal, clustered by prompt"
+    assert summary["rewards"]["accuracy"]["ci_method"] == "bootstrap over prompts"
+    assert set(summary["sampling"]["pass_at_k"]) == {"1", "3"}
+    assert set(summary["sampling"]["maj_at_k"]) == {"3"}
 
 
 def test_existing_responses_are_scored_without_generation(tmp_path, fresh_simulator):

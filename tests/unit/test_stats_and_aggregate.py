@@ -5,6 +5,7 @@ import pytest
 
 from rewardflow.aggregate import aggregate_run, render_markdown, summarize
 from rewardflow.jsonl import write_jsonl_atomic
+from rewardflow.metrics import bootstrap_mean_ci
 from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.rewards.loader import RewardSpec
 from rewardflow.score import run_reward, score_record
@@ -81,16 +82,14 @@ def test_estimate_mean_single_binary_samples_use_wilson():
     }
 
 
-def test_estimate_mean_several_binary_samples_cluster_by_prompt():
+def test_estimate_mean_several_samples_bootstrap_over_prompts():
     scores = {"a": [1.0, 0.0], "b": [1.0, 1.0], "c": [0.0, 0.0], "d": [1.0, 0.0]}
     estimate = estimate_mean(scores)
-    # prompt means 0.5, 1, 0, 0.5 -> mean 0.5; sample variance of the means = 0.5/3
-    variance = ((0.5 - 0.5) ** 2 + (1 - 0.5) ** 2 + (0 - 0.5) ** 2 + (0.5 - 0.5) ** 2) / 3
-    half = Z * math.sqrt(variance / 4)
-    assert estimate.method == "normal, clustered by prompt"
-    assert estimate.mean == pytest.approx(0.5)
-    assert estimate.low == pytest.approx(0.5 - half, abs=5e-4)
-    assert estimate.high == pytest.approx(0.5 + half, abs=5e-4)
+    # prompt means 0.5, 1, 0, 0.5 -> mean 0.5, interval from resampling those four means
+    expected = bootstrap_mean_ci({k: [sum(v) / len(v)] for k, v in scores.items()})
+    assert estimate.method == "bootstrap over prompts"
+    assert (estimate.mean, estimate.low, estimate.high) == pytest.approx(expected)
+    assert estimate.low < 0.5 < estimate.high
     assert (estimate.prompts, estimate.samples) == (4, 8)
 
 
@@ -98,16 +97,14 @@ def test_estimate_mean_weights_each_prompt_once():
     estimate = estimate_mean({"a": [0.5, 0.7], "b": [0.4, 0.6, 0.5], "c": [0.7]})
     assert estimate.mean == pytest.approx((0.6 + 0.5 + 0.7) / 3)
     assert estimate.mean != pytest.approx((0.5 + 0.7 + 0.4 + 0.6 + 0.5 + 0.7) / 6)
-    half = Z * math.sqrt(((0.6 - 0.6) ** 2 + (0.5 - 0.6) ** 2 + (0.7 - 0.6) ** 2) / 2 / 3)
-    assert estimate.low == pytest.approx(0.6 - half, abs=5e-4)
-    assert estimate.high == pytest.approx(0.6 + half, abs=5e-4)
     assert estimate.samples == 6
 
 
-def test_estimate_mean_non_binary_single_samples_use_normal():
+def test_estimate_mean_non_binary_single_samples_use_the_bootstrap():
     estimate = estimate_mean({"a": [0.5], "b": [1.0], "c": [0.0]})
-    assert estimate.method == "normal, clustered by prompt"
+    assert estimate.method == "bootstrap over prompts"
     assert 0.0 <= estimate.low <= estimate.mean <= estimate.high <= 1.0
+    assert estimate_mean({"a": [0.5], "b": [1.0], "c": [0.0]}) == estimate  # seeded
 
 
 def test_estimate_mean_clips_interval_to_unit_range():
@@ -357,7 +354,7 @@ def test_summarize_counts_score_errors_apart():
     assert accuracy["scored"] == 3
     # p1 -> [1.0] (its crashed sample excluded), p2 -> [1.0, 0.0]; each prompt weighted once
     assert accuracy["mean"] == pytest.approx((1.0 + 0.5) / 2)
-    assert accuracy["ci_method"] == "normal, clustered by prompt"
+    assert accuracy["ci_method"] == "bootstrap over prompts"
 
 
 def test_summarize_with_nothing_scored_has_no_mean():
