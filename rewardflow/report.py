@@ -1,0 +1,514 @@
+"""The run's report: figures and sample tables for Snakemake's ``--report``.
+
+Pure functions over the records (no Snakemake import), so a notebook or a test can call them.
+Each ``plot_*`` function draws exactly what a small data helper beside it returns
+(:func:`score_distribution`, :func:`group_estimates`, :func:`length_score_points`,
+:func:`token_counts`, :func:`table_samples`), so every plotted number can be asserted without
+reading pixels.
+
+Failures are kept apart from scores here as everywhere else: a failed or unsent generation and
+a crashing reward have no score, so they are counted beside the histogram and listed in their
+own table, never drawn as a 0. Figures are PNG files and tables self-contained HTML files
+(inline CSS, no script), so the report renders offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from rewardflow.errors import ConfigError, DatasetError
+from rewardflow.jsonl import read_jsonl, write_text_atomic
+from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.rewards._messages import content_text, shorten
+from rewardflow.stats import Estimate, estimate_mean
+
+# Agg renders to files without a display, so the rule also runs on a headless node or in a
+# cluster job (switching is allowed after pyplot's import, before any figure exists).
+matplotlib.use("Agg")
+
+SCORE_DISTRIBUTION = "score_distribution.png"
+LENGTH_VS_SCORE = "length_vs_score.png"
+TOKENS = "tokens.png"
+LOWEST_SAMPLES = "lowest_samples.html"
+FAILED_SAMPLES = "failed_samples.html"
+
+MAX_GROUPS = 30
+TEXT_PREVIEW_CHARS = 300
+# Lengths spanning more than this factor are drawn on a log axis, or the short ones would
+# collapse into the first pixel column.
+LOG_SCALE_RATIO = 50.0
+JITTER = 0.03
+DPI = 100
+
+# Metadata field names become file names (group_<field>.png), so they are kept to safe ones.
+_SAFE_FIELD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+# The failed table lists failures first, then score errors, then what the budget left unsent.
+_FAILED_ORDER = {"generation_failed": 0, "score_error": 1, "not_attempted": 2}
+
+TableKind = Literal["lowest", "failed"]
+SampleKey = tuple[str, int]
+_Record = TypeVar("_Record", ResponseRecord, ScoreRecord)
+
+
+# --- the run's records ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample: its response and its score record, which always come in pairs."""
+
+    response: ResponseRecord
+    score: ScoreRecord
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.response.id, self.response.sample_index)
+
+    @property
+    def primary_score(self) -> float | None:
+        """The primary reward's score; None unless the sample was scored."""
+        return self.score.score if self.score.status == "scored" else None
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Every sample of a run, in the order of the response shards."""
+
+    samples: tuple[Sample, ...]
+
+    def scored(self) -> list[Sample]:
+        return [sample for sample in self.samples if sample.primary_score is not None]
+
+
+def _records_by_key(
+    paths: Iterable[str | Path], kind: str, parse: Callable[[dict[str, Any]], _Record]
+) -> dict[SampleKey, _Record]:
+    """Records of all shards by (id, sample_index), in file order; a repeated key is an error."""
+    records: dict[SampleKey, _Record] = {}
+    for path in paths:
+        for line_number, data in read_jsonl(path):
+            record = parse(data)
+            key = (record.id, record.sample_index)
+            if key in records:
+                raise DatasetError(f"{path}:{line_number}: {kind} {key} appears twice")
+            records[key] = record
+    return records
+
+
+def load_run(response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]) -> RunData:
+    """Join the response and score shards by (id, sample_index).
+
+    A response without a score, or the reverse, means the files come from different runs (or
+    a stage was interrupted), and a report built from half of them would mislead, so it is an
+    error rather than a silently shorter report.
+    """
+    responses = _records_by_key(response_paths, "response", ResponseRecord.from_dict)
+    scores = _records_by_key(score_paths, "score", ScoreRecord.from_dict)
+    unscored = [key for key in responses if key not in scores]
+    orphans = [key for key in scores if key not in responses]
+    if unscored or orphans:
+        first = (unscored or orphans)[0]
+        raise DatasetError(
+            f"responses and scores do not match: {len(unscored)} responses without a score, "
+            f"{len(orphans)} scores without a response (first: id {first[0]!r}, "
+            f"sample {first[1]}); rerun the score stage"
+        )
+    return RunData(tuple(Sample(response, scores[key]) for key, response in responses.items()))
+
+
+# --- figures: shared plumbing --------------------------------------------------------------
+
+
+@contextmanager
+def _figure(
+    path: str | Path, width: float = 7.0, height: float = 4.0, columns: int = 1
+) -> Iterator[tuple[Figure, Any]]:
+    """A figure that is saved to ``path`` and always closed, so many reports do not leak."""
+    figure, axes = plt.subplots(ncols=columns, figsize=(width, height), squeeze=False)
+    try:
+        yield figure, axes[0] if columns > 1 else axes[0][0]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        figure.tight_layout()
+        figure.savefig(path, dpi=DPI)
+    finally:
+        plt.close(figure)
+
+
+def _no_data(axes: Axes, message: str) -> None:
+    """An empty run still gets every figure (Snakemake expects them), saying why it is empty."""
+    axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+# --- score distribution --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreDistribution:
+    """The scores of one reward, and how many samples have none (and why)."""
+
+    scores: list[float]
+    failed: int = 0
+    not_attempted: int = 0
+    score_errors: int = 0
+
+
+def score_distribution(run: RunData, reward: str) -> ScoreDistribution:
+    """``reward``'s scores of the samples it scored; everything else only counted.
+
+    Read from each sample's ``rewards[reward]`` so any reward can be plotted; for the primary
+    reward this is exactly the score records' ``scored`` / ``score_error`` split.
+    """
+    _check_reward_exists(run, reward)
+    scores: list[float] = []
+    counts = {"generation_failed": 0, "not_attempted": 0, "score_error": 0}
+    for sample in run.samples:
+        status = sample.score.status
+        result = sample.score.rewards.get(reward) or {}
+        if status in ("generation_failed", "not_attempted"):
+            counts[status] += 1
+        elif "error" in result or result.get("score") is None:
+            counts["score_error"] += 1
+        else:
+            scores.append(float(result["score"]))
+    return ScoreDistribution(
+        scores, counts["generation_failed"], counts["not_attempted"], counts["score_error"]
+    )
+
+
+def _check_reward_exists(run: RunData, reward: str) -> None:
+    """A misspelt reward name would otherwise show every sample as a score error."""
+    names = sorted({name for sample in run.samples for name in sample.score.rewards})
+    if names and reward not in names:
+        raise ConfigError(f"no sample has a reward named {reward!r}; the run has {names}")
+
+
+def plot_score_distribution(run: RunData, primary_reward: str, path: str | Path) -> None:
+    """Histogram of the scores, with the unscored samples counted in the title, not as 0."""
+    data = score_distribution(run, primary_reward)
+    with _figure(path) as (_, axes):
+        axes.set_title(
+            f"{primary_reward}: {len(data.scores)} scored samples\n"
+            f"not in the histogram: failed {data.failed}, not attempted {data.not_attempted}, "
+            f"score errors {data.score_errors}",
+            fontsize=10,
+        )
+        if not data.scores:
+            _no_data(axes, "no scored samples")
+            return
+        axes.hist(data.scores, bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+        axes.set_xlim(0.0, 1.0)
+        axes.set_xlabel(f"{primary_reward} score")
+        axes.set_ylabel("samples")
+
+
+# --- mean score by metadata group ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupEstimate:
+    """The mean primary score of the prompts whose metadata field has one value."""
+
+    label: str
+    estimate: Estimate
+
+
+def group_label(value: Any) -> str:
+    """A metadata value as a group name, spelt as in summary.json's ``breakdowns``."""
+    return "(missing)" if value is None else str(value)
+
+
+def group_estimates(run: RunData, field: str, max_groups: int = MAX_GROUPS) -> list[GroupEstimate]:
+    """Mean score per value of ``field``, best first; beyond ``max_groups`` the smallest
+    groups (fewest prompts) are pooled into one ``other`` group, placed last.
+
+    The estimate is over prompts (clustered), as in the summary, so a prompt with many samples
+    does not dominate its group. Groups with no scored sample are left out: they have no mean.
+    """
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for sample in run.scored():
+        label = group_label(sample.response.metadata.get(field))
+        groups[label][sample.response.id].append(sample.primary_score)
+    by_size = sorted(groups, key=lambda label: (-len(groups[label]), label))
+    if len(by_size) > max_groups:
+        kept, pooled = by_size[: max_groups - 1], by_size[max_groups - 1 :]
+    else:
+        kept, pooled = by_size, []
+    estimates = [GroupEstimate(label, estimate_mean(groups[label])) for label in kept]
+    estimates.sort(key=lambda group: (-group.estimate.mean, group.label))
+    if pooled:
+        other = {prompt: values for label in pooled for prompt, values in groups[label].items()}
+        estimates.append(GroupEstimate(f"other ({len(pooled)} groups)", estimate_mean(other)))
+    return estimates
+
+
+def plot_group_scores(run: RunData, field: str, path: str | Path) -> None:
+    """Horizontal bars of the mean primary score per group, with 95% intervals."""
+    groups = group_estimates(run, field)
+    with _figure(path, width=8.0, height=1.5 + 0.32 * max(len(groups), 1)) as (_, axes):
+        axes.set_title(f"mean primary score by {field} (95% interval, clustered by prompt)")
+        if not groups:
+            _no_data(axes, "no scored samples")
+            return
+        means = [group.estimate.mean for group in groups]
+        errors = [
+            [group.estimate.mean - group.estimate.low for group in groups],
+            [group.estimate.high - group.estimate.mean for group in groups],
+        ]
+        labels = [f"{shorten(group.label, 40)} (n={group.estimate.prompts})" for group in groups]
+        positions = range(len(groups))
+        axes.barh(positions, means, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
+        axes.set_yticks(list(positions), labels, fontsize=8)
+        axes.invert_yaxis()  # the first (best) group on top
+        axes.set_xlim(0.0, 1.0)
+        axes.set_xlabel("mean score over prompts")
+
+
+# --- response length vs score --------------------------------------------------------------
+
+
+def length_score_points(run: RunData) -> list[tuple[int, float]]:
+    """(response length in characters, primary score) of each scored sample."""
+    return [(len(sample.response.response or ""), sample.primary_score) for sample in run.scored()]
+
+
+def use_log_scale(lengths: Sequence[int]) -> bool:
+    """Whether lengths span so wide a range that a linear axis would hide the short ones."""
+    if not lengths:
+        return False
+    return max(lengths) / max(min(lengths), 1) > LOG_SCALE_RATIO
+
+
+def plot_length_vs_score(run: RunData, path: str | Path) -> None:
+    """Scatter of length against score; scores are jittered since they are often just 0 or 1."""
+    points = length_score_points(run)
+    with _figure(path) as (_, axes):
+        axes.set_title(f"response length vs primary score ({len(points)} scored samples)")
+        if not points:
+            _no_data(axes, "no scored samples")
+            return
+        lengths = [length for length, _ in points]
+        jitter = random.Random(0)  # fixed, so the same run gives the same figure
+        scores = [score + jitter.uniform(-JITTER, JITTER) for _, score in points]
+        if use_log_scale(lengths):
+            axes.set_xscale("log")
+            lengths = [max(length, 1) for length in lengths]
+        axes.scatter(lengths, scores, s=12, alpha=0.5, color="#4c72b0", linewidths=0)
+        axes.set_xlabel("response length (characters)")
+        axes.set_ylabel("primary score (jittered)")
+        axes.set_ylim(-0.1, 1.1)
+
+
+# --- tokens and cost -----------------------------------------------------------------------
+
+
+def token_counts(run: RunData) -> tuple[list[int], list[int]]:
+    """Prompt and completion tokens of each sample that reported usage."""
+    usages = [sample.response.usage for sample in run.samples if sample.response.usage]
+    return (
+        [int(usage.get("prompt_tokens", 0)) for usage in usages],
+        [int(usage.get("completion_tokens", 0)) for usage in usages],
+    )
+
+
+def tokens_title(summary: Mapping[str, Any]) -> str:
+    """Totals from the summary, so the figure states the same numbers as summary.json."""
+    usage = summary.get("usage") or {}
+    title = (
+        f"{usage.get('total_tokens', 0):,} tokens ({usage.get('prompt_tokens', 0):,} prompt "
+        f"+ {usage.get('completion_tokens', 0):,} completion)"
+    )
+    if summary.get("cost_usd") is not None:
+        title += f", estimated cost ${summary['cost_usd']:,.4f}"
+    return title
+
+
+def plot_tokens_and_cost(summary: Mapping[str, Any], run: RunData, path: str | Path) -> None:
+    """Per-sample histograms of prompt and completion tokens, side by side (their scales
+    differ), titled with the run's totals and cost."""
+    prompt_tokens, completion_tokens = token_counts(run)
+    with _figure(path, width=9.0, columns=2) as (figure, axes):
+        figure.suptitle(tokens_title(summary), fontsize=10)
+        for axis, values, name in zip(
+            axes, (prompt_tokens, completion_tokens), ("prompt", "completion"), strict=True
+        ):
+            axis.set_title(f"{name} tokens per sample", fontsize=9)
+            if not values:
+                _no_data(axis, "no usage reported")
+                continue
+            axis.hist(values, bins=30, color="#4c72b0", edgecolor="white")
+            axis.set_xlabel("tokens")
+            axis.set_ylabel("samples")
+
+
+# --- sample tables -------------------------------------------------------------------------
+
+
+def table_samples(run: RunData, kind: TableKind, limit: int = 25) -> tuple[list[Sample], int]:
+    """The rows of a table (at most ``limit``) and how many samples qualify in all.
+
+    ``lowest``: scored samples, lowest score first. ``failed``: samples without a score,
+    generation failures first, then score errors, then unsent ones.
+    """
+    if kind == "lowest":
+        rows = sorted(run.scored(), key=lambda sample: (sample.primary_score, sample.key))
+    elif kind == "failed":
+        rows = sorted(
+            (sample for sample in run.samples if sample.score.status in _FAILED_ORDER),
+            key=lambda sample: (_FAILED_ORDER[sample.score.status], sample.key),
+        )
+    else:
+        raise ValueError(f"kind must be 'lowest' or 'failed', got {kind!r}")
+    return rows[:limit], len(rows)
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The prompt as the model last saw it: the final user message."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
+
+
+def sample_reason(sample: Sample) -> str:
+    """Why the sample scored as it did: the error if there is one, else each reward's reason."""
+    error = sample.response.error
+    if error is not None:
+        text = f"{error.type}: {error.message}"
+        if sample.response.status == "failed":
+            text += f" ({error.attempts} attempt{'' if error.attempts == 1 else 's'})"
+        return text
+    if sample.score.error:
+        return sample.score.error
+    return "; ".join(
+        f"{name}: {result['reason']}" if result.get("reason") else name
+        for name, result in sample.score.rewards.items()
+    )
+
+
+def _text_cell(text: str | None) -> str:
+    """Escaped text, cut to a preview with the full text behind a <details> toggle."""
+    if text is None:
+        return '<td><span class="none">none</span></td>'
+    if len(text) <= TEXT_PREVIEW_CHARS:
+        return f'<td><div class="text">{html.escape(text)}</div></td>'
+    preview = html.escape(text[:TEXT_PREVIEW_CHARS])
+    return (
+        f'<td><div class="text">{preview}…</div><details><summary>full text '
+        f'({len(text):,} characters)</summary><div class="text">{html.escape(text)}</div>'
+        "</details></td>"
+    )
+
+
+def _row(rank: int, sample: Sample) -> str:
+    score = sample.primary_score
+    cells = [
+        f"<td>{rank}</td>",
+        f"<td>{html.escape(sample.response.id)}</td>",
+        f"<td>{sample.response.sample_index}</td>",
+        f"<td>{html.escape(sample.score.status)}</td>",
+        f"<td>{'' if score is None else f'{score:.3g}'}</td>",
+        _text_cell(sample_reason(sample)),
+        _text_cell(last_user_text(sample.response.messages)),
+        _text_cell(sample.response.response),
+    ]
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+_TABLE_TITLES = {
+    "lowest": "Lowest-scoring samples",
+    "failed": "Failed, score-error and not-attempted samples",
+}
+_COLUMNS = ("#", "id", "sample", "status", "score", "reason / error", "prompt", "response")
+_STYLE = """
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #ccc; padding: 4px 6px; vertical-align: top; text-align: left; }
+th { background: #f0f0f0; }
+tr:nth-child(even) td { background: #fafafa; }
+.text { white-space: pre-wrap; word-break: break-word; max-width: 40em; }
+.none { color: #888; font-style: italic; }
+summary { cursor: pointer; color: #36c; }
+"""
+
+
+def render_sample_table(run: RunData, kind: TableKind, limit: int = 25) -> str:
+    """A complete HTML page: inline CSS, no script, every record field escaped."""
+    rows, total = table_samples(run, kind, limit)
+    title = _TABLE_TITLES[kind]
+    header = "".join(f"<th>{name}</th>" for name in _COLUMNS)
+    body = "\n".join(_row(rank, sample) for rank, sample in enumerate(rows, start=1))
+    if not rows:
+        body = f'<tr><td colspan="{len(_COLUMNS)}">none</td></tr>'
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{title}</h1>\n<p>{len(rows)} of {total} shown.</p>\n"
+        f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
+        "</body>\n</html>\n"
+    )
+
+
+def write_sample_table(run: RunData, path: str | Path, kind: TableKind, limit: int = 25) -> None:
+    """Write the ``lowest`` or ``failed`` samples table to ``path``."""
+    write_text_atomic(path, render_sample_table(run, kind, limit))
+
+
+# --- everything at once --------------------------------------------------------------------
+
+
+def group_file_name(field: str) -> str:
+    """``group_<field>.png``; a field that would not make a plain file name is refused."""
+    if not field or not set(field) <= _SAFE_FIELD or field.startswith("."):
+        raise ConfigError(
+            f"metrics.group_by: {field!r} cannot name a file; use a metadata field whose name "
+            "has only letters, digits, '_', '.' and '-'"
+        )
+    return f"group_{field}.png"
+
+
+def build_report(
+    summary_path: str | Path,
+    response_paths: Iterable[str | Path],
+    score_paths: Iterable[str | Path],
+    out_dir: str | Path,
+    group_fields: Sequence[str],
+) -> list[Path]:
+    """Write every figure and table of the report into ``out_dir``; return their paths.
+
+    The file names are fixed, since the workflow's rule declares them as outputs.
+    """
+    out_dir = Path(out_dir)
+    summary = json.loads(Path(summary_path).read_text(encoding="utf-8"))
+    run = load_run(response_paths, score_paths)
+    group_paths = {field: out_dir / group_file_name(field) for field in group_fields}
+    plot_score_distribution(run, summary["primary_reward"], out_dir / SCORE_DISTRIBUTION)
+    for field, path in group_paths.items():
+        plot_group_scores(run, field, path)
+    plot_length_vs_score(run, out_dir / LENGTH_VS_SCORE)
+    plot_tokens_and_cost(summary, run, out_dir / TOKENS)
+    write_sample_table(run, out_dir / LOWEST_SAMPLES, "lowest")
+    write_sample_table(run, out_dir / FAILED_SAMPLES, "failed")
+    return [
+        out_dir / SCORE_DISTRIBUTION,
+        *group_paths.values(),
+        out_dir / LENGTH_VS_SCORE,
+        out_dir / TOKENS,
+        out_dir / LOWEST_SAMPLES,
+        out_dir / FAILED_SAMPLES,
+    ]

@@ -1,0 +1,367 @@
+"""The report's figures and tables, on a handful of synthetic records.
+
+Every figure is drawn from a small data helper, so the tests assert on the numbers plotted
+(a failure must never be drawn as a 0) and check that the files are real PNG images.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rewardflow.errors import ConfigError, DatasetError
+from rewardflow.jsonl import write_json_atomic, write_jsonl_atomic
+from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
+from rewardflow.report import (
+    RunData,
+    build_report,
+    group_estimates,
+    group_file_name,
+    group_label,
+    last_user_text,
+    length_score_points,
+    load_run,
+    plot_group_scores,
+    render_sample_table,
+    sample_reason,
+    score_distribution,
+    table_samples,
+    token_counts,
+    tokens_title,
+    use_log_scale,
+)
+from rewardflow.stats import estimate_mean
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+XSS = "<script>alert(1)</script>"
+LONG_RESPONSE = "step " * 200 + "the answer is 7"
+# The response status behind each score status.
+GENERATION_STATUS = {
+    "scored": "ok",
+    "score_error": "ok",
+    "generation_failed": "failed",
+    "not_attempted": "not_attempted",
+}
+
+
+def pair(
+    prompt_id: str,
+    index: int = 0,
+    *,
+    status: str = "scored",
+    score: float | None = None,
+    response: str | None = "42",
+    topic: str | None = "add",
+    question: str = "What is 40 + 2?",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A response record and its score record, built through the record classes."""
+    generated = status in ("scored", "score_error")
+    error = None
+    if status == "generation_failed":
+        error = GenerationError("ModelInvalidRequestError", "context too long", attempts=3)
+    elif status == "not_attempted":
+        error = GenerationError("BudgetExhausted", "not sent: the run's budget was reached")
+    metadata = {} if topic is None else {"topic": topic}
+    response_record = ResponseRecord(
+        id=prompt_id,
+        sample_index=index,
+        status=GENERATION_STATUS[status],
+        messages=[
+            {"role": "system", "content": "Be careful."},
+            {"role": "user", "content": question},
+        ],
+        ground_truth="42",
+        response=response if generated else None,
+        usage={"prompt_tokens": 20, "completion_tokens": len(response or "")}
+        if generated
+        else None,
+        error=error,
+        metadata=metadata,
+    )
+    if status == "scored":
+        rewards = {"accuracy": {"score": score, "reason": f"graded {score}"}}
+    elif status == "score_error":
+        rewards = {"accuracy": {"error": "ValueError: boom"}}
+    else:
+        rewards = {}
+    score_record = ScoreRecord(
+        id=prompt_id,
+        sample_index=index,
+        status=status,
+        score=score if status == "scored" else None,
+        rewards=rewards,
+        error=(
+            "ValueError: boom" if status == "score_error" else (error.message if error else None)
+        ),
+        metadata=metadata,
+    )
+    return response_record.to_dict(), score_record.to_dict()
+
+
+def synthetic_pairs() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        pair("q1", 0, score=1.0, response="42"),
+        pair("q1", 1, score=0.0, response="41"),
+        pair("q2", status="generation_failed"),
+        pair("q3", status="not_attempted", topic="sub"),
+        pair("q4", status="score_error", response="forty-two", topic="sub"),
+        pair("q5", score=0.5, response=XSS, topic="sub", question="Is <b>this</b> bold?"),
+        pair("q6", score=0.25, response=LONG_RESPONSE, topic=None),
+    ]
+
+
+def write_shards(directory: Path, pairs, shards: int = 2) -> tuple[list[Path], list[Path]]:
+    """Responses and scores in ``shards`` files each, as the workflow writes them."""
+    responses, scores = [], []
+    for shard in range(shards):
+        part = pairs[shard::shards]
+        responses.append(directory / f"responses-{shard}.jsonl")
+        scores.append(directory / f"scores-{shard}.jsonl")
+        write_jsonl_atomic(responses[-1], [response for response, _ in part])
+        write_jsonl_atomic(scores[-1], [score for _, score in part])
+    return responses, scores
+
+
+@pytest.fixture
+def run(tmp_path) -> RunData:
+    return load_run(*write_shards(tmp_path, synthetic_pairs()))
+
+
+def table_rows(page: str) -> list[tuple[str, int, str]]:
+    """(id, sample index, status) of each row of a rendered table, in order."""
+    pattern = r"<tr><td>\d+</td><td>([^<]*)</td><td>(\d+)</td><td>([^<]*)</td>"
+    return [(id_, int(index), status) for id_, index, status in re.findall(pattern, page)]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG header; fails unless the file is a PNG."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def test_load_run_pairs_each_response_with_its_own_score(tmp_path):
+    pairs = synthetic_pairs()
+    responses, _ = write_shards(tmp_path, pairs)
+    # Scores in other files and another order must still be joined by (id, sample_index).
+    shuffled = tmp_path / "scores-shuffled.jsonl"
+    write_jsonl_atomic(shuffled, [score for _, score in reversed(pairs)])
+
+    run = load_run(responses, [shuffled])
+
+    assert len(run.samples) == len(pairs)
+    for sample in run.samples:
+        assert (sample.score.id, sample.score.sample_index) == sample.key
+    assert {sample.key: sample.primary_score for sample in run.samples}[("q1", 1)] == 0.0
+
+
+def test_load_run_refuses_responses_without_scores(tmp_path):
+    responses, scores = write_shards(tmp_path, synthetic_pairs())
+
+    with pytest.raises(DatasetError, match="responses without a score"):
+        load_run(responses, scores[:1])
+
+
+# --- score distribution --------------------------------------------------------------------
+
+
+def test_failures_are_counted_beside_the_histogram_never_as_zero(run):
+    data = score_distribution(run, "accuracy")
+
+    assert sorted(data.scores) == [0.0, 0.25, 0.5, 1.0]  # the one 0 is q1's real wrong answer
+    assert (data.failed, data.not_attempted, data.score_errors) == (1, 1, 1)
+
+
+def test_a_misspelt_reward_is_an_error_not_all_score_errors(run):
+    with pytest.raises(ConfigError, match="accurcy"):
+        score_distribution(run, "accurcy")
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def test_group_means_are_clustered_by_prompt_and_best_first(run):
+    groups = group_estimates(run, "topic")
+
+    assert [group.label for group in groups] == ["add", "sub", "(missing)"]
+    add, sub, missing = groups
+    # q1's two samples are one prompt: its mean 0.5 counts once.
+    assert add.estimate == estimate_mean({"q1": [1.0, 0.0]})
+    assert sub.estimate == estimate_mean({"q5": [0.5]})  # q3, q4 have no score
+    assert missing.estimate.mean == 0.25
+
+
+@pytest.mark.parametrize(("value", "label"), [(None, "(missing)"), (5, "5"), (True, "True")])
+def test_group_labels_are_spelt_as_in_the_summary_breakdowns(value, label):
+    assert group_label(value) == label
+
+
+def test_groups_beyond_the_limit_are_pooled_into_other(tmp_path):
+    pairs = [pair(f"p{i:02d}", score=float(i % 2), topic=f"t{i:02d}") for i in range(40)]
+    pairs += [pair("p99", score=1.0, topic="t00")]  # t00 is the largest group
+    run = load_run(*write_shards(tmp_path, pairs))
+
+    groups = group_estimates(run, "topic", max_groups=30)
+
+    assert len(groups) == 30
+    assert groups[-1].label == "other (11 groups)"
+    assert groups[-1].estimate.prompts == 11
+    assert "t00" in {group.label for group in groups[:-1]}
+    means = [group.estimate.mean for group in groups[:-1]]
+    assert means == sorted(means, reverse=True)
+
+
+def test_group_plot_of_an_absent_field_is_one_missing_group(run, tmp_path):
+    path = tmp_path / "group.png"
+
+    plot_group_scores(run, "no_such_field", path)
+
+    assert [group.label for group in group_estimates(run, "no_such_field")] == ["(missing)"]
+    assert png_size(path)[0] > 100
+
+
+# --- length and tokens ---------------------------------------------------------------------
+
+
+def test_length_points_are_the_scored_samples_only(run):
+    points = length_score_points(run)
+
+    assert sorted(points) == sorted(
+        [(2, 1.0), (2, 0.0), (len(XSS), 0.5), (len(LONG_RESPONSE), 0.25)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "log"), [([], False), ([10, 400], False), ([10, 4000], True), ([0, 60], True)]
+)
+def test_log_scale_only_for_a_wide_range_of_lengths(lengths, log):
+    assert use_log_scale(lengths) is log
+
+
+def test_token_counts_skip_samples_without_usage(run):
+    prompt_tokens, completion_tokens = token_counts(run)
+
+    assert prompt_tokens == [20] * 5  # q2 failed and q3 was not sent: no usage
+    assert sorted(completion_tokens) == sorted([2, 2, 9, len(XSS), len(LONG_RESPONSE)])
+
+
+def test_tokens_title_states_the_cost_only_when_known():
+    usage = {"prompt_tokens": 1000, "completion_tokens": 234, "total_tokens": 1234}
+
+    assert tokens_title({"usage": usage, "cost_usd": None}) == (
+        "1,234 tokens (1,000 prompt + 234 completion)"
+    )
+    assert tokens_title({"usage": usage, "cost_usd": 0.01234}).endswith("estimated cost $0.0123")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def test_lowest_table_lists_scored_samples_lowest_first(run):
+    rows, total = table_samples(run, "lowest", limit=3)
+
+    assert total == 4
+    assert [sample.key for sample in rows] == [("q1", 1), ("q6", 0), ("q5", 0)]
+    page = render_sample_table(run, "lowest", limit=3)
+    assert table_rows(page) == [("q1", 1, "scored"), ("q6", 0, "scored"), ("q5", 0, "scored")]
+    assert "3 of 4 shown" in page
+
+
+def test_failed_table_lists_every_unscored_sample_and_no_scored_one(run):
+    page = render_sample_table(run, "failed")
+
+    assert table_rows(page) == [
+        ("q2", 0, "generation_failed"),
+        ("q4", 0, "score_error"),
+        ("q3", 0, "not_attempted"),
+    ]
+    assert "ModelInvalidRequestError: context too long (3 attempts)" in page
+    assert "ValueError: boom" in page
+    assert "budget was reached" in page
+
+
+def test_tables_escape_every_record_field(run):
+    page = render_sample_table(run, "lowest")
+
+    assert XSS not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Is &lt;b&gt;this&lt;/b&gt; bold?" in page
+    assert "<script" not in page  # the page itself runs nothing either
+
+
+def test_long_text_is_previewed_with_the_full_text_in_details(run):
+    page = render_sample_table(run, "lowest")
+
+    preview, full = LONG_RESPONSE[:300], LONG_RESPONSE
+    assert f"{preview}…</div><details>" in page
+    assert f'<div class="text">{full}</div></details>' in page
+    assert page.count("<details>") == 1  # short texts are shown whole
+
+
+def test_reason_and_prompt_come_from_the_records(run):
+    samples = {sample.key: sample for sample in run.samples}
+
+    assert sample_reason(samples[("q1", 0)]) == "accuracy: graded 1.0"
+    assert sample_reason(samples[("q3", 0)]).startswith("BudgetExhausted: not sent")
+    assert last_user_text(samples[("q5", 0)].response.messages) == "Is <b>this</b> bold?"
+
+
+def test_unknown_table_kind_is_refused(run):
+    with pytest.raises(ValueError, match="kind"):
+        table_samples(run, "best")  # type: ignore[arg-type]
+
+
+# --- the whole report ----------------------------------------------------------------------
+
+
+def write_summary(path: Path, cost: float | None = 0.5) -> Path:
+    usage = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+    write_json_atomic(path, {"primary_reward": "accuracy", "usage": usage, "cost_usd": cost})
+    return path
+
+
+def test_build_report_writes_every_figure_and_table(tmp_path):
+    responses, scores = write_shards(tmp_path, synthetic_pairs())
+    summary = write_summary(tmp_path / "summary.json")
+
+    paths = build_report(summary, responses, scores, tmp_path / "report", ["topic"])
+
+    assert [path.name for path in paths] == [
+        "score_distribution.png",
+        "group_topic.png",
+        "length_vs_score.png",
+        "tokens.png",
+        "lowest_samples.html",
+        "failed_samples.html",
+    ]
+    for path in paths:
+        assert path.parent == tmp_path / "report"
+        if path.suffix == ".png":
+            width, height = png_size(path)
+            assert width >= 300 and height >= 200
+        else:
+            assert path.read_text().startswith("<!doctype html>")
+
+
+def test_a_run_where_everything_failed_still_gets_every_file(tmp_path):
+    pairs = [pair("q1", status="generation_failed"), pair("q2", status="not_attempted")]
+    responses, scores = write_shards(tmp_path, pairs)
+    summary = write_summary(tmp_path / "summary.json", cost=None)
+
+    paths = build_report(summary, responses, scores, tmp_path / "report", ["topic"])
+
+    assert all(path.stat().st_size > 0 for path in paths)
+    assert len(table_rows((tmp_path / "report" / "failed_samples.html").read_text())) == 2
+
+
+@pytest.mark.parametrize("field", ["", "a/b", "../x", ".hidden", "two words"])
+def test_group_fields_that_cannot_name_a_file_are_refused(field):
+    with pytest.raises(ConfigError, match="metrics.group_by"):
+        group_file_name(field)

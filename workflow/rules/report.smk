@@ -1,0 +1,51 @@
+# Figures and tables for `snakemake --report report.html`; rewardflow/report.py draws them.
+# Every output is flagged report(...), so Snakemake embeds it (with its caption) in the
+# single, self-contained HTML file.
+rule build_report:
+    input:
+        summary="results/{run}/summary.json",
+        responses=response_shards,
+        scores=score_shards,
+    output:
+        score_distribution=report(
+            "results/{run}/report/score_distribution.png",
+            caption="../report/score_distribution.rst",
+            category="Scores",
+        ),
+        groups=report(
+            expand(
+                "results/{{run}}/report/group_{field}.png",
+                field=config["metrics"]["group_by"],
+            ),
+            caption="../report/group_scores.rst",
+            category="Scores",
+        ),
+        length_vs_score=report(
+            "results/{run}/report/length_vs_score.png",
+            caption="../report/length_vs_score.rst",
+            category="Scores",
+        ),
+        tokens=report(
+            "results/{run}/report/tokens.png",
+            caption="../report/tokens.rst",
+            category="Usage",
+        ),
+        lowest_samples=report(
+            "results/{run}/report/lowest_samples.html",
+            caption="../report/lowest_samples.rst",
+            category="Samples",
+        ),
+        failed_samples=report(
+            "results/{run}/report/failed_samples.html",
+            caption="../report/failed_samples.rst",
+            category="Samples",
+        ),
+    log:
+        "logs/{run}/build_report.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        group_fields=config["metrics"]["group_by"],
+    script:
+        "../../scripts/build_report.py"
