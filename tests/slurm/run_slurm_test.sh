@@ -19,7 +19,7 @@
 # The SLURM plugin goes into its own virtualenv (REWARDFLOW_SLURM_VENV, by default under /tmp)
 # layered over the project's .venv, never into .venv itself.
 #
-# Usage: tests/slurm/run_slurm_test.sh      (from anywhere; takes two to three minutes)
+# Usage: tests/slurm/run_slurm_test.sh      (from anywhere; takes about three minutes)
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,6 +37,7 @@ STARTED_AT=$SECONDS
 passed=0
 failed=0
 started_pids=()   # daemons this script started, stopped in reverse order on exit
+ctld_pid=""
 wrote_conf=0
 made_munge_key=0
 background_pid=""
@@ -74,11 +75,11 @@ wait_until() { # wait_until SECONDS "description" command...: poll every 0.2 s
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [ -n "$background_pid" ] && kill -0 "$background_pid" 2>/dev/null; then
-        kill "$background_pid" 2>/dev/null
-        wait "$background_pid" 2>/dev/null
+    if [ -n "$background_pid" ]; then
+        # An interrupted snakemake cancels the SLURM jobs it submitted.
+        stop_pid "$background_pid"
     fi
-    if [ "${#started_pids[@]}" -gt 0 ] && command -v squeue >/dev/null; then
+    if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
         # Our private cluster runs only this script's jobs: cancel them all and let slurmd
         # reap their processes before it is stopped.
         scancel --partition="$PARTITION" >/dev/null 2>&1
@@ -99,7 +100,7 @@ cleanup() {
         log "ERROR: interrupted (exit status $status)" >&2
     fi
     log "work directory (logs, results): $RUNTIME_DIR"
-    echo "slurm test: $passed passed, $failed failed"
+    echo "slurm-test: $passed passed, $failed failed"
     if [ "$failed" -gt 0 ]; then exit 1; fi
     exit 0
 }
@@ -126,12 +127,18 @@ no_active_jobs() {
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and writes $SLURM_CONF)"
 command -v apt-get >/dev/null || die "needs Debian's apt-get"
 packages=(slurmctld slurmd slurm-client munge)
-if dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | grep -vq "install ok installed" ||
-    [ "$(dpkg-query -W -f='${Status}\n' "${packages[@]}" 2>/dev/null | wc -l)" -ne "${#packages[@]}" ]; then
-    log "installing ${packages[*]} with apt-get"
+missing_packages=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing_packages+=("$package")
+done
+if [ "${#missing_packages[@]}" -gt 0 ]; then
+    log "installing ${missing_packages[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >"$RUNTIME_DIR.apt.log" 2>&1 || { show_tail "$RUNTIME_DIR.apt.log"; die "apt-get update failed"; }
-    apt-get install -y -qq "${packages[@]}" >>"$RUNTIME_DIR.apt.log" 2>&1 ||
+    # The plugins used here are all in slurm-wlm-basic-plugins, a dependency; the recommended
+    # extras (HDF5, InfluxDB, IPMI, development files...) are not needed.
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >>"$RUNTIME_DIR.apt.log" 2>&1 ||
         { show_tail "$RUNTIME_DIR.apt.log"; die "apt-get install ${packages[*]} failed"; }
 else
     log "${packages[*]} already installed"
@@ -178,17 +185,18 @@ check "the SLURM plugin is not installed in the project's .venv" \
     bash -c "! '$MAIN_PY' -c 'import snakemake_executor_plugin_slurm' 2>/dev/null"
 
 # --- 3. A one-node cluster ---------------------------------------------------------------------
-for daemon in slurmctld slurmd; do
-    if pidof "$daemon" >/dev/null; then
-        # A previous run of this script killed before its clean-up leaves its daemons, whose
-        # PIDs are in its pid files; anything else is not ours to stop.
-        own_pid="$(cat "$RUNTIME_DIR/$daemon.pid" 2>/dev/null)"
-        if [ -n "$own_pid" ] && [ "$(cat "/proc/$own_pid/comm" 2>/dev/null)" = "$daemon" ]; then
-            log "stopping $daemon $own_pid left by an earlier run"
-            stop_pid "$own_pid"
-        else
-            die "a $daemon not started by this script is running (pid $(pidof "$daemon")); stop it first"
-        fi
+# One run at a time: the lock is held by this shell only (its children get fd 9 closed).
+exec 9>"$RUNTIME_DIR.lock"
+flock --nonblock 9 || die "another run of this test holds $RUNTIME_DIR.lock"
+for daemon in slurmd slurmctld munged; do
+    # A run killed before its clean-up leaves its daemons, whose PIDs are in its pid files:
+    # stop those. Another slurmctld or slurmd is not ours: stop. Another munged is reused.
+    own_pid="$(cat "$RUNTIME_DIR/$daemon.pid" 2>/dev/null)"
+    if [ -n "$own_pid" ] && [ "$(cat "/proc/$own_pid/comm" 2>/dev/null)" = "$daemon" ]; then
+        log "stopping $daemon $own_pid left by an earlier run"
+        stop_pid "$own_pid"
+    elif [ "$daemon" != munged ] && pidof "$daemon" >/dev/null; then
+        die "a $daemon not started by this script is running (pid $(pidof "$daemon")); stop it first"
     fi
 done
 if [ -e "$SLURM_CONF" ] && ! grep -qF "$CONF_MARKER" "$SLURM_CONF"; then
@@ -209,9 +217,10 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     mkdir -p /run/munge /var/lib/munge /var/log/munge
     chown munge:munge /run/munge /var/lib/munge /var/log/munge
     rm -f /run/munge/munged.pid
-    runuser -u munge -- /usr/sbin/munged || die "munged did not start (see /var/log/munge/munged.log)"
+    runuser -u munge -- /usr/sbin/munged 9>&- || die "munged did not start (see /var/log/munge/munged.log)"
     wait_until 10 "munged's pid file" test -s /run/munge/munged.pid || die "munged wrote no pid file"
     started_pids+=("$(cat /run/munge/munged.pid)")
+    cp /run/munge/munged.pid "$RUNTIME_DIR/munged.pid"
     wait_until 10 "munge to answer" bash -c 'munge -n | unmunge >/dev/null 2>&1' || die "munge does not answer"
     log "started munged (pid ${started_pids[-1]})"
 else
@@ -259,12 +268,13 @@ NodeName=$NODE NodeAddr=127.0.0.1 ${topology}RealMemory=$real_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=60 State=UP
 EOF
 wrote_conf=1
-slurmctld -D >"$RUNTIME_DIR/log/slurmctld.out" 2>&1 &
+slurmctld -D >"$RUNTIME_DIR/log/slurmctld.out" 2>&1 9>&- &
+ctld_pid=$!
 started_pids+=("$!")
 log "started slurmctld (pid $!)"
 wait_until 30 "slurmctld to answer" bash -c 'scontrol ping 2>/dev/null | grep -q UP' ||
     { show_tail "$RUNTIME_DIR/log/slurmctld.out"; die "slurmctld did not come up"; }
-slurmd -D >"$RUNTIME_DIR/log/slurmd.out" 2>&1 &
+slurmd -D >"$RUNTIME_DIR/log/slurmd.out" 2>&1 9>&- &
 started_pids+=("$!")
 log "started slurmd (pid $!)"
 node_idle() { [ "$(sinfo --noheader --nodes="$NODE" --format=%t 2>/dev/null)" = idle ]; }
@@ -281,24 +291,41 @@ make_workdir() { # make_workdir DIR: the quick start's layout, as the integratio
 export PATH="$SLURM_VENV/bin:$REPO/.venv/bin:$PATH"   # what sbatch --export=ALL hands to jobs
 unset SNAKEMAKE_PROFILE
 FAST=("simulator={'latency_ms': 5}")
-run_slurm() { # run_slurm WORKDIR LOG ARGS...: the workflow with the SLURM test profile
+# Long commands run in the background while the script waits for them, so that a signal
+# stops the script at once (bash runs traps only between foreground commands).
+start_bg() { # start_bg WORKDIR LOG COMMAND...: its PID goes to background_pid
     local workdir="$1" logfile="$2"
     shift 2
-    (cd "$workdir" && exec timeout 300 "$SLURM_PY" -m snakemake --snakefile "$REPO/Snakefile" \
-        --profile "$PROFILE" --cores "$NCPUS" "$@") >"$logfile" 2>&1
+    (cd "$workdir" && exec timeout 300 "$@") >"$logfile" 2>&1 9>&- &
+    background_pid=$!
+}
+wait_bg() { # wait_bg: the background command's exit status (124: timed out after 300 s)
+    local status
+    wait "$background_pid"
+    status=$?
+    background_pid=""
+    return "$status"
+}
+start_slurm() { # start_slurm WORKDIR LOG ARGS...: the workflow with the SLURM test profile
+    local workdir="$1" logfile="$2"
+    shift 2
+    start_bg "$workdir" "$logfile" "$SLURM_PY" -m snakemake --snakefile "$REPO/Snakefile" \
+        --profile "$PROFILE" --cores "$NCPUS" "$@"
 }
 
 LOCAL="$RUNTIME_DIR/local"
 make_workdir "$LOCAL"
 log "local reference run (.venv's snakemake, --cores 2)"
-(cd "$LOCAL" && exec timeout 300 "$REPO/.venv/bin/snakemake" --snakefile "$REPO/Snakefile" \
-    --cores 2 --config "${FAST[@]}") >"$RUNTIME_DIR/local.log" 2>&1 ||
+start_bg "$LOCAL" "$RUNTIME_DIR/local.log" "$REPO/.venv/bin/snakemake" --snakefile "$REPO/Snakefile" \
+    --cores 2 --config "${FAST[@]}"
+wait_bg ||
     { show_tail "$RUNTIME_DIR/local.log"; die "the local reference run failed"; }
 
 DEMO="$RUNTIME_DIR/slurm"
 make_workdir "$DEMO"
 log "SLURM run of the same config"
-if run_slurm "$DEMO" "$RUNTIME_DIR/slurm.log" --config "${FAST[@]}"; then
+start_slurm "$DEMO" "$RUNTIME_DIR/slurm.log" --config "${FAST[@]}"
+if wait_bg; then
     pass "the demo finished under SLURM"
 else
     show_tail "$RUNTIME_DIR/slurm.log"
@@ -376,8 +403,7 @@ EOF
 shard0_started() { [ "$(cat "$CANCEL"/results/cache/*/demo.shard-000.jsonl 2>/dev/null | wc -l)" -ge 3 ]; }
 
 log "cancel test: starting a slow run (2 shards, 400 ms per request, concurrency 1)"
-run_slurm "$CANCEL" "$RUNTIME_DIR/cancel-1.log" --config "${SLOW[@]}" &
-background_pid=$!
+start_slurm "$CANCEL" "$RUNTIME_DIR/cancel-1.log" --config "${SLOW[@]}"
 wait_until 150 "3 responses of shard 000 in the cache" shard0_started ||
     { show_tail "$RUNTIME_DIR/cancel-1.log"; die "shard 000 never started answering"; }
 job_id="$(squeue --noheader --states=RUNNING --format='%i|%k' |
@@ -389,9 +415,8 @@ job_gone() {
     [ "$(squeue --noheader --states=all --jobs="$job_id" --format=%T 2>/dev/null)" = CANCELLED ]
 }
 wait_until 60 "job $job_id to be cancelled" job_gone || die "job $job_id was not cancelled"
-wait "$background_pid"
+wait_bg
 first_status=$?
-background_pid=""
 check "the interrupted run failed (exit status $first_status)" test "$first_status" -ne 0 -a "$first_status" -ne 124
 check "snakemake saw the cancellation" grep -q "SLURM status is: 'CANCELLED'" "$RUNTIME_DIR/cancel-1.log"
 check "the cancelled shard was not published" test ! -e "$CANCEL/results/demo/responses/shard-000.jsonl"
@@ -404,7 +429,8 @@ check "the cancel hit shard 000 mid-way ($shard0_before of $per_shard answered)"
     test "$shard0_before" -gt 0 -a "$shard0_before" -lt "$per_shard"
 
 log "cancel test: rerunning"
-if run_slurm "$CANCEL" "$RUNTIME_DIR/cancel-2.log" --config "${SLOW[@]}"; then
+start_slurm "$CANCEL" "$RUNTIME_DIR/cancel-2.log" --config "${SLOW[@]}"
+if wait_bg; then
     pass "the rerun finished"
 else
     show_tail "$RUNTIME_DIR/cancel-2.log"
