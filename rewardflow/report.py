@@ -18,11 +18,11 @@ import html
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -30,9 +30,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rewardflow.errors import ConfigError, DatasetError
-from rewardflow.jsonl import read_jsonl, write_text_atomic
+from rewardflow.jsonl import write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.rewards._messages import content_text, shorten
+from rewardflow.run_files import SampleKey, records_by_key
 from rewardflow.stats import Estimate, estimate_mean
 
 # Agg renders to files without a display, so the rule also runs on a headless node or in a
@@ -60,8 +61,6 @@ _SAFE_FIELD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _FAILED_ORDER = {"generation_failed": 0, "score_error": 1, "not_attempted": 2}
 
 TableKind = Literal["lowest", "failed"]
-SampleKey = tuple[str, int]
-_Record = TypeVar("_Record", ResponseRecord, ScoreRecord)
 
 
 # --- the run's records ---------------------------------------------------------------------
@@ -94,21 +93,6 @@ class RunData:
         return [sample for sample in self.samples if sample.primary_score is not None]
 
 
-def _records_by_key(
-    paths: Iterable[str | Path], kind: str, parse: Callable[[dict[str, Any]], _Record]
-) -> dict[SampleKey, _Record]:
-    """Records of all shards by (id, sample_index), in file order; a repeated key is an error."""
-    records: dict[SampleKey, _Record] = {}
-    for path in paths:
-        for line_number, data in read_jsonl(path):
-            record = parse(data)
-            key = (record.id, record.sample_index)
-            if key in records:
-                raise DatasetError(f"{path}:{line_number}: {kind} {key} appears twice")
-            records[key] = record
-    return records
-
-
 def load_run(response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]) -> RunData:
     """Join the response and score shards by (id, sample_index).
 
@@ -116,8 +100,8 @@ def load_run(response_paths: Iterable[str | Path], score_paths: Iterable[str | P
     a stage was interrupted), and a report built from half of them would mislead, so it is an
     error rather than a silently shorter report.
     """
-    responses = _records_by_key(response_paths, "response", ResponseRecord.from_dict)
-    scores = _records_by_key(score_paths, "score", ScoreRecord.from_dict)
+    responses = records_by_key(response_paths, "response", ResponseRecord.from_dict)
+    scores = records_by_key(score_paths, "score", ScoreRecord.from_dict)
     unscored = [key for key in responses if key not in scores]
     orphans = [key for key in scores if key not in responses]
     if unscored or orphans:

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from rewardflow.errors import RewardflowError
+from rewardflow.errors import DatasetError, RewardflowError
 from rewardflow.jsonl import read_jsonl
 from rewardflow.records import ResponseRecord, ScoreRecord
+
+SampleKey = tuple[str, int]
+_Record = TypeVar("_Record", ResponseRecord, ScoreRecord)
+
+
+def records_by_key(
+    paths: Iterable[str | Path], kind: str, parse: Callable[[dict[str, Any]], _Record]
+) -> dict[SampleKey, _Record]:
+    """Records of all shards by (id, sample_index), in file order; a repeated key is an error."""
+    records: dict[SampleKey, _Record] = {}
+    for path in paths:
+        for line_number, data in read_jsonl(path):
+            record = parse(data)
+            key = (record.id, record.sample_index)
+            if key in records:
+                raise DatasetError(f"{path}:{line_number}: {kind} {key} appears twice")
+            records[key] = record
+    return records
 
 
 @dataclass(frozen=True)
@@ -23,8 +42,8 @@ class RunFiles:
 
     path: Path
     summary: dict[str, Any]
-    responses: dict[tuple[str, int], ResponseRecord]
-    scores: dict[tuple[str, int], ScoreRecord]
+    responses: dict[SampleKey, ResponseRecord]
+    scores: dict[SampleKey, ScoreRecord]
 
     @property
     def name(self) -> str:
@@ -45,14 +64,10 @@ def load_run(path: str | Path) -> RunFiles:
     summary_path = path / "summary.json"
     if not summary_path.is_file():
         raise RewardflowError(f"{path}: not a finished run (no summary.json)")
-    responses = {
-        (record.id, record.sample_index): record
-        for shard in sorted((path / "responses").glob("shard-*.jsonl"))
-        for record in (ResponseRecord.from_dict(data) for _, data in read_jsonl(shard))
-    }
-    scores = {
-        (record.id, record.sample_index): record
-        for shard in sorted((path / "scores").glob("shard-*.jsonl"))
-        for record in (ScoreRecord.from_dict(data) for _, data in read_jsonl(shard))
-    }
+    responses = records_by_key(
+        sorted((path / "responses").glob("shard-*.jsonl")), "response", ResponseRecord.from_dict
+    )
+    scores = records_by_key(
+        sorted((path / "scores").glob("shard-*.jsonl")), "score", ScoreRecord.from_dict
+    )
     return RunFiles(path, json.loads(summary_path.read_text()), responses, scores)
