@@ -113,6 +113,11 @@ class AdaptiveRate:
         return None
 
     @property
+    def found_limit(self) -> bool:
+        """Whether the provider revealed its limit (a header, or 429s the pace adapted to)."""
+        return self.limit_per_minute is not None or not self._slow_start
+
+    @property
     def run_rate_per_minute(self) -> float:
         """The whole run's rate implied by this job's pace (its rate times the share)."""
         return self.rate_per_s * 60.0 * max(1, self.share)

@@ -300,7 +300,8 @@ def _fetch_missing(
         seconds = time.monotonic() - started
     progress.finish()
     adaptive = client.limiter.adaptive
-    settled = round(adaptive.run_rate_per_minute, 1) if adaptive else None
+    # A pace that never met a limit says nothing worth pinning: report only a found one.
+    settled = round(adaptive.run_rate_per_minute, 1) if adaptive and adaptive.found_limit else None
     if settled is not None:
         logger.info(
             "%s: adaptive rate settled at %.0f requests/minute for the run; set "

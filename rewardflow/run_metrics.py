@@ -128,7 +128,8 @@ def sampling_summary(
     """pass@k, maj@k, spread and unparsable answers, as configured in ``metrics``."""
     resamples, seed = int(settings["bootstrap_resamples"]), int(settings["seed"])
     threshold = float(settings["pass_threshold"])
-    default_ks = [1, samples_per_prompt] if samples_per_prompt > 1 else [1]
+    # With one sample per prompt pass@1 is just the mean score, reported already.
+    default_ks = [1, samples_per_prompt] if samples_per_prompt > 1 else []
     pass_ks = sorted(set(settings["pass_k"] or default_ks))
     maj_ks = sorted(
         set(settings["maj_k"] or ([samples_per_prompt] if samples_per_prompt > 1 else []))

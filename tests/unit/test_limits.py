@@ -165,6 +165,18 @@ def test_no_remaining_requests_pauses_until_the_reset():
     assert pacer.observe(200, {"x-ratelimit-remaining-requests": "7"}) is None
 
 
+def test_only_a_limit_the_provider_revealed_is_worth_reporting():
+    pacer = AdaptiveRate()
+    for _ in range(10):
+        pacer.observe(200, {})
+    assert not pacer.found_limit
+    pacer.observe(200, {"x-ratelimit-limit-requests": "600"})
+    assert pacer.found_limit
+    probed = AdaptiveRate(decrease_hold_s=0.0)
+    probed.observe(429, {})
+    assert probed.found_limit
+
+
 def test_a_configured_limit_turns_adaptation_off():
     limiter = RequestLimiter(RateBudget(requests_per_minute=60), adaptive=AdaptiveRate())
     assert limiter.adaptive is None
