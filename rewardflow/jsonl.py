@@ -36,19 +36,26 @@ def dumps(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
+def _parsed_lines(handle: Iterable[str]) -> Iterator[tuple[int, Any | json.JSONDecodeError]]:
+    """``(line_number, value)`` per non-blank line, the value being the error if unparsable."""
+    for line_number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_number, json.loads(line)
+        except json.JSONDecodeError as error:
+            yield line_number, error
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; raise DatasetError on bad ones."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+        for line_number, value in _parsed_lines(handle):
+            if isinstance(value, json.JSONDecodeError):
+                raise DatasetError(f"{path}:{line_number}: not valid JSON ({value.msg})")
             if not isinstance(value, dict):
                 raise DatasetError(
                     f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}"
@@ -62,19 +69,14 @@ def read_jsonl_tolerant(
     """Yield the usable objects of a journal, recording torn or corrupted lines in ``skipped``."""
     path = Path(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                if skipped is not None:
-                    skipped.append(SkippedLine(path, line_number, error.msg))
-                continue
+        for line_number, value in _parsed_lines(handle):
             if isinstance(value, dict):
                 yield value
             elif skipped is not None:
-                skipped.append(SkippedLine(path, line_number, "not a JSON object"))
+                reason = (
+                    value.msg if isinstance(value, json.JSONDecodeError) else "not a JSON object"
+                )
+                skipped.append(SkippedLine(path, line_number, reason))
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:

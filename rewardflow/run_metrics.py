@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from rewardflow.metrics import bootstrap_mean_ci, maj_at_k, pass_at_k, spread
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_callable
 
 BOOTSTRAP = "bootstrap over prompts"
+_T = TypeVar("_T")
 
 
 def _interval(per_prompt: Mapping[str, float], resamples: int, seed: int) -> dict[str, Any]:
@@ -24,6 +25,26 @@ def _interval(per_prompt: Mapping[str, float], resamples: int, seed: int) -> dic
         {key: [value] for key, value in per_prompt.items()}, resamples=resamples, seed=seed
     )
     return {"mean": mean, "ci95": [low, high], "ci_method": BOOTSTRAP, "prompts": len(per_prompt)}
+
+
+def _per_k(
+    per_prompt_samples: Mapping[str, Sequence[_T]],
+    ks: Sequence[int],
+    estimate: Callable[[Sequence[_T], int], float | None],
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """One figure per k: ``estimate`` per prompt with at least k samples, then an interval."""
+    result: dict[str, Any] = {}
+    for k in ks:
+        per_prompt = {
+            prompt: value
+            for prompt, samples in per_prompt_samples.items()
+            if len(samples) >= k and (value := estimate(samples, k)) is not None
+        }
+        if per_prompt:
+            result[str(k)] = _interval(per_prompt, resamples, seed)
+    return result
 
 
 def scored_samples(records: Sequence[ScoreRecord]) -> dict[str, list[ScoreRecord]]:
@@ -43,18 +64,13 @@ def pass_at_k_summary(
     seed: int,
 ) -> dict[str, Any]:
     """pass@k for each k, over the prompts with at least k scored samples."""
-    result: dict[str, Any] = {}
-    for k in ks:
-        per_prompt = {
-            prompt: pass_at_k(
-                len(samples), sum(1 for s in samples if (s.score or 0) >= threshold), k
-            )
-            for prompt, samples in by_prompt.items()
-            if len(samples) >= k
-        }
-        if per_prompt:
-            result[str(k)] = _interval(per_prompt, resamples, seed)
-    return result
+    passes = {
+        prompt: [(s.score or 0) >= threshold for s in samples]
+        for prompt, samples in by_prompt.items()
+    }
+    return _per_k(
+        passes, ks, lambda verdicts, k: pass_at_k(len(verdicts), sum(verdicts), k), resamples, seed
+    )
 
 
 def maj_at_k_summary(
@@ -72,16 +88,7 @@ def maj_at_k_summary(
         ]
         for prompt, samples in by_prompt.items()
     }
-    result: dict[str, Any] = {}
-    for k in ks:
-        per_prompt = {
-            prompt: maj_at_k({prompt: samples}, k)
-            for prompt, samples in votes.items()
-            if len(samples) >= k
-        }
-        if per_prompt:
-            result[str(k)] = _interval(per_prompt, resamples, seed)
-    return result
+    return _per_k(votes, ks, lambda samples, k: maj_at_k({"": samples}, k), resamples, seed)
 
 
 def breakdowns(
