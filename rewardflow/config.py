@@ -145,6 +145,12 @@ def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
         problems.append(f"rewards: duplicate reward name(s) {', '.join(duplicates)}")
     if sum(1 for reward in config["rewards"] if reward["primary"]) > 1:
         problems.append("rewards: mark at most one reward as primary")
+    simulator = config["simulator"]
+    if simulator["latency_distribution"] != "uniform" and simulator["latency_jitter_ms"] > 0:
+        problems.append(
+            "simulator.latency_jitter_ms: applies to the uniform latency distribution only; "
+            f"with {simulator['latency_distribution']} set simulator.latency_sigma instead"
+        )
     return problems
 
 
@@ -204,7 +210,9 @@ OPERATIONAL_GENERATION_KEYS = frozenset(
         "adaptive_rate",
     }
 )
-OPERATIONAL_SIMULATOR_KEYS = frozenset({"latency_ms", "latency_jitter_ms"})
+OPERATIONAL_SIMULATOR_KEYS = frozenset(
+    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma"}
+)
 
 
 def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,12 @@ For ``provider: openai`` the endpoint is the configured base URL. For ``provider
 each generation job starts the built-in simulated server as a subprocess on a free loopback
 port, so the offline demo needs no setup and still goes through real HTTP. The port changes
 every time, so the simulator's cache identity is derived from the settings that decide its
-answers (rule, responses file content, wrong rate, seed), not from its URL.
+answers (rule, responses file content, wrong rate, seed, and the simulator's answer version),
+not from its URL.
+
+Each sample's request carries a ``seed`` only when the config sets ``generation.seed``, with
+one exception: the built-in simulator at temperature > 0 is always sent one per sample (see
+:func:`request_seed`), so that the offline demo's samples differ and reproduce.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from rewardflow.cache import normalize_endpoint
+from rewardflow.cache import GenerationSettings, normalize_endpoint
 from rewardflow.errors import ConfigError, MissingApiKeyError
 
 _STARTUP_TIMEOUT_S = 60.0
+#: How the built-in simulator appears as the endpoint in cache keys and settings.json.
+SIMULATOR_SCHEME = "simulator://"
 
 
 def _file_digest(path: str | None) -> str | None:
@@ -41,15 +48,37 @@ def endpoint_identity(config: Mapping[str, Any]) -> str:
     model = config["model"]
     if model["provider"] != "simulator":
         return normalize_endpoint(model["base_url"])
+    # Imported here: the simulator pulls in aiohttp's server, which every snakemake start
+    # would otherwise pay for through the preflight checks.
+    from rewardflow.simulator import ANSWER_VERSION
+
     simulator = config["simulator"]
     answers = {
         "rule": simulator["rule"],
         "responses_sha256": _file_digest(simulator.get("responses")),
         "wrong_rate": simulator["wrong_rate"],
         "seed": simulator["seed"],
+        # A simulator that answers differently must not be served its predecessor's answers.
+        "answer_version": ANSWER_VERSION,
     }
     digest = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()
-    return f"simulator://{digest[:16]}"
+    return f"{SIMULATOR_SCHEME}{digest[:16]}"
+
+
+def request_seed(settings: GenerationSettings, sample_index: int) -> int | None:
+    """The ``seed`` to send with sample ``sample_index``'s request, or None to send none.
+
+    With ``generation.seed`` set, sample i gets ``seed + i``. Without it, a real provider is
+    sent no seed (the user asked for none, and some OpenAI-compatible servers reject the
+    field). The built-in simulator at temperature > 0 is sent ``i``, as if the seed were 0: it
+    answers a request by (messages, seed, choice), and unseeded requests would get their
+    samples in arrival order, which concurrency makes differ from run to run. The seed is not
+    in the cache key (``generation.seed`` is), so existing cache entries are unaffected.
+    """
+    seed = settings.seed_for(sample_index)
+    if seed is None and settings.temperature > 0 and settings.endpoint.startswith(SIMULATOR_SCHEME):
+        return sample_index
+    return seed
 
 
 def read_api_key(config: Mapping[str, Any]) -> str | None:
@@ -73,6 +102,8 @@ def simulator_command(config: Mapping[str, Any]) -> list[str]:
         "--wrong-rate", str(simulator["wrong_rate"]),
         "--latency-ms", str(simulator["latency_ms"]),
         "--latency-jitter-ms", str(simulator["latency_jitter_ms"]),
+        "--latency-distribution", simulator["latency_distribution"],
+        "--latency-sigma", str(simulator["latency_sigma"]),
         "--seed", str(simulator["seed"]),
         "--exit-on-stdin-eof",
     ]  # fmt: skip

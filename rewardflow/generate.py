@@ -35,7 +35,7 @@ from rewardflow.cache import (
     cache_key,
 )
 from rewardflow.client import ChatClient, ChatRequest, ClientStats, OpenAIChatClient
-from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key
+from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key, request_seed
 from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
@@ -109,7 +109,7 @@ def build_request(item: WorkItem, settings: GenerationSettings) -> ChatRequest:
         top_p=settings.top_p,
         max_tokens=settings.max_tokens,
         stop=settings.stop,
-        seed=settings.seed_for(item.sample_index),
+        seed=request_seed(settings, item.sample_index),
         extra_body=settings.extra_body,
     )
 

@@ -20,13 +20,34 @@ the last user message wins; otherwise the ``arithmetic`` rule solves the last ar
 expression in that message (with a configurable fraction of slightly wrong answers), or the
 ``echo`` rule repeats it.
 
-Determinism: every choice is a pure function of (messages, request ``seed``, sample index),
-hashed with SHA-256 -- never Python's ``hash()``, which is salted per process. A request
-without ``seed`` hashes as ``seed=None``, so unlike a real model it still answers the same way
-every time. At ``temperature == 0`` every choice uses sample index 0 (greedy decoding gives
-``n`` identical answers); otherwise choice ``i`` is sample ``i``. ``top_p`` is validated and
-otherwise ignored. The server's own ``--seed`` only seeds the latency jitter, so it never
-changes an answer.
+Sampling (see :func:`generate_choices`): every answer is a pure function of (messages, seed,
+sample index), hashed with SHA-256 -- never Python's ``hash()``, which is salted per process.
+Like a model, the simulator disagrees with itself at ``temperature > 0`` and never at 0:
+
+* ``temperature == 0`` is greedy decoding: every choice of every request is sample 0 with no
+  seed, whatever the request's ``seed`` -- one answer per conversation.
+* With a ``seed``, choice ``i`` is sample ``i`` of that seed: a seeded request always gets the
+  same answers, and requests with different seeds get independent ones. The generation job
+  sends each sample its own seed (see ``rewardflow.endpoint.request_seed``), so its records are
+  the same whatever order its concurrent requests arrive in.
+* Without a ``seed``, the server keeps a stream of samples per (messages, temperature,
+  ``top_p``): the first such request gets sample 0, the next sample 1 (or, with ``n`` choices,
+  the next ``n`` samples), as repeated calls to a model give different answers. A fresh (or
+  reset) server replays the same sequence; only sending identical requests concurrently leaves
+  which of them gets which sample to the scheduler. ``max_tokens`` and ``stop`` only cut the
+  text, so they share the stream. A request refused with an error status or a dropped
+  connection consumes no sample; a malformed answer does, as a garbled real answer would.
+
+``wrong_rate`` is the probability that a sample is wrong, drawn independently per sample, so
+pass@k rises with k and majority voting recovers many wrong samples. ``top_p`` is validated
+and otherwise ignored. The server's own ``--seed`` only seeds the latency draws, so it never
+changes an answer. :data:`ANSWER_VERSION` changes whenever the same request would be answered
+differently, so the pipeline's cache does not reuse answers of an older simulator.
+
+Latency: ``--latency-distribution uniform`` (the default) waits ``--latency-ms`` plus or minus
+``--latency-jitter-ms``, uniformly; ``lognormal`` draws from a log-normal with mean
+``--latency-ms`` and shape ``--latency-sigma``, a long tail of stragglers like a real provider's
+(at sigma 1, one request in a hundred takes over six times the mean).
 
 Token counting: a token is a match of ``\\w+|[^\\w\\s]`` (a run of word characters, or a
 single other non-space character). ``prompt_tokens`` counts the text of every message (not the
@@ -92,9 +113,12 @@ from rewardflow.errors import RewardflowError
 
 __all__ = [
     "ANSWER_STYLES",
+    "ANSWER_VERSION",
     "DEFAULT_HANG_S",
+    "DEFAULT_LATENCY_SIGMA",
     "DEFAULT_MODEL_NAME",
     "FAULTS",
+    "LATENCY_DISTRIBUTIONS",
     "NO_ANSWER",
     "ApiError",
     "ChatRequest",
@@ -113,6 +137,7 @@ __all__ = [
     "completion_body",
     "config_from_args",
     "count_tokens",
+    "draw_latency_ms",
     "evaluate_expression",
     "fault_for",
     "find_expression",
@@ -124,12 +149,14 @@ __all__ = [
     "messages_key",
     "parse_chat_request",
     "running_simulator",
+    "sample_stream_key",
     "solve",
 ]
 
 Rule = Literal["arithmetic", "echo"]
 Fault = Literal["error_500", "error_503", "drop", "malformed", "hang"]
 FinishReason = Literal["stop", "length"]
+LatencyDistribution = Literal["uniform", "lognormal"]
 Message = Mapping[str, str]
 
 RULES: tuple[Rule, ...] = ("arithmetic", "echo")
@@ -137,6 +164,12 @@ RULES: tuple[Rule, ...] = ("arithmetic", "echo")
 FAULTS: tuple[Fault, ...] = ("error_500", "error_503", "drop", "malformed", "hang")
 DEFAULT_HANG_S = 3600.0
 DEFAULT_MODEL_NAME = "rewardflow-simulator"
+#: Bumped whenever the same request would be answered differently; part of the pipeline's
+#: cache identity of the simulator (``rewardflow.endpoint``). 2: samples differ at temperature
+#: > 0 without a seed, and temperature 0 ignores the seed.
+ANSWER_VERSION = 2
+LATENCY_DISTRIBUTIONS: tuple[LatencyDistribution, ...] = ("uniform", "lognormal")
+DEFAULT_LATENCY_SIGMA = 1.0
 ANNOUNCEMENT = "rewardflow simulator listening on {url}"
 
 #: Roles the OpenAI API accepts; anything else is a 400 there too.
@@ -183,6 +216,8 @@ class SimulatorConfig:
     wrong_rate: float = 0.2
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
+    latency_distribution: LatencyDistribution = "uniform"
+    latency_sigma: float = DEFAULT_LATENCY_SIGMA
     seed: int = 0
     api_key: str | None = field(default=None, repr=False)
     rate_limit_rps: float | None = None
@@ -201,11 +236,27 @@ class SimulatorConfig:
             raise SimulatorError(f"wrong_rate must be between 0 and 1, not {self.wrong_rate}")
         if not (self.latency_ms >= 0 and self.latency_jitter_ms >= 0):
             raise SimulatorError("latency_ms and latency_jitter_ms must be >= 0")
+        self._validate_latency_distribution()
         if self.api_key is not None and not self.api_key.strip():
             # An empty key would make "Authorization: Bearer " valid: refuse rather than guess.
             raise SimulatorError("api_key must not be empty (use None to disable the check)")
         self.responses = _normalize_responses(self.responses)
         self._validate_faults()
+
+    def _validate_latency_distribution(self) -> None:
+        if self.latency_distribution not in LATENCY_DISTRIBUTIONS:
+            raise SimulatorError(
+                f"latency_distribution must be one of {', '.join(LATENCY_DISTRIBUTIONS)}, "
+                f"not {self.latency_distribution!r}"
+            )
+        if not (math.isfinite(self.latency_sigma) and self.latency_sigma > 0):
+            raise SimulatorError(f"latency_sigma must be a number > 0, not {self.latency_sigma}")
+        if self.latency_distribution != "uniform" and self.latency_jitter_ms > 0:
+            # The log-normal's spread is latency_sigma; a jitter would be silently ignored.
+            raise SimulatorError(
+                "latency_jitter_ms applies to the uniform distribution only; with "
+                f"{self.latency_distribution} set latency_sigma instead"
+            )
 
     def _validate_faults(self) -> None:
         rps = self.rate_limit_rps
@@ -847,14 +898,36 @@ def parse_chat_request(body: object) -> ChatRequest:
     )
 
 
-def generate_choices(request: ChatRequest, config: SimulatorConfig) -> list[Choice]:
-    """Every choice of ``request``: choice ``i`` is sample ``i``, or 0 at temperature 0."""
+def generate_choices(
+    request: ChatRequest, config: SimulatorConfig, first_sample: int = 0
+) -> list[Choice]:
+    """Every choice of ``request``: choice ``i`` is sample ``first_sample + i`` of its seed.
+
+    At temperature 0 every choice is sample 0 without a seed: greedy decoding has no
+    randomness, so neither the seed nor the position in a stream can change it. The server
+    passes ``first_sample`` for unseeded requests (see :func:`sample_stream_key`).
+    """
+    greedy = request.temperature == 0
+    seed = None if greedy else request.seed
     choices = []
     for index in range(request.n):
-        sample = 0 if request.temperature == 0 else index
-        text = answer_for(request.messages, request.seed, sample, config)
+        sample = 0 if greedy else first_sample + index
+        text = answer_for(request.messages, seed, sample, config)
         choices.append(Choice(*apply_stop_and_max_tokens(text, request.stop, request.max_tokens)))
     return choices
+
+
+def sample_stream_key(request: ChatRequest) -> str | None:
+    """The stream an unseeded, sampled request draws its next samples from; else ``None``.
+
+    Keyed on what decides the distribution of answers -- the messages, ``temperature`` and
+    ``top_p`` -- and not on ``max_tokens`` or ``stop``, which only cut an answer short. Seeded
+    and greedy requests name their samples themselves and draw from no stream.
+    """
+    if request.temperature == 0 or request.seed is not None:
+        return None
+    material = [messages_key(request.messages), request.temperature, request.top_p]
+    return hashlib.sha256(json.dumps(material).encode("utf-8")).hexdigest()
 
 
 def completion_body(
@@ -992,6 +1065,8 @@ class _State:
     latency_rng: random.Random
     #: Fault decisions made so far per messages digest: the ``attempt`` of :func:`fault_for`.
     attempts: dict[str, int] = field(default_factory=dict)
+    #: Samples drawn so far per :func:`sample_stream_key`: where the next unseeded one starts.
+    samples_drawn: dict[str, int] = field(default_factory=dict)
     bucket: _TokenBucket | None = None
     #: Set when the server shuts down, so that hanging requests end instead of delaying it.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -1001,9 +1076,10 @@ class _State:
             self.bucket = _TokenBucket(self.config.rate_limit_rps, time.monotonic())
 
     def reset(self) -> None:
-        """Back to a fresh server's state: zero stats, no attempts, a full bucket."""
+        """Back to a fresh server's state: zero stats, no attempts or samples, a full bucket."""
         self.stats.reset()
         self.attempts.clear()
+        self.samples_drawn.clear()
         if self.bucket is not None:
             self.bucket = _TokenBucket(self.bucket.rate, time.monotonic())
 
@@ -1012,6 +1088,15 @@ class _State:
         attempt = self.attempts.get(key, 0)
         self.attempts[key] = attempt + 1
         return attempt
+
+    def first_sample(self, request: ChatRequest) -> int:
+        """Where ``request``'s samples start in its stream (0 outside one), drawing them."""
+        key = sample_stream_key(request)
+        if key is None:
+            return 0
+        first = self.samples_drawn.get(key, 0)
+        self.samples_drawn[key] = first + request.n
+        return first
 
 
 STATE_KEY = web.AppKey("rewardflow_simulator_state", _State)
@@ -1080,14 +1165,28 @@ async def _read_json(request: web.Request) -> object:
         raise _invalid(f"We could not parse the JSON body of your request: {error}.") from error
 
 
-def _latency_s(state: _State) -> float:
-    """This request's delay: uniform in [mean - jitter, mean + jitter] ms, floored at 0."""
-    config = state.config
+def draw_latency_ms(config: SimulatorConfig, rng: random.Random) -> float:
+    """One request's delay in milliseconds, drawn from ``config.latency_distribution``.
+
+    ``uniform``: in [mean - jitter, mean + jitter], floored at 0. ``lognormal``: mean
+    ``latency_ms`` and shape ``latency_sigma`` (mu = ln(mean) - sigma^2 / 2), so that changing
+    the shape moves the tail, not the throughput a benchmark expects from the mean.
+    """
+    if config.latency_distribution == "lognormal":
+        if config.latency_ms <= 0:
+            return 0.0
+        sigma = config.latency_sigma
+        return rng.lognormvariate(math.log(config.latency_ms) - sigma**2 / 2, sigma)
     if config.latency_ms <= 0 and config.latency_jitter_ms <= 0:
         return 0.0
     low = config.latency_ms - config.latency_jitter_ms
     high = config.latency_ms + config.latency_jitter_ms
-    return max(state.latency_rng.uniform(low, high), 0.0) / 1000
+    return max(rng.uniform(low, high), 0.0)
+
+
+def _latency_s(state: _State) -> float:
+    """This request's delay in seconds (see :func:`draw_latency_ms`)."""
+    return draw_latency_ms(state.config, state.latency_rng) / 1000
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
@@ -1133,7 +1232,7 @@ async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamR
         raise ApiError(503, message, type="server_error", headers=headers)
     if fault == "drop":
         return _drop_connection(request), False
-    body = completion_body(chat, generate_choices(chat, state.config))
+    body = completion_body(chat, generate_choices(chat, state.config, state.first_sample(chat)))
     if fault == "malformed":
         return _malformed_response(body, malformed_ordinal, headers), False
     return web.json_response(body, headers=headers), True
@@ -1290,7 +1389,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--responses", type=Path, metavar="FILE", help="JSONL of canned answers per prompt"
     )
     parser.add_argument(
-        "--wrong-rate", type=float, default=0.2, help="fraction of wrong answers (%(default)s)"
+        "--wrong-rate",
+        type=float,
+        default=0.2,
+        help="probability that a sample is wrong, independently per sample (%(default)s)",
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="mean delay (%(default)s)")
     parser.add_argument(
@@ -1299,7 +1401,22 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="uniform +/- around the mean (%(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seeds the jitter (%(default)s)")
+    parser.add_argument(
+        "--latency-distribution",
+        choices=LATENCY_DISTRIBUTIONS,
+        default="uniform",
+        help="uniform: mean +/- jitter; lognormal: mean --latency-ms with a long tail of "
+        "stragglers (%(default)s)",
+    )
+    parser.add_argument(
+        "--latency-sigma",
+        type=float,
+        default=DEFAULT_LATENCY_SIGMA,
+        help="shape of the lognormal latency; larger means a longer tail (%(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the latency draws, never answers (%(default)s)"
+    )
     parser.add_argument(
         "--exit-on-stdin-eof",
         action="store_true",
@@ -1378,6 +1495,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         wrong_rate=args.wrong_rate,
         latency_ms=args.latency_ms,
         latency_jitter_ms=args.latency_jitter_ms,
+        latency_distribution=args.latency_distribution,
+        latency_sigma=args.latency_sigma,
         seed=args.seed,
         api_key=api_key,
         rate_limit_rps=args.rate_limit_rps,
