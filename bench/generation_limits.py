@@ -14,9 +14,11 @@ and the number of HTTP requests the server saw, how many it refused with 429, an
 
 Two more rows configure no client-side limit: with the adaptive pacer (the default), which
 learns the limit from the server's headers and 429s, and with it switched off, to show what
-honouring the limit saves. Usage::
+honouring the limit saves. ``--latency lognormal`` swaps the uniform 300±100 ms latency for a
+log-normal one with the same 300 ms mean and a long tail of stragglers, as real providers have.
+Usage::
 
-    .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20]
+    .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20] [--latency lognormal]
 """
 
 from __future__ import annotations
@@ -182,13 +184,22 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=20.0, help="server-side limit")
     parser.add_argument("--jobs", type=int, default=2, help="generation jobs side by side")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--latency",
+        choices=("uniform", "lognormal"),
+        default="uniform",
+        help="uniform: 300±100 ms; lognormal: mean 300 ms, sigma 1 (stragglers)",
+    )
     args = parser.parse_args()
 
+    latency = {
+        "uniform": ["--latency-jitter-ms", "100"],
+        "lognormal": ["--latency-distribution", "lognormal", "--latency-sigma", "1"],
+    }[args.latency]
     server = [
         "--latency-ms",
         "300",
-        "--latency-jitter-ms",
-        "100",
+        *latency,
         "--wrong-rate",
         "0.2",
         "--rate-limit-rps",
@@ -223,7 +234,8 @@ def main() -> None:
         runs.append(("clean, no limit, adaptive off", server, {"adaptive_rate": False}, {}))
     ideal = args.prompts / args.rps
     print(
-        f"{args.prompts} prompts, server limit {args.rps:g} req/s, latency 300±100 ms, "
+        f"{args.prompts} prompts, server limit {args.rps:g} req/s, "
+        f"latency {'300±100 ms' if args.latency == 'uniform' else 'lognormal, mean 300 ms'}, "
         f"{args.jobs} generation jobs; ideal {ideal:.1f} s"
     )
     columns = ("wall", "/ideal", "jobs", "/ideal", "requests", "/ideal", "HTTP", "429s", "429 %")
