@@ -371,7 +371,9 @@ def test_generation_params_omit_simulator_for_openai_provider():
     assert generation_params(validate_config(raw)) == generation_params(base)
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "math.yaml"])
+@pytest.mark.parametrize(
+    "name", sorted(path.name for path in (REPO_ROOT / "config").glob("*.yaml"))
+)
 def test_repository_configs_validate(name):
     with open(REPO_ROOT / "config" / name, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
