@@ -318,8 +318,8 @@ def test_malformed_dataset_row_is_reported_with_file_and_line(tmp_path, fresh_si
 
 def test_several_builtin_rewards_with_weights_and_a_judge_in_one_run(tmp_path, fresh_simulator):
     # The judge is another simulator that echoes its prompt; the template makes that echo
-    # carry a verdict, so the judge's request really goes through the client inside the
-    # scoring workers and its answer is parsed.
+    # end with a verdict line (after the fenced response), so the judge's request really goes
+    # through the client inside the scoring workers and its answer is parsed.
     judge = start_simulator("--rule", "echo", "--latency-ms", "1")
     try:
         dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(8))
@@ -331,7 +331,7 @@ def test_several_builtin_rewards_with_weights_and_a_judge_in_one_run(tmp_path, f
              "params": {"max_chars": 10_000}, "weight": 1},
             {"name": "judged", "function": "rewardflow.rewards.judge:llm_judge",
              "params": {"model": "judge", "base_url": judge.base_url,
-                        "template": "SCORE: 1 for {response}"}},
+                        "template": "Grade this: {response}\nSCORE: 1"}},
         ]  # fmt: skip
         result = run_with(tmp_path, config)
         judge_requests = judge.requests()
