@@ -163,6 +163,20 @@ def test_file_import_error_includes_the_exception(reward_file):
     assert str(path.parent) not in sys.path
 
 
+ARGPARSE_AT_IMPORT = "import argparse\nargparse.ArgumentParser().parse_args(['--bad'])\n"
+
+
+def test_a_module_that_exits_while_imported_is_a_load_error(reward_module, reward_file):
+    # argparse at module level exits (status 2) under Snakemake's argv: a classic.
+    module = reward_module(ARGPARSE_AT_IMPORT)
+    with pytest.raises(RewardLoadError, match=r"importing .* failed: SystemExit: 2"):
+        load_reward_function(f"{module}:fn")
+    path = reward_file("import sys\nsys.exit('no GPU here')\n")
+    with pytest.raises(RewardLoadError, match="SystemExit: no GPU here"):
+        load_reward_function(f"{path}:fn")
+    assert str(path.parent) not in sys.path
+
+
 def test_file_syntax_error_is_a_load_error(reward_file):
     path = reward_file("def broken(:\n")
     with pytest.raises(RewardLoadError, match="SyntaxError"):
