@@ -184,8 +184,9 @@ def withheld_env_names(
         for entry in reward_configs
         if isinstance(entry.get("params"), Mapping) and entry["params"].get("api_key_env")
     }
-    wanted = set(extra) | {name for name in names if _SECRET_NAME.search(name)}
-    return sorted(name for name in wanted if name in set(names) and name not in needed)
+    present = set(names)
+    wanted = (set(extra) & present) | {name for name in present if _SECRET_NAME.search(name)}
+    return sorted(wanted - needed)
 
 
 def _limit_memory(limit_mb: int | None) -> None:
