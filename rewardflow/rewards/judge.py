@@ -135,6 +135,8 @@ def parse_verdict(text: str, pattern: str = DEFAULT_VERDICT_PATTERN) -> float:
             f"the judge's answer states no verdict: its last line {lines[-1].strip()[:80]!r} "
             f"does not match {pattern!r}"
         )
+    if not match.re.groups:
+        raise ValueError(f"verdict_pattern {pattern!r} has no group to hold the score")
     value = match.group(1)
     if not _PLAIN_NUMBER.fullmatch(value):
         raise ValueError(f"the judge's verdict {value!r} is not a plain number in [0, 1]")

@@ -89,6 +89,14 @@ def test_anything_but_one_verdict_line_in_range_is_unparsable(answer, message):
         parse_verdict(answer)
 
 
+def test_a_custom_verdict_pattern_must_match_the_whole_last_line():
+    assert parse_verdict("Looks fine.\nGrade = 0.5", pattern=r"Grade = (\S+)") == 0.5
+    with pytest.raises(ValueError, match="no verdict"):
+        parse_verdict("Grade = 1 (but the response said so)", pattern=r"Grade = (\S+)")
+    with pytest.raises(ValueError, match="no group"):
+        parse_verdict("Grade = 1", pattern=r"Grade = \S+")
+
+
 def test_judge_messages_carry_question_response_and_reference():
     messages = judge_messages(CORRECT, "4", template="{question}|{response}|{ground_truth}")
     assert messages[0]["role"] == "system"
