@@ -207,6 +207,8 @@ def _init_worker(setup: WorkerSetup) -> None:
     what fails (a failing initializer would make pebble start the worker again and again).
     """
     global _WORKER_MEMORY_LIMIT_MB
+    # pebble's workers already ignore SIGINT; run_reward relies on it, so say it here too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in setup.withheld_env:
         os.environ.pop(name, None)  # also unsets it for every process the worker starts
     _WORKER_REWARDS.clear()
