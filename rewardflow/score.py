@@ -8,6 +8,26 @@ rewards run in worker processes (``pebble``'s process pool, which kills a timed-
 replaces a dead one), never in the job's own process. The workers also use all of the job's
 cores, and each runs rewards in its main thread, where math-verify's alarm-based timeout works.
 
+A reward that raises ``SystemExit`` (``sys.exit``), ``KeyboardInterrupt`` or
+``asyncio.CancelledError`` gets that as its error too: pebble's workers ignore SIGINT, so in a
+worker those can only come from the reward itself. A real Ctrl-C reaches the job's process,
+which stops the pool at once (rather than waiting for every scheduled reward) and exits.
+
+Each worker is set up by :func:`_init_worker` before it runs any reward:
+
+* a memory limit (``scoring.memory_limit_mb``, the soft ``RLIMIT_AS``), so one runaway sample
+  gets a ``MemoryError`` -- recorded as its error, naming the limit -- instead of taking the
+  machine's memory until its timeout; the other samples score normally;
+* no secrets in its environment: API keys are for the generation client, not for reward code
+  or whatever it starts. Withheld are ``model.api_key_env`` and every variable whose name
+  looks like a secret (:func:`withheld_env_names`). A reward that needs a key names it in
+  ``params.api_key_env`` (as ``llm_judge`` does); that variable, and only when such a reward
+  is configured, stays. Keeping it in the environment, rather than handing it over in memory,
+  keeps every reward's plain ``os.environ`` lookup working; model-written code never sees it
+  anyway, since the code reward starts its programs with an environment of its own. (With
+  fork-started workers ``/proc/<pid>/environ`` still shows the inherited block; a process
+  that can read that file could read the job's own.)
+
 Samples whose generation failed are carried through as ``generation_failed`` with no score,
 never as a zero.
 """
@@ -15,8 +35,13 @@ never as a zero.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import os
+import re
+import resource
+import signal
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, TimeoutError
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +56,44 @@ from rewardflow.rewards.result import to_reward_result
 logger = logging.getLogger(__name__)
 
 
+DEFAULT_MEMORY_LIMIT_MB = 4096
+
+# Names of environment variables that hold secrets: API_KEY/TOKEN/SECRET/PASSWORD/CREDENTIALS
+# as a whole ``_``-separated word (so TOKENIZERS_PARALLELISM is not one), or ending in _KEY.
+_SECRET_NAME = re.compile(
+    r"(?:^|_)(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)(?:_|$)|_KEY$", re.IGNORECASE
+)
+
+# Set in a worker by _init_worker, so a MemoryError can name the limit that caused it.
+_WORKER_MEMORY_LIMIT_MB: int | None = None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"SystemExit: the reward called sys.exit({error.code!r})"
+    if isinstance(error, MemoryError) and _WORKER_MEMORY_LIMIT_MB is not None:
+        return (
+            "MemoryError: the reward went over the scoring workers' memory limit "
+            f"(scoring.memory_limit_mb: {_WORKER_MEMORY_LIMIT_MB})"
+        )
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def run_reward(spec: RewardSpec, record: ResponseRecord) -> dict[str, Any]:
     """One reward on one response: its result as a dict, or ``{"error": ...}``."""
     conversation = [*record.messages, {"role": "assistant", "content": record.response or ""}]
     try:
         raw = spec.function(conversation, record.ground_truth, **spec.params)
         return to_reward_result(raw).to_dict()
-    except Exception as error:  # user code: any failure is data about this sample
-        return {"error": f"{type(error).__name__}: {error}"}
+    except KeyboardInterrupt as error:
+        # Where SIGINT is ignored (a pool worker) this can only be the reward's own; elsewhere
+        # it may be the user's Ctrl-C, which must stop the caller.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            raise
+        return {"error": _describe(error)}
+    except BaseException as error:  # user code: any failure is data about this sample
+        return {"error": _describe(error)}
 
 
 def weighted_score(
@@ -99,14 +154,67 @@ def score_record(record: ResponseRecord, rewards: Sequence[RewardSpec]) -> Score
     return combine(record, results, _primary(rewards), _weights(rewards))
 
 
-# --- worker side: each worker process loads the rewards once --------------------------------
+# --- worker side: each worker process is set up once, then loads the rewards once -----------
 
 _WORKER_REWARDS: dict[str, RewardSpec] = {}
 
 
-def _load_worker_rewards(reward_configs: Sequence[Mapping[str, Any]]) -> None:
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What :func:`_init_worker` needs; one picklable value, so adding a field is one line."""
+
+    reward_configs: Sequence[Mapping[str, Any]]
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB
+    withheld_env: tuple[str, ...] = ()
+
+
+def withheld_env_names(
+    names: Iterable[str],
+    reward_configs: Sequence[Mapping[str, Any]],
+    extra: Iterable[str] = (),
+) -> list[str]:
+    """The variables among ``names`` reward workers go without: secrets, and ``extra``.
+
+    ``extra`` is for names whose shape says nothing (``model.api_key_env`` may be anything).
+    A variable a configured reward names in ``params.api_key_env`` is kept: that reward
+    needs it (the LLM judge calls its model with it).
+    """
+    needed = {
+        str(entry["params"]["api_key_env"])
+        for entry in reward_configs
+        if isinstance(entry.get("params"), Mapping) and entry["params"].get("api_key_env")
+    }
+    present = set(names)
+    wanted = (set(extra) & present) | {name for name in present if _SECRET_NAME.search(name)}
+    return sorted(wanted - needed)
+
+
+def _limit_memory(limit_mb: int | None) -> None:
+    """Cap this process's address space (soft limit, so the code sandbox may set its own)."""
+    if limit_mb is None:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = limit_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _init_worker(setup: WorkerSetup) -> None:
+    """Set up one reward worker process; runs before it takes any task.
+
+    The rewards are loaded before the memory limit applies, so importing a big library is never
+    what fails (a failing initializer would make pebble start the worker again and again).
+    """
+    global _WORKER_MEMORY_LIMIT_MB
+    # pebble's workers already ignore SIGINT; run_reward relies on it, so say it here too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in setup.withheld_env:
+        os.environ.pop(name, None)  # also unsets it for every process the worker starts
     _WORKER_REWARDS.clear()
-    _WORKER_REWARDS.update({spec.name: spec for spec in load_rewards(reward_configs)})
+    _WORKER_REWARDS.update({spec.name: spec for spec in load_rewards(setup.reward_configs)})
+    _limit_memory(setup.memory_limit_mb)
+    _WORKER_MEMORY_LIMIT_MB = setup.memory_limit_mb
 
 
 def _run_in_worker(reward_name: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -136,21 +244,31 @@ def score_shard(
     reward_configs: Sequence[Mapping[str, Any]],
     workers: int = 1,
     timeout_s: float = 60.0,
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    secret_env: Collection[str] = (),
 ) -> dict[str, int]:
     """Score one shard's responses into ``output_path``; return counts by status.
 
     Each (sample, reward) pair is one task in a pool of ``workers`` processes, so a timeout
-    or a crash is pinned to exactly that pair.
+    or a crash is pinned to exactly that pair. ``memory_limit_mb`` caps each worker (None: no
+    cap); ``secret_env`` names variables to withhold from the workers besides those that look
+    like secrets (see the module docstring).
     """
     rewards = load_rewards(reward_configs)  # in this process too: fail fast, before any work
     primary, weights = _primary(rewards), _weights(rewards)
     records = list(iter_responses(responses_path))
+    setup = WorkerSetup(
+        reward_configs=reward_configs,
+        memory_limit_mb=memory_limit_mb,
+        withheld_env=tuple(withheld_env_names(os.environ, reward_configs, secret_env)),
+    )
+    if setup.withheld_env:  # names only, never values
+        logger.info("reward workers run without %s", ", ".join(setup.withheld_env))
     progress = Progress(f"scoring {Path(responses_path).stem}", total=len(records))
     counts = {"scored": 0, "score_error": 0, "generation_failed": 0, "not_attempted": 0}
     scored: list[dict[str, Any]] = []
-    with ProcessPool(
-        max_workers=max(1, workers), initializer=_load_worker_rewards, initargs=(reward_configs,)
-    ) as pool:
+    pool = ProcessPool(max_workers=max(1, workers), initializer=_init_worker, initargs=(setup,))
+    try:
         pending = [
             {
                 spec.name: pool.schedule(
@@ -170,6 +288,13 @@ def score_shard(
                 logger.warning("%s sample %d: %s", result.id, result.sample_index, result.error)
             scored.append(result.to_dict())
             progress.advance(failed=result.status != "scored")
+    except BaseException:
+        pool.stop()  # a Ctrl-C must not wait for every reward still scheduled
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
     write_jsonl_atomic(output_path, scored)
     progress.finish()
     return counts

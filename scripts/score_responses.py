@@ -7,12 +7,17 @@ from rewardflow.score import score_shard
 
 
 def main(snakemake) -> None:
+    # Operational knobs come from the validated config rather than params, so changing them
+    # does not make Snakemake rescore finished shards.
+    config = snakemake.config
     counts = score_shard(
         snakemake.input.responses,
         snakemake.output.scores,
         snakemake.params.rewards,
         workers=snakemake.threads,
         timeout_s=snakemake.params.timeout_s,
+        memory_limit_mb=config["scoring"]["memory_limit_mb"],
+        secret_env=[name for name in [config["model"].get("api_key_env")] if name],
     )
     logging.info("%s: %s", snakemake.wildcards.shard, counts)
 

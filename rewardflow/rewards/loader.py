@@ -21,6 +21,11 @@ from rewardflow.errors import RewardLoadError
 
 RewardFunction = Callable[..., Any]
 
+# A module that calls sys.exit while imported (argparse at module level, under Snakemake's argv)
+# is a broken reward, not a request to end the job silently with its exit status.
+# KeyboardInterrupt is left alone: while loading it is the user's Ctrl-C.
+_IMPORT_FAILURES = (Exception, SystemExit)
+
 
 @dataclass(frozen=True)
 class RewardSpec:
@@ -48,7 +53,7 @@ def _load_module_from_file(path: Path, reference: str) -> Any:
     sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except _IMPORT_FAILURES as error:
         raise RewardLoadError(
             f"reward {reference!r}: importing {path} failed: {type(error).__name__}: {error}"
         ) from error
@@ -80,7 +85,7 @@ def load_callable(reference: str) -> Callable[..., Any]:
             raise RewardLoadError(
                 f"reward {reference!r}: module {error.name!r} not found"
             ) from error
-        except Exception as error:
+        except _IMPORT_FAILURES as error:
             raise RewardLoadError(
                 f"reward {reference!r}: importing {target} failed: {type(error).__name__}: {error}"
             ) from error

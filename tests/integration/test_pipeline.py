@@ -241,6 +241,36 @@ def test_a_reward_that_raises_is_recorded_per_sample(tmp_path, fresh_simulator):
     assert all(record["score"] is None and "even id" in record["error"] for record in errors)
 
 
+def test_misbehaving_rewards_cost_only_their_samples_and_see_no_api_keys(tmp_path, fresh_simulator):
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(8))
+    config = base_config(dataset, fresh_simulator.base_url)
+    config["model"]["api_key_env"] = "RF_TEST_MODEL_CRED"
+    config["scoring"] = {"memory_limit_mb": 1024}
+    config["rewards"] = [{"name": "wild", "function": f"{REPO}/tests/data/rewards.py:misbehaves"}]
+    secrets = {"RF_TEST_MODEL_CRED": "sk-model-secret", "OPENAI_API_KEY": "sk-other-secret"}
+
+    result = run_with(tmp_path, config, env=secrets)
+
+    assert result.returncode == 0, result.output
+    summary = summary_of(tmp_path)
+    assert summary["counts"]["scored"] == 2 and summary["counts"]["score_errors"] == 6
+    assert summary["rewards"]["wild"]["mean"] == 1.0  # numpy.float32(1.0), keys not visible
+    errors = sorted(
+        record["error"]
+        for path in (tmp_path / "results" / "test" / "scores").glob("*.jsonl")
+        for record in read_jsonl_file(path)
+        if record["status"] == "score_error"
+    )
+    assert errors == sorted(
+        2 * ["SystemExit: the reward called sys.exit(0)", "KeyboardInterrupt",
+             "MemoryError: the reward went over the scoring workers' memory limit "
+             "(scoring.memory_limit_mb: 1024)"]
+    )  # fmt: skip
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").rglob("score_responses/*.log"))
+    assert "reward workers run without OPENAI_API_KEY, RF_TEST_MODEL_CRED" in logs
+    assert "sk-model-secret" not in logs and "sk-other-secret" not in logs
+
+
 def test_failed_requests_are_recorded_as_failures_and_fail_the_run(tmp_path, fresh_simulator):
     # extra_body replaces the model name with an empty one: the server answers 400 to all.
     dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
@@ -318,8 +348,8 @@ def test_malformed_dataset_row_is_reported_with_file_and_line(tmp_path, fresh_si
 
 def test_several_builtin_rewards_with_weights_and_a_judge_in_one_run(tmp_path, fresh_simulator):
     # The judge is another simulator that echoes its prompt; the template makes that echo
-    # carry a verdict, so the judge's request really goes through the client inside the
-    # scoring workers and its answer is parsed.
+    # end with a verdict line (after the fenced response), so the judge's request really goes
+    # through the client inside the scoring workers and its answer is parsed.
     judge = start_simulator("--rule", "echo", "--latency-ms", "1")
     try:
         dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(8))
@@ -331,7 +361,7 @@ def test_several_builtin_rewards_with_weights_and_a_judge_in_one_run(tmp_path, f
              "params": {"max_chars": 10_000}, "weight": 1},
             {"name": "judged", "function": "rewardflow.rewards.judge:llm_judge",
              "params": {"model": "judge", "base_url": judge.base_url,
-                        "template": "SCORE: 1 for {response}"}},
+                        "template": "Grade this: {response}\nSCORE: 1"}},
         ]  # fmt: skip
         result = run_with(tmp_path, config)
         judge_requests = judge.requests()

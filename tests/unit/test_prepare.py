@@ -340,6 +340,34 @@ def test_non_object_line_names_path_line_and_type(tmp_path):
         list(iter_local_rows(path))
 
 
+def test_a_line_that_is_not_utf8_names_path_line_and_byte(tmp_path):
+    path = tmp_path / "d.jsonl"
+    # Line 3 was saved as Latin-1 (0xe9 is "é"); lines 1-2 are fine, one with real UTF-8.
+    path.write_bytes(b'{"question": "a"}\r\n{"question": "caf\xc3\xa9"}\n{"question": "caf\xe9"}\n')
+    with pytest.raises(DatasetError) as raised:
+        list(iter_local_rows(path))
+    assert str(raised.value).startswith(f"{path}:3: not valid UTF-8 (byte 0xe9 at column 18)")
+
+
+def test_a_non_utf8_dataset_fails_prepare_with_one_clear_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"question": "1 + 1", "answer": "2"}\n{"question": "\xff"}\n')
+    script = (
+        "import sys\n"
+        "from rewardflow.prepare import prepare_prompts\n"
+        "from rewardflow.rule_script import run_rule\n"
+        f"run_rule(None, prepare_prompts, {make_config(path)!r}, [sys.argv[1]])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "shard-0.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"ERROR {path}:2: not valid UTF-8" in result.stderr
+    assert "a bug in rewardflow" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "shard-0.jsonl").exists()
+
+
 def test_missing_file_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="file not found"):
         list(iter_local_rows(tmp_path / "absent.jsonl"))

@@ -1,8 +1,10 @@
+import json
 import math
 import sys
 import textwrap
 import uuid
 
+import numpy as np  # installed with matplotlib and datasets
 import pytest
 
 from rewardflow.errors import RewardLoadError, RewardResultError
@@ -161,6 +163,20 @@ def test_file_import_error_includes_the_exception(reward_file):
     assert str(path.parent) not in sys.path
 
 
+ARGPARSE_AT_IMPORT = "import argparse\nargparse.ArgumentParser().parse_args(['--bad'])\n"
+
+
+def test_a_module_that_exits_while_imported_is_a_load_error(reward_module, reward_file):
+    # argparse at module level exits (status 2) under Snakemake's argv: a classic.
+    module = reward_module(ARGPARSE_AT_IMPORT)
+    with pytest.raises(RewardLoadError, match=r"importing .* failed: SystemExit: 2"):
+        load_reward_function(f"{module}:fn")
+    path = reward_file("import sys\nsys.exit('no GPU here')\n")
+    with pytest.raises(RewardLoadError, match="SystemExit: no GPU here"):
+        load_reward_function(f"{path}:fn")
+    assert str(path.parent) not in sys.path
+
+
 def test_file_syntax_error_is_a_load_error(reward_file):
     path = reward_file("def broken(:\n")
     with pytest.raises(RewardLoadError, match="SyntaxError"):
@@ -316,10 +332,46 @@ def test_non_numeric_values_are_rejected(value):
 
 
 def test_dict_without_score_or_with_string_score_is_rejected():
-    with pytest.raises(RewardResultError, match="NoneType"):
+    with pytest.raises(RewardResultError, match=r"mapping with 'score'.*got dict \{'reason'"):
         to_reward_result({"reason": "forgot the score"})
-    with pytest.raises(RewardResultError, match="str"):
+    with pytest.raises(RewardResultError, match="got str '1'"):
         to_reward_result({"score": "1"})
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (np.float32(0.5), 0.5),
+        (np.float64(0.25), 0.25),
+        (np.int64(1), 1.0),
+        (np.bool_(True), 1.0),
+        (np.array(0.75), 0.75),  # zero-dimensional array
+        ({"score": np.float32(0.5), "metrics": {"m": np.bool_(False)}}, 0.5),
+        (RewardResult(score=np.float32(0.5)), 0.5),
+    ],
+    ids=["float32", "float64", "int64", "bool_", "0-d array", "dict of numpy", "RewardResult"],
+)
+def test_numpy_scalars_are_numbers(value, expected):
+    result = to_reward_result(value)
+    assert result.score == expected and type(result.score) is float
+    json.dumps(result.to_dict())  # what the score file needs
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0.5", "score must be a number in [0, 1], got str '0.5' (convert it with float()"),
+        (b"1", "got bytes b'1'"),
+        ([1.0], "got list [1.0]"),
+        (np.array([0.5, 0.5]), "got ndarray"),
+        ({"score": 1.0, "metrics": {"m": "1"}}, "metric 'm' must be a number in [0, 1], got str"),
+    ],
+)
+def test_unusable_values_are_named_in_the_error(value, message):
+    with pytest.raises(RewardResultError) as raised:
+        to_reward_result(value)
+    assert message in str(raised.value)
+    assert "NoneType" not in str(raised.value)
 
 
 def test_bad_metrics_are_rejected():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -10,16 +15,28 @@ import pytest
 from rewardflow.errors import RewardLoadError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
-from rewardflow.score import score_shard
+from rewardflow.rewards.loader import load_rewards
+from rewardflow.score import score_record, score_shard, withheld_env_names
 
 REWARDS = textwrap.dedent(
     """
-    import os, time
+    import asyncio, os, subprocess, sys, time
 
     def exact(messages, ground_truth, **kwargs):
         text = messages[-1]["content"]
         if text == "raise":
             raise ValueError("cannot parse")
+        if text == "exit":
+            sys.exit(3)
+        if text == "interrupt":
+            raise KeyboardInterrupt
+        if text == "cancel":
+            raise asyncio.CancelledError("the reward cancelled itself")
+        if text == "hog":  # 10 GiB, as one runaway sample might
+            return len(bytes(10 * 2**30)) > 0
+        if text.startswith("sleep "):
+            open(ground_truth, "w").close()  # tells the test the reward has started
+            time.sleep(float(text.split()[1]))
         if text == "hang":
             time.sleep(60)
         if text == "crash":
@@ -28,6 +45,17 @@ REWARDS = textwrap.dedent(
 
     def length(messages, ground_truth, **kwargs):
         return {"score": min(1.0, len(messages[-1]["content"]) / 10), "reason": "chars/10"}
+
+    SECRETS = ("OPENAI_API_KEY", "HF_TOKEN", "RF_TEST_MODEL_CRED", "RF_TEST_JUDGE_KEY")
+
+    def env_probe(messages, ground_truth, api_key_env=None, **kwargs):
+        # What this process and a process it starts can see of the secrets.
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.environ))"],
+                               capture_output=True, text=True, check=True).stdout
+        here = [name for name in SECRETS if name in os.environ]
+        there = [name for name in SECRETS if repr(name) in child]
+        key = api_key_env and os.environ.get(api_key_env)
+        return {"score": 1.0, "reason": f"{here} {there} {key}"}
     """
 )
 
@@ -51,7 +79,7 @@ def reward_file(tmp_path):
     return path
 
 
-def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False):
+def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False, **options):
     responses = tmp_path / "responses.jsonl"
     records = [
         response(f"p{i}", text, status="failed" if text is None else "ok")
@@ -62,7 +90,9 @@ def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False)
     if second:
         configs.append({"name": "length", "function": f"{reward_file}:length"})
     output = tmp_path / "scores.jsonl"
-    counts = score_shard(responses, output, configs, workers=workers, timeout_s=timeout_s)
+    counts = score_shard(
+        responses, output, configs, workers=workers, timeout_s=timeout_s, **options
+    )
     return counts, [ScoreRecord.from_dict(data) for _, data in read_jsonl(output)]
 
 
@@ -115,4 +145,105 @@ def test_an_unloadable_reward_fails_before_any_work(tmp_path):
         score_shard(
             responses, tmp_path / "out.jsonl", [{"name": "x", "function": "no_such_module:f"}]
         )
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("exit", "SystemExit: the reward called sys.exit(3)"),
+        ("interrupt", "KeyboardInterrupt"),
+        ("cancel", "CancelledError: the reward cancelled itself"),
+    ],
+)
+def test_a_reward_that_exits_or_interrupts_costs_only_its_sample(
+    tmp_path, reward_file, text, error
+):
+    counts, written = score(tmp_path, reward_file, ["4", text, "4"])
+
+    assert [r.status for r in written] == ["scored", "score_error", "scored"]
+    assert counts["scored"] == 2
+    assert written[1].error == error
+
+
+def test_in_this_process_a_rewards_exit_is_its_error_but_ctrl_c_is_not_swallowed(reward_file):
+    spec = load_rewards([{"name": "accuracy", "function": f"{reward_file}:exact"}])
+    record = score_record(response("p0", "exit"), spec)
+    assert record.status == "score_error" and "SystemExit" in record.error
+    # Here a KeyboardInterrupt may be the user's Ctrl-C, which must stop the caller.
+    with pytest.raises(KeyboardInterrupt):
+        score_record(response("p0", "interrupt"), spec)
+
+
+def test_a_sample_over_the_memory_limit_fails_alone(tmp_path, reward_file):
+    counts, written = score(tmp_path, reward_file, ["4", "hog", "4", "3"], memory_limit_mb=1024)
+
+    assert [r.status for r in written] == ["scored", "score_error", "scored", "scored"]
+    assert written[1].error == (
+        "MemoryError: the reward went over the scoring workers' memory limit "
+        "(scoring.memory_limit_mb: 1024)"
+    )
+
+
+def test_reward_workers_do_not_carry_api_keys_except_a_rewards_own(
+    tmp_path, reward_file, monkeypatch
+):
+    for name in ("OPENAI_API_KEY", "HF_TOKEN", "RF_TEST_MODEL_CRED", "RF_TEST_JUDGE_KEY"):
+        monkeypatch.setenv(name, f"secret-{name}")
+    responses = tmp_path / "responses.jsonl"
+    write_jsonl_atomic(responses, [response("p0", "4").to_dict()])
+    configs = [
+        {"name": "probe", "function": f"{reward_file}:env_probe"},
+        # A reward that needs a key names it, as llm_judge does; only that one is kept.
+        {"name": "judged", "function": f"{reward_file}:env_probe",
+         "params": {"api_key_env": "RF_TEST_JUDGE_KEY"}},
+    ]  # fmt: skip
+    output = tmp_path / "scores.jsonl"
+    # RF_TEST_MODEL_CRED stands for model.api_key_env, whose name says nothing of a secret.
+    score_shard(responses, output, configs, secret_env=["RF_TEST_MODEL_CRED"])
+
+    [(_, written)] = list(read_jsonl(output))
+    kept = "['RF_TEST_JUDGE_KEY'] ['RF_TEST_JUDGE_KEY']"
+    assert written["rewards"]["probe"]["reason"] == f"{kept} None"
+    assert written["rewards"]["judged"]["reason"] == f"{kept} secret-RF_TEST_JUDGE_KEY"
+    assert os.environ["OPENAI_API_KEY"] == "secret-OPENAI_API_KEY"  # the job's own: untouched
+
+
+def test_secret_names_are_recognised_by_their_shape():
+    names = ["OPENAI_API_KEY", "FIREWORKS_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD",
+             "APIKEY", "TOKENIZERS_PARALLELISM", "PATH", "HOME", "KEYBOARD_LAYOUT"]  # fmt: skip
+    assert withheld_env_names(names, [], extra=[]) == [
+        "APIKEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "FIREWORKS_KEY", "HF_TOKEN",
+        "OPENAI_API_KEY",
+    ]  # fmt: skip
+
+
+def test_ctrl_c_stops_scoring_at_once_with_a_clear_error(tmp_path, reward_file):
+    started = tmp_path / "started"
+    responses = tmp_path / "responses.jsonl"
+    record = response("p0", "sleep 600")
+    write_jsonl_atomic(responses, [{**record.to_dict(), "ground_truth": str(started)}])
+    script = textwrap.dedent(
+        f"""
+        from rewardflow.rule_script import run_rule
+        from rewardflow.score import score_shard
+        run_rule(None, score_shard, {str(responses)!r}, {str(tmp_path / "out.jsonl")!r},
+                 [{{"name": "a", "function": {f"{reward_file}:exact"!r}}}], 1, 900.0)
+        """
+    )
+    # Its own session, so the signal reaches the job and its workers as a terminal's Ctrl-C does.
+    job = subprocess.Popen(
+        [sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        while not started.exists():
+            assert job.poll() is None, job.stderr.read()
+            time.sleep(0.05)
+        os.killpg(job.pid, signal.SIGINT)
+        _, stderr = job.communicate(timeout=120)  # the reward would sleep for 600 s
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 1
+    assert "ERROR interrupted" in stderr
     assert not (tmp_path / "out.jsonl").exists()
