@@ -108,9 +108,12 @@ _BOX_JOINER = re.compile(
     r"(?:[\s$,;]|\\quad|\\text\{\s*(?:and|or)\s*\}|\b(?:and|or)\b|[A-Za-z](?:_\{?[0-9]\}?)?\s*=)*"
 )
 _MAX_BOX_JOINER_CHARS = 40
-# A number followed by one of these starts an expression, a computation or a list ("2\\pi",
-# "3x", "3 + 4 = 7", "1, 2, 3"), so the number alone is not the answer.
-_CONTINUES_EXPRESSION = re.compile(r"[A-Za-z\\^_({!]|\s*(?:[=+*/^\u00d7\u00f7]|-\s|,\s*[0-9])")
+# A number followed by one of these starts an expression, a computation, a relation or a list
+# ("2\\pi", "3x", "3 + 4 = 7", "-2 \\le x", "1, 2, 3"), so the number alone is not the answer.
+_CONTINUES_EXPRESSION = re.compile(
+    r"[A-Za-z\\^_({!]|\s*(?:[=+*/^<>\u00d7\u00f7\u2264\u2265]|-\s|,\s*[0-9]"
+    r"|\\(?:le|ge|leq|geq|lt|gt|neq|ne|times|cdot|div|pm)\b)"
+)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
 _FIRST_WORD = re.compile(r"[A-Za-z]{2,}\b")
 # First words after "the answer is" that mean the phrase is not followed by an answer

@@ -32,6 +32,9 @@ COSINE = (
     r"Since $\cos\theta = \frac{1}{2}$ and $0 < \theta < \pi/2$, we get "
     r"$\theta = \frac{\pi}{3}$."
 )
+PM01 = r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}"
+SEATS = r"Each row has 6 seats and there are 6 rows, so $6 \times 6 = 36$ seats. Final answer: 36"
+HALF = r"Adding gives $2x = 5$, so $x = \frac{5}{2}$."
 
 CASES: list[Case] = [
     # --- numbers with locale separators ----------------------------------------------------
@@ -399,9 +402,64 @@ CASES: list[Case] = [
         r"Try $x=2$: $2^3 = 8$. So the answer is \boxed{8}. (Earlier I wrote 6.)",
         True,
     ),
+    # --- written after the reward was changed, and first run blind: the reward agreed with
+    # 42 of these 44 verdicts and math-verify's defaults with 27 -------------------------
+    Case("locale", "1250.75", "Total: 1 250,75 €", True),
+    Case("locale", "0.05", "0,05", True),
+    Case("locale", "1000000", "1 000 000", True),
+    Case("locale", "99.9", "99,9 %", True),
+    Case("locale", "0.05", "0,5", False),
+    Case("fractions", r"\frac{3}{8}", r"\boxed{\dfrac38}", True),
+    Case("fractions", r"\frac{3}{8}", "0.375", True),
+    Case("fractions", r"\frac{3}{8}", "0.38", False),
+    Case("fractions", r"\sqrt{3}/3", r"\frac{1}{\sqrt3}", True),
+    Case("fractions", r"4\sqrt{2}", r"\sqrt{32}", True),
+    Case("fractions", r"\frac{2}{3}", r"The probability is $\frac{4}{6}$.", True),
+    Case("fractions", "1/6", r"\boxed{\frac{1}{6}}", True),
+    Case("intervals", "[0, 1]", r"\boxed{0 \le x \le 1}", True),
+    Case("intervals", "(1, 4]", "The answer is $(1,4]$.", True),
+    Case("intervals", "(1, 4]", "The answer is $[1,4]$.", False),
+    Case("sets", r"\{0, 5\}", "The solutions are $x = 0$ and $x = 5$.", True),
+    Case("sets", r"\{0, 5\}", r"\boxed{0, 5, 10}", False),
+    Case("sets", "2, -3", "$x=2$ or $x=-3$", True),
+    Case("tuples", "(3, -1)", r"\boxed{x=3, y=-1}", True),
+    Case("tuples", "(3,-1)", "The intersection point is (3, -1).", True),
+    Case("tuples", "(3,-1)", r"\boxed{(-1, 3)}", False),
+    Case("matrices", PM01, f"$${PM01}$$", True),
+    Case(
+        "matrices",
+        r"\begin{pmatrix} 3 \\ -2 \end{pmatrix}",
+        r"\boxed{\begin{pmatrix} 3 \\ 2 \end{pmatrix}}",
+        False,
+    ),
+    Case("relations", r"x \geq -2", r"\boxed{x \ge -2}", True),
+    Case("relations", r"x \geq -2", r"The answer is $-2 \le x$.", True),
+    Case("relations", "y = -x + 4", r"\boxed{y = 4 - x}", True),
+    Case("relations", "y = -x + 4", r"\boxed{y = x + 4}", False),
+    Case("text", r"\text{(D)}", "The correct answer is (D).", True),
+    Case("text", "D", "Answer: (B)", False),
+    Case("text", r"\text{no}", r"\boxed{\text{yes}}", False),
+    Case("text", "Sunday", "**Sunday**", True),
+    Case("boxes", "1, 2", r"\boxed{1} or \boxed{2}", True),
+    Case("boxes", "2", r"\boxed{1} or \boxed{2}", False),
+    Case("units", "120", r"\boxed{120\text{ km}}", True),
+    Case("units", "45", r"45^{\circ}", True),
+    Case("units", r"20\%", r"\boxed{0.2}", True),
+    Case("units", "20", r"\boxed{20\%}", True),
+    Case("units", "8", r"\$8.5", False),
+    Case("reasoning", "36", SEATS, True),
+    Case("reasoning", "6", SEATS, False),
+    Case("reasoning", r"\frac{5}{2}", HALF, True),
+    Case("reasoning", "5", HALF, False),
+    Case("reasoning", "-4", r"Checking: $f(-4) = 0$ and $f(2) = 6$, so the root is $x=-4$.", True),
+    Case("reasoning", "24", r"The area is $\frac{1}{2} \cdot 6 \cdot 8 = 24$ square units.", True),
 ]
 
 KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
+    ("(3,-1)", "The intersection point is (3, -1)."): (
+        "a tuple in plain text at the end of prose is not read: no marker, no LaTeX, and "
+        "math-verify's extraction of plain text finds numbers and expressions, not tuples"
+    ),
     ("y >= 3", "From 2y - 1 >= 5 we get 2y >= 6, so y >= 3."): (
         "an inequality written in plain text (`>=`) at the end of prose is not read: no marker, "
         "no LaTeX, so the last number, 3, is compared with y >= 3 (math-verify reads 3 too)"

@@ -224,6 +224,9 @@ def test_parse_number_rejects_non_strings() -> None:
         ("\\boxed{3}. That is wrong, so \\boxed{4}", "4"),
         # "Answer" followed directly by a formula
         ("Answer \\( (10+2) \\)", "(10+2)"),
+        # a number followed by a relation or an operator is not the answer on its own
+        ("The answer is $-2 \\le x$.", "-2 \\le x"),
+        ("The answer is 5 \\times 3 = 15", "15"),
     ],
 )
 def test_extract_final_answer(text: str, answer: str) -> None:
