@@ -676,3 +676,42 @@ def test_none_ish_and_odd_content_does_not_raise(content: Any) -> None:
     result = math_reward(conversation(content), "18")
     assert result.score in (0.0, 1.0)
     assert result.score == (0.0 if content is None else 1.0)
+
+
+def test_scoring_workers_judge_formulas_and_report_unreadable_expected_answers(
+    tmp_path: Path,
+) -> None:
+    # The scoring stage runs rewards in pebble worker processes, in their main thread, where
+    # math-verify's SIGALRM timeouts are on; an expected answer nobody can read is a score
+    # error for that row only.
+    from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+    from rewardflow.records import ResponseRecord
+    from rewardflow.score import score_shard
+
+    pairs = [
+        (TABLE.PM, TABLE.PM.replace("pmatrix", "bmatrix")),  # 1 via math-verify
+        ("\\text{B}", "The answer is (B)."),  # 1 via the word comparison
+        ("[2,5)", "$[2,5]$"),  # 0 via math-verify
+        ("\\frac{}{}{{}}", "\\boxed{1}"),  # a score error
+        ("1200", "It costs $1 200."),  # 1 via the plain-number path
+    ]
+    responses = tmp_path / "responses.jsonl"
+    records = [
+        ResponseRecord(
+            id=f"p{index}",
+            sample_index=0,
+            status="ok",
+            messages=[{"role": "user", "content": "q"}],
+            ground_truth=expected,
+            response=response,
+        )
+        for index, (expected, response) in enumerate(pairs)
+    ]
+    write_jsonl_atomic(responses, [record.to_dict() for record in records])
+    rewards = [{"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"}]
+    counts = score_shard(responses, tmp_path / "scores.jsonl", rewards, workers=1)
+    assert counts["scored"] == 4 and counts["score_error"] == 1
+    written = {row["id"]: row for _, row in read_jsonl(tmp_path / "scores.jsonl")}
+    assert [written[f"p{index}"]["score"] for index in (0, 1, 2, 4)] == [1.0, 1.0, 0.0, 1.0]
+    assert written["p3"]["status"] == "score_error"
+    assert "cannot judge the expected answer" in written["p3"]["error"]
