@@ -8,12 +8,16 @@ percent sign or a LaTeX fraction) with regular expressions and exact :class:`~fr
 arithmetic, because the pipeline scores hundreds of responses per second per core and a float
 cannot even tell ``1234567890123`` from ``1234567890124`` reliably once tolerance is involved.
 
-Only when one side is not a plain number (``\\frac{\\sqrt{2}}{2}``, ``x=5``, ``2\\pi``) do we
-fall back to math-verify, which parses LaTeX into SymPy. It is imported lazily, so the
-plain-number path never pays for SymPy, and it is fenced in: its timeouts rely on
-``signal.alarm``, which only works in the main thread, so elsewhere we disable them and bound
-the input length instead, and any failure becomes a score of 0 with a reason, never an
-exception.
+What the response is compared with depends on the expected answer. A plain number takes the
+fast path above; only a response whose answer is an expression (``\\boxed{10+2}``) or a
+formula (``\\frac4{4}``) reaches SymPy. A word answer ("B", "\\text{Yes}") is compared as
+text. Anything else (``\\frac{\\sqrt{2}}{2}``, ``[2,5)``, ``y \\geq 3``, a tuple, a set, a
+matrix) is parsed and compared by math-verify, on the response's marked answer or, without
+one, on what math-verify's own extraction finds: a number-first extractor would otherwise
+pull a ``5`` out of ``$[2,5)$``. math-verify is imported lazily and fenced in: its timeouts
+rely on ``signal.alarm``, which only works in the main thread, so elsewhere we disable them
+and bound the input length instead; a failure on the response becomes a score of 0 with a
+reason, and an expected answer nobody can read raises, so the row is a score error.
 """
 
 from __future__ import annotations
