@@ -8,12 +8,16 @@ percent sign or a LaTeX fraction) with regular expressions and exact :class:`~fr
 arithmetic, because the pipeline scores hundreds of responses per second per core and a float
 cannot even tell ``1234567890123`` from ``1234567890124`` reliably once tolerance is involved.
 
-Only when one side is not a plain number (``\\frac{\\sqrt{2}}{2}``, ``x=5``, ``2\\pi``) do we
-fall back to math-verify, which parses LaTeX into SymPy. It is imported lazily, so the
-plain-number path never pays for SymPy, and it is fenced in: its timeouts rely on
-``signal.alarm``, which only works in the main thread, so elsewhere we disable them and bound
-the input length instead, and any failure becomes a score of 0 with a reason, never an
-exception.
+What the response is compared with depends on the expected answer. A plain number takes the
+fast path above; only a response whose answer is an expression (``\\boxed{10+2}``) or a
+formula (``\\frac4{4}``) reaches SymPy. A word answer ("B", "\\text{Yes}") is compared as
+text. Anything else (``\\frac{\\sqrt{2}}{2}``, ``[2,5)``, ``y \\geq 3``, a tuple, a set, a
+matrix) is parsed and compared by math-verify, on the response's marked answer or, without
+one, on what math-verify's own extraction finds: a number-first extractor would otherwise
+pull a ``5`` out of ``$[2,5)$``. math-verify is imported lazily and fenced in: its timeouts
+rely on ``signal.alarm``, which only works in the main thread, so elsewhere we disable them
+and bound the input length instead; a failure on the response becomes a score of 0 with a
+reason, and an expected answer nobody can read raises, so the row is a score error.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ _MAX_NUMBER_CHARS = 400
 # math-verify hands its input to SymPy, which can take minutes on adversarial LaTeX. Outside
 # the main thread it runs without a timeout, so the input length is the only bound we have.
 _MAX_SYMBOLIC_CHARS = 300
+# How much of a response's end math-verify's own extraction reads (see _response_tail).
+_MAX_RESPONSE_TAIL_CHARS = 3000
 # Seconds math-verify may spend per parse/compare when it can use signal.alarm (main thread).
 _MATH_VERIFY_TIMEOUT_S = 5
 # How far a ``\boxed{`` may extend; bounds the brace scan when a response is cut off mid-box.
@@ -58,10 +64,22 @@ _MAX_SPAN_CHARS = 300
 _SIGN = "[-+\u2212\ufe63\uff0d]"  # ASCII, unicode minus, small and full-width hyphen-minus
 _MINUS_SIGNS = frozenset("-\u2212\ufe63\uff0d")
 _CURRENCY = r"(?:\\?\$|[\u20ac\u00a3\u00a5])"  # $ \$ € £ ¥
-# "1,200", LaTeX's "1{,}200" and "1\\,200" are thousands separators only before groups of exactly
-# three digits; "1, 2, 3" (comma then space) and "12,34" are not, so they fall apart into numbers.
-_INTEGER = r"(?:[0-9]{1,3}(?:(?:,|\{,\}|\\,)[0-9]{3})+(?![0-9])|[0-9]+)"
-_UNSIGNED = rf"(?:{_INTEGER}(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]{{1,3}}(?![0-9]))?"
+# Thousands separators: ",", LaTeX's "{,}" and "\\,", and the spaces of French, Swiss or SI
+# style ("2 000", no-break and thin spaces too), only before groups of exactly three digits;
+# "1, 2, 3" (comma then space) is a list. Dots separate thousands only where they cannot be a
+# decimal point: "1.234.567", or "1.500,5" before a decimal comma.
+_GROUP_SEPARATOR = r"(?:,|\{,\}|\\,|[ \u00a0\u202f\u2009])"
+_GROUP_MARKS = re.compile(r"\{,\}|\\,|[ \u00a0\u202f\u2009]")
+_INTEGER = (
+    rf"(?:[0-9]{{1,3}}(?:{_GROUP_SEPARATOR}[0-9]{{3}})+(?![0-9])"
+    r"|[0-9]{1,3}(?:\.[0-9]{3}){2,}(?![0-9.])"
+    r"|[0-9]{1,3}(?:\.[0-9]{3})+(?=,[0-9])"
+    r"|[0-9]+)"
+)
+# A decimal point, or a decimal comma ("3,15 €", "2,5"): a comma before anything but exactly
+# three digits, and not the first comma of a list such as "1,2,3".
+_DECIMAL = r"(?:\.[0-9]+|,(?![0-9]{3}(?![0-9]))[0-9]+(?![0-9]|,[0-9]))"
+_UNSIGNED = rf"(?:{_INTEGER}{_DECIMAL}?|\.[0-9]+)(?:[eE][-+]?[0-9]{{1,3}}(?![0-9]))?"
 _LATEX_FRAC = (
     rf"\\[dt]?frac\s*(?:\{{\s*{_SIGN}?{_UNSIGNED}\s*\}}\s*\{{\s*{_SIGN}?{_UNSIGNED}\s*\}}"
     r"|[0-9][0-9])"
@@ -81,14 +99,25 @@ _FRAC_PARTS = re.compile(rf"\{{\s*({_SIGN}?{_UNSIGNED})\s*\}}\s*\{{\s*({_SIGN}?{
 _BOXED_START = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
 _GSM8K_MARKER = re.compile(r"#{4,}[ \t]*")
-# "The answer is 18", "Answer: 18", "**Final Answer:** 18", "the answer would be 18".
+# "The answer is 18", "Answer: 18", "**Final Answer:** 18", "the answer would be 18", and
+# "Answer \\( (10+2) \\)": the word followed directly by a formula.
 _ANSWER_PHRASE = re.compile(
-    r"\banswer[*_]*\s*(?:(?:is|would\s+be|should\s+be|will\s+be)\b\s*:?|[:=])[\s*_]*",
+    r"\banswer[*_]*(?:\s*(?:(?:is|would\s+be|should\s+be|will\s+be)\b\s*:?|[:=])[\s*_]*"
+    r"|\s+(?=\\\(|\\\[|\$))",
     re.IGNORECASE,
 )
-# A number followed by one of these starts an expression, a computation or a list ("2\\pi",
-# "3x", "3 + 4 = 7", "1, 2, 3"), so the number alone is not the answer.
-_CONTINUES_EXPRESSION = re.compile(r"[A-Za-z\\^_({!]|\s*(?:[=+*/^\u00d7\u00f7]|-\s|,\s*[0-9])")
+# What may stand between two boxes that together are one answer: "\\boxed{3}, \\boxed{4}",
+# "$x = \\boxed{-1}$ or $x = \\boxed{2}$". Anything longer (a sentence) means a revision.
+_BOX_JOINER = re.compile(
+    r"(?:[\s$,;]|\\quad|\\text\{\s*(?:and|or)\s*\}|\b(?:and|or)\b|[A-Za-z](?:_\{?[0-9]\}?)?\s*=)*"
+)
+_MAX_BOX_JOINER_CHARS = 40
+# A number followed by one of these starts an expression, a computation, a relation or a list
+# ("2\\pi", "3x", "3 + 4 = 7", "-2 \\le x", "1, 2, 3"), so the number alone is not the answer.
+_CONTINUES_EXPRESSION = re.compile(
+    r"[A-Za-z\\^_({!]|\s*(?:[=+*/^<>\u00d7\u00f7\u2264\u2265]|-\s|,\s*[0-9]"
+    r"|\\(?:le|ge|leq|geq|lt|gt|neq|ne|times|cdot|div|pm)\b)"
+)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)")
 _FIRST_WORD = re.compile(r"[A-Za-z]{2,}\b")
 # First words after "the answer is" that mean the phrase is not followed by an answer
@@ -105,10 +134,22 @@ _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^
 _THIN_SPACE_IN_NUMBER = re.compile(r"(?<=[0-9])\\[,!;: ](?=[0-9]{3})")
 _LATEX_SPACING = re.compile(r"\\[,!;: ]|~|\\quad|\\qquad|\\displaystyle|\\left|\\right")
 _DEGREES = re.compile(r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|\u00b0)\s*$")
-# Trailing unit words: "18 dollars", "5 apples per day". Single letters are left alone because
-# they are variables ("5 x"), and "pi" because "2 pi" is not 2.
-_UNIT_WORDS = re.compile(r"(?<=[0-9%}])(?:\s*[A-Za-z]{2,}\b\.?)+\s*$")
+# A currency sign after the number, as in much of Europe: "3,15 €", "45,00 $".
+_TRAILING_CURRENCY = re.compile(r"(?<=[0-9])\s?(?:\\?\$|[\u20ac\u00a3\u00a5])\s*$")
+# Trailing unit words: "18 dollars", "5 apples per day", "25 cm^2", "5 m/s". Single letters are
+# left alone because they are variables ("5 x"), and "pi" because "2 pi" is not 2.
+_UNIT_WORDS = re.compile(
+    r"(?<=[0-9%}])(?:\s*(?:[A-Za-z]{2,}|[A-Za-z]+/[A-Za-z]+)\b\.?(?:\s*\^\s*\{?[23]\}?)?)+\s*$"
+)
 _WHITESPACE = re.compile(r"\s+")
+# Spellings math-verify does not know, and the ones it does that mean the same.
+_LATEX_SYNONYMS = (("\\varnothing", "\\emptyset"),)
+# A word answer: "B", "(C)", "yes", "Monday", "New York" (after \\text{} is removed).
+_WORD_ANSWER = re.compile(r"\(?[A-Za-z][A-Za-z' -]*\)?")
+# A number next to one of these is part of a formula, not an answer on its own.
+_FORMULA_NEIGHBOURS = frozenset("{}^_")
+_MATH_DELIMITER = re.compile(r"\$|\\[(\[]|\\begin\{(?:equation|align)")
+_LATEX_COMMAND = re.compile(r"\\(?:begin|end)\{[A-Za-z*]+\}|\\[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -131,7 +172,16 @@ def _token_answer(match: re.Match[str]) -> str:
 
 
 def _unsigned_fraction(text: str) -> Fraction:
-    return Fraction(text.replace("{,}", "").replace("\\,", "").replace(",", ""))
+    """The value of a number written with any of the separators the grammar accepts."""
+    text = _GROUP_MARKS.sub("", text)
+    comma, dot = text.rfind(","), text.rfind(".")
+    # The last comma is a decimal comma unless it starts a group of exactly three digits with
+    # no dot before it ("1,200"); "3,15" and "1.500,5" have one.
+    if comma > dot and (dot >= 0 or len(text) - comma - 1 != 3):
+        text = text[:comma].replace(".", "").replace(",", "") + "." + text[comma + 1 :]
+    elif text.count(".") > 1:  # "1.234.567"
+        text = text.replace(".", "")
+    return Fraction(text.replace(",", ""))
 
 
 def _signed_fraction(text: str) -> Fraction:
@@ -146,20 +196,30 @@ def parse_number(text: str) -> Fraction | None:
     This is what makes ``$1,200.``, ``1200``, ``**1,200**`` and ``\\boxed{1{,}200}`` the same
     answer. Accepted around the number: markdown emphasis, ``$...$``/``\\(...\\)`` math,
     ``\\boxed{}``/``\\text{}`` wrappers, a currency sign, trailing punctuation, trailing unit
-    words ("18 dollars"), degrees, and a trailing percent sign, which is dropped rather than
-    divided by 100 (the GSM8K convention: a question asking "what percent" expects ``50``).
-    ``1/2``, ``\\frac{1}{2}`` and ``\\dfrac12`` are fractions; a unicode minus is a minus.
+    words ("18 dollars", "25 cm^2"), degrees, and a trailing percent sign, which is dropped
+    here (the GSM8K convention: a question asking "what percent" expects ``50``); the reward
+    also accepts ``50%`` for ``0.5``. ``1/2``, ``\\frac{1}{2}`` and ``\\dfrac12`` are fractions;
+    a unicode minus is a minus. Thousands may be separated by commas, spaces (``2 000``,
+    no-break and thin spaces too) or, unambiguously, dots (``1.234.567``); a decimal comma
+    (``3,15``, ``1.500,5``) is a decimal point.
 
     A :class:`~fractions.Fraction` rather than a float keeps ``0.1 + 0.2`` style rounding out of
-    equality and keeps 13-digit answers exact. Anything else (``x=5``, ``2\\pi``, ``1, 2, 3``,
-    ``1,20``) returns ``None`` so that the caller can compare it symbolically.
+    equality and keeps 13-digit answers exact. Anything else (``x=5``, ``2\\pi``, ``1, 2, 3``)
+    returns ``None`` so that the caller can compare it symbolically.
     """
+    parsed = _parse_value(text)
+    return parsed[0] if parsed is not None else None
+
+
+def _parse_value(text: str) -> tuple[Fraction, bool] | None:
+    """:func:`parse_number`'s value and whether it had a percent sign; ``None`` if no number."""
     if not isinstance(text, str) or len(text) > _MAX_NUMBER_CHARS:
         return None
     cleaned = _clean_answer(text)
     cleaned = _THIN_SPACE_IN_NUMBER.sub("", cleaned)
     cleaned = _LATEX_SPACING.sub(" ", cleaned)
     cleaned = _DEGREES.sub("", cleaned)
+    cleaned = _TRAILING_CURRENCY.sub("", cleaned)
     unit = _UNIT_WORDS.search(cleaned)
     if unit is not None and unit.start() > 0 and "pi" not in unit.group().lower().split():
         cleaned = cleaned[: unit.start()]
@@ -183,7 +243,20 @@ def parse_number(text: str) -> Fraction | None:
     except (ValueError, ZeroDivisionError):
         return None
     sign = match["sign"] or match["sign2"]
-    return -value if sign in _MINUS_SIGNS else value
+    return (-value if sign in _MINUS_SIGNS else value), bool(match["pct"])
+
+
+def _values_match(
+    expected: tuple[Fraction, bool], got: tuple[Fraction, bool], tolerance: Fraction
+) -> bool:
+    """Whether two parsed numbers are equal, a percent sign read either as written or as /100.
+
+    ``50%`` matches both ``50`` (GSM8K's convention for "what percent") and ``0.5`` (the
+    quantity it denotes), as a careful grader and math-verify both accept.
+    """
+    expected_values = (expected[0], expected[0] / 100) if expected[1] else (expected[0],)
+    got_values = (got[0], got[0] / 100) if got[1] else (got[0],)
+    return any(_numbers_match(e, g, tolerance) for e in expected_values for g in got_values)
 
 
 def _numbers_match(expected: Fraction, got: Fraction, tolerance: Fraction) -> bool:
@@ -261,17 +334,34 @@ def _last_boxed(text: str) -> _Extraction | None:
     """The last non-empty, closed ``\\boxed{...}`` (or ``\\fbox``), nested braces included.
 
     An unclosed box (a response cut off by max_tokens) is skipped in favour of an earlier one.
+    Boxes joined only by commas, "and"/"or" or ``x =`` (``\\boxed{3}, \\boxed{4}``) are one
+    answer with several parts, returned as ``3, 4``; boxes with prose between them are a
+    revision, and the last one counts.
     """
     if "\\boxed" not in text and "\\fbox" not in text:
         return None
+    parts: list[str] = []
+    first = last = -1
     for start in reversed(list(_BOXED_START.finditer(text))[-_MAX_CANDIDATES:]):
         end = _closing_brace(text, start.end())
         if end is None:
+            if parts:
+                break
             continue
+        if parts:
+            between = text[end + 1 : first]
+            if len(between) > _MAX_BOX_JOINER_CHARS or not _BOX_JOINER.fullmatch(between):
+                break
         answer = _clean_answer(text[start.end() : end])
-        if answer:
-            return _Extraction(answer, text[start.start() : end + 1], "\\boxed{}")
-    return None
+        if not answer:
+            if parts:
+                break
+            continue
+        parts.insert(0, answer)
+        first, last = start.start(), end if last < 0 else last
+    if not parts:
+        return None
+    return _Extraction(", ".join(parts), text[first : last + 1], "\\boxed{}")
 
 
 def _answer_at_start(tail: str, *, allow_words: bool) -> str | None:
@@ -325,10 +415,21 @@ def _last_number(text: str) -> _Extraction | None:
         pass
     if last is None:
         return None
-    return _Extraction(_token_answer(last), last.group().strip(), "last number")
+    answer, start = _token_answer(last), last.start()
+    # "1,2,3" scans as "1", then "2,3" with a decimal comma; after a digit and a comma the
+    # number is the end of a list, so its last item is the answer.
+    if start >= 2 and text[start - 1] == "," and text[start - 2].isdigit() and "," in answer:
+        answer = answer.rsplit(",", 1)[1]
+    method = "last number"
+    # A number inside a formula ("\\frac4{4}", "\\sqrt{12}", "2^{10}") is not an answer.
+    before, after = text[start - 1 : start], text[last.end() : last.end() + 1]
+    if before in _FORMULA_NEIGHBOURS or after in _FORMULA_NEIGHBOURS:
+        method = "last number in a formula"
+    return _Extraction(answer, last.group().strip(), method)
 
 
-def _extract(text: str) -> _Extraction | None:
+def _marked(text: str) -> _Extraction | None:
+    """The answer a marker points at: the last box, ``####`` or "the answer is"; else ``None``."""
     if "\\" in text:
         boxed = _last_boxed(text)
         if boxed is not None:
@@ -341,7 +442,28 @@ def _extract(text: str) -> _Extraction | None:
         phrased = _last_marked(text, _ANSWER_PHRASE, "'answer is' phrase")
         if phrased is not None:
             return phrased
-    return _last_number(text)
+    return None
+
+
+def _extract(text: str) -> _Extraction | None:
+    return _marked(text) or _last_number(text)
+
+
+def _bare_answer(text: str) -> _Extraction | None:
+    """The whole response when it is nothing but an answer (``(2,3.5)``, ``y \\leq 4``, ``B``).
+
+    It is, when it is short, has no math delimiters (then math-verify finds the formulas) and
+    no prose: no word of two letters or more outside LaTeX commands, or at most three words
+    and no digit ("Yes", "True").
+    """
+    stripped = text.strip()
+    if not stripped or len(stripped) > _MAX_SYMBOLIC_CHARS or _MATH_DELIMITER.search(stripped):
+        return None
+    words = _FIRST_WORD.findall(_LATEX_COMMAND.sub(" ", stripped))
+    if words and (len(stripped.split()) > 3 or any(char.isdigit() for char in stripped)):
+        return None
+    answer = _clean_answer(stripped)
+    return _Extraction(answer, stripped, "whole response") if answer else None
 
 
 def extract_final_answer(text: str) -> str | None:
@@ -363,12 +485,13 @@ def extract_final_answer(text: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _expected_answer(ground_truth: str) -> tuple[str, Fraction | None]:
+def _expected_answer(ground_truth: str) -> tuple[str, tuple[Fraction, bool] | None]:
     """The answer in a ground truth, and its value if it is a plain number.
 
     A full GSM8K solution ("... #### 70000") or a MATH solution with a ``\\boxed{}`` is reduced
-    to its marked answer; anything else is the answer as a whole (so ``x^2+1`` is not read as
-    its last number). Cached because every sample of a prompt has the same ground truth.
+    to its marked answer (several joined boxes to ``3, 4``); anything else is the answer as a
+    whole (so ``x^2+1`` is not read as its last number). Cached because every sample of a
+    prompt has the same ground truth.
     """
     found = None
     if "\\boxed" in ground_truth or "\\fbox" in ground_truth:
@@ -376,50 +499,161 @@ def _expected_answer(ground_truth: str) -> tuple[str, Fraction | None]:
     if found is None and "####" in ground_truth:
         found = _last_marked(ground_truth, _GSM8K_MARKER, "#### marker")
     answer = found.answer if found is not None else _clean_answer(ground_truth)
-    return answer, parse_number(answer)
+    return answer, _parse_value(answer)
 
 
-# --- symbolic fallback ---------------------------------------------------------------------
+# --- word answers --------------------------------------------------------------------------
+
+
+def _word_key(answer: str) -> str | None:
+    """A word answer ("B", "(C)", "\\text{Yes}", "Monday") as compared; ``None`` for others.
+
+    Word answers are compared as case-folded text and never handed to math-verify, which reads
+    "Monday" as the product of six symbols, equal to "Dynamo".
+    """
+    cleaned = _WHITESPACE.sub(" ", _clean_answer(answer)).strip()
+    if not _WORD_ANSWER.fullmatch(cleaned):
+        return None
+    if cleaned.startswith("(") and cleaned.endswith(")"):
+        cleaned = cleaned[1:-1].strip()
+    return cleaned.casefold()
 
 
 def _normalised_text(answer: str) -> str:
-    text = _LATEX_SPACING.sub("", answer).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = _LATEX_SPACING.sub("", answer)
+    for spelling in ("\\dfrac", "\\tfrac", "\\cfrac"):
+        text = text.replace(spelling, "\\frac")
     return _WHITESPACE.sub("", text)
 
 
-def _math_verify_equal(expected: str, got: str) -> tuple[bool, str]:
-    """Compare two non-numeric answers with math-verify; ``(equal, how it went)``, never raises.
+# --- math-verify ---------------------------------------------------------------------------
 
-    Each answer is wrapped in ``\\boxed{}`` before parsing: that anchors math-verify's LaTeX
-    extraction, which otherwise finds nothing in a bare ``\\dfrac{1}{2}`` and reads a bare
-    ``2\\pi`` as ``2``. Plain numbers never get here: math-verify also accepts ``50%`` as
-    both ``50`` and ``0.5``, which is looser than the GSM8K convention we want.
 
-    In the main thread math-verify's timeouts install a SIGALRM handler and end with
-    ``signal.alarm(0)``, which cancels any alarm the caller had set; elsewhere they cannot
-    work at all, so they are turned off and the input length cap bounds the work instead.
+class _MathVerifyError(Exception):
+    """math-verify raised or timed out; the message says which."""
+
+
+def _timeout() -> int | None:
+    """math-verify's timeout: on in the main thread, off elsewhere.
+
+    Its timeouts install a SIGALRM handler, and ``signal.signal`` raises ValueError in any
+    thread but the main one. The scoring stage runs rewards in the main thread of worker
+    processes, where they work; a caller's own thread gets none, and the length caps
+    (``_MAX_SYMBOLIC_CHARS``, ``_MAX_RESPONSE_TAIL_CHARS``) are the only bound.
     """
-    if len(expected) > _MAX_SYMBOLIC_CHARS or len(got) > _MAX_SYMBOLIC_CHARS:
-        return False, "answer too long for symbolic comparison"
-    try:
-        from math_verify import parse, verify
-        from math_verify.errors import TimeoutException
-    except ImportError:  # pragma: no cover - math-verify is a declared dependency
-        return False, "not a plain number and math-verify is not installed"
-    # signal.signal raises ValueError outside the main thread, even with raise_on_error=False.
     in_main_thread = threading.current_thread() is threading.main_thread()
-    timeout = _MATH_VERIFY_TIMEOUT_S if in_main_thread else None
+    return _MATH_VERIFY_TIMEOUT_S if in_main_thread else None
+
+
+def _mv_parse(text: str) -> list[Any]:
+    """math-verify's ``parse`` with its default extraction (LaTeX, then expressions)."""
+    from math_verify import parse
+    from math_verify.errors import TimeoutException
+
+    for spelling, known in _LATEX_SYNONYMS:
+        text = text.replace(spelling, known)
     try:
-        parsed_expected = parse(f"\\boxed{{{expected}}}", parsing_timeout=timeout)
-        if not parsed_expected:
-            return False, "math-verify could not parse the expected answer"
-        parsed_got = parse(f"\\boxed{{{got}}}", parsing_timeout=timeout)
-        if not parsed_got:
-            return False, "math-verify could not parse the extracted answer"
-        equal = verify(parsed_expected, parsed_got, timeout_seconds=timeout)
+        return list(parse(text, parsing_timeout=_timeout()))
     except (Exception, TimeoutException) as exc:  # TimeoutException is a BaseException
-        return False, f"math-verify failed ({type(exc).__name__})"
-    return bool(equal), "math-verify"
+        raise _MathVerifyError(f"math-verify failed ({type(exc).__name__})") from exc
+
+
+def _mv_verify(gold: list[Any], pred: list[Any]) -> bool:
+    from math_verify import verify
+    from math_verify.errors import TimeoutException
+
+    try:
+        # A set may be given as the inequality that describes it and vice versa:
+        # "(-\\infty, 3]" and "x \\le 3" are the same answer to a careful grader.
+        return bool(verify(gold, pred, timeout_seconds=_timeout(), allow_set_relation_comp=True))
+    except (Exception, TimeoutException) as exc:
+        raise _MathVerifyError(f"math-verify failed ({type(exc).__name__})") from exc
+
+
+def _has_expression(parsed: list[Any]) -> bool:
+    """Whether math-verify read something, not just kept the text it failed on."""
+    return any(not isinstance(item, str) for item in parsed)
+
+
+@functools.lru_cache(maxsize=4096)
+def _gold(answer: str) -> tuple[Any, ...]:
+    """math-verify's reading of a non-numeric expected answer.
+
+    Wrapped in ``\\boxed{}``, which anchors math-verify's extraction: a bare ``\\frac4{4}`` or
+    ``[2,5)`` has no delimiters for it to find. Cached: SymPy objects are immutable.
+
+    Raises:
+        ValueError: the answer is too long, or math-verify finds no expression in it. The
+            reward cannot judge any response against it, and a 0 would hide that.
+    """
+    if len(answer) > _MAX_SYMBOLIC_CHARS:
+        raise ValueError(
+            f"math_reward cannot judge the expected answer {quote(answer)}: longer than "
+            f"{_MAX_SYMBOLIC_CHARS} characters and not a plain number"
+        )
+    try:
+        parsed = _mv_parse(f"\\boxed{{{answer}}}")
+    except _MathVerifyError as exc:
+        message = f"math_reward cannot judge the expected answer {quote(answer)}: {exc}"
+        raise ValueError(message) from exc
+    if not _has_expression(parsed):
+        raise ValueError(
+            f"math_reward cannot judge the expected answer {quote(answer)}: it is not a number, "
+            "a word answer or a formula math-verify can read"
+        )
+    return tuple(parsed)
+
+
+def _number_gold(value: tuple[Fraction, bool]) -> list[Any]:
+    """A plain expected number as math-verify's gold (a percent also as its value / 100)."""
+    from sympy import Rational
+
+    number, percent = value
+    gold = [Rational(number.numerator, number.denominator)]
+    if percent:
+        gold.append(gold[0] / 100)
+    return gold
+
+
+def _response_tail(response: str) -> str:
+    """The end of a long response, where its answer is, cut at a line start.
+
+    math-verify scans the whole text it is given with several regexes and may try SymPy on
+    each candidate; outside the main thread without a timeout.
+    """
+    if len(response) <= _MAX_RESPONSE_TAIL_CHARS:
+        return response
+    tail = response[-_MAX_RESPONSE_TAIL_CHARS:]
+    newline = tail.find("\n")
+    return tail[newline + 1 :] if 0 <= newline < len(tail) // 2 else tail
+
+
+def _symbolic_match(
+    gold: list[Any], expected: str, found: _Extraction | None, response: str
+) -> tuple[bool, str, _Extraction | None]:
+    """Compare with math-verify: ``(equal, how, what was compared)``, never raises.
+
+    ``found`` is the answer our rules extracted; without one, math-verify's own extraction of
+    the response is used (the last LaTeX formula or expression, "final answer" phrases).
+    """
+    if found is not None and _normalised_text(expected) == _normalised_text(found.answer):
+        return True, "same text", found
+    try:
+        if found is not None:
+            if len(found.answer) > _MAX_SYMBOLIC_CHARS:
+                return False, "answer too long for symbolic comparison", found
+            pred = _mv_parse(f"\\boxed{{{found.answer}}}")
+        else:
+            pred = _mv_parse(_response_tail(response))
+            if not _has_expression(pred):
+                return False, "math-verify found no answer", None
+            shown = next((item for item in pred if isinstance(item, str)), str(pred[0]))
+            found = _Extraction(shown, shown, "math-verify's extraction")
+        if not _has_expression(pred):
+            return False, "math-verify could not parse the extracted answer", found
+        return _mv_verify(gold, pred), "math-verify", found
+    except _MathVerifyError as exc:
+        return False, str(exc), found
 
 
 # --- the reward ----------------------------------------------------------------------------
@@ -442,24 +676,92 @@ def _result(score: float, reason: str, found: bool, found_reason: str) -> Reward
     )
 
 
+def _no_answer(response: str) -> RewardResult:
+    why = "empty response" if not response.strip() else "no answer or number in the response"
+    return _result(0.0, why, False, why)
+
+
+def _compared(found: _Extraction, expected: str, equal: bool, how: str) -> RewardResult:
+    reason = (
+        f"extracted {quote(found.answer)} (from {quote(found.source)}), expected "
+        f"{quote(expected)}: {'match' if equal else 'no match'} ({how})"
+    )
+    return _result(1.0 if equal else 0.0, reason, True, f"found by {found.method}")
+
+
+def _score_number(
+    response: str, expected: str, value: tuple[Fraction, bool], tolerance: Fraction
+) -> RewardResult:
+    """The fast path: the expected answer is a plain number (GSM8K), compared exactly."""
+    found = _extract(response)
+    if found is None:
+        return _no_answer(response)
+    if found.method == "last number in a formula":
+        # "\\frac4{4}", "\\left(\\frac{3}{2}\\right)^2": the formula is the answer, as
+        # math-verify reads it; if it finds none, the number is the answer after all.
+        equal, how, compared = _symbolic_match(
+            _number_gold(value), expected, _bare_answer(response), response
+        )
+        if compared is not None:
+            return _compared(compared, expected, equal, how)
+    got = _parse_value(found.answer)
+    if got is not None:
+        equal = _values_match(value, got, tolerance)
+        reason = (
+            f"extracted {_format_number(got[0])} (from {quote(found.source)}), "
+            f"expected {_format_number(value[0])}: {'match' if equal else 'no match'}"
+        )
+        return _result(1.0 if equal else 0.0, reason, True, f"found by {found.method}")
+    # An expression ("\\boxed{10+2}", "Answer \\( (10+2) \\)"): math-verify compares it.
+    equal, how, _ = _symbolic_match(_number_gold(value), expected, found, response)
+    return _compared(found, expected, equal, how)
+
+
+def _score_other(response: str, expected: str, word: str | None) -> RewardResult:
+    """The expected answer is a word, a formula, a set, an interval, a tuple or a matrix."""
+    found = _marked(response) or _bare_answer(response)
+    if word is not None:
+        if found is None:
+            return _no_answer(response)
+        equal = _word_key(found.answer) == word
+        return _compared(found, expected, equal, "same word" if equal else "different words")
+    gold = list(_gold(expected))
+    equal, how, compared = _symbolic_match(gold, expected, found, response)
+    if compared is None:  # math-verify found nothing either: the last number, if any
+        number = _last_number(response)
+        if number is None:
+            return _no_answer(response)
+        equal, how, compared = _symbolic_match(gold, expected, number, response)
+    return _compared(compared, expected, equal, how)
+
+
 def math_reward(messages: list[dict], ground_truth: str | None, **kwargs: Any) -> RewardResult:
     """Score 1.0 if the last assistant message's final answer equals ``ground_truth``, else 0.
 
-    ``ground_truth`` is the expected final answer ("18", "1,200", "\\frac{1}{2}", "x=5"), or a
-    full GSM8K/MATH solution whose ``####``/``\\boxed{}`` answer is used. The response's answer
-    is found by :func:`extract_final_answer`. Plain numbers are compared exactly as fractions,
-    with relative ``tolerance`` (kwarg, default 1e-6) for non-integers; anything else is
-    compared as text and then with math-verify. Other kwargs are ignored, so the same reward
-    can be configured next to rewards that take more parameters.
+    ``ground_truth`` is the expected final answer ("18", "1,200", "\\frac{1}{2}", "x=5",
+    "[2,5)", a matrix, "B"), or a full GSM8K/MATH solution whose ``####``/``\\boxed{}``
+    answer is used.
 
-    The ``reason`` names what was extracted, from where, and what it was compared with; the
-    ``answer_found`` metric separates "answered wrongly" from "gave no answer", which is
-    usually a formatting or truncation problem rather than a maths one.
+    * A plain number is the fast path: the response's answer is found by
+      :func:`extract_final_answer` and compared exactly as a fraction, with relative
+      ``tolerance`` (kwarg, default 1e-6) for non-integers; an answer that is an expression
+      (``\\boxed{10+2}``) is compared with math-verify.
+    * A word answer ("B", "\\text{Yes}") is compared with the marked answer as case-folded
+      text.
+    * Anything else is compared with math-verify, on the marked answer (last ``\\boxed{}``,
+      joined boxes, ``####``, "the answer is"), else the whole response if it is only an
+      answer, else math-verify's own extraction (last formula, "final answer is").
+
+    Other kwargs are ignored, so the same reward can be configured next to rewards that take
+    more parameters. The ``reason`` names what was extracted, from where, and what it was
+    compared with; the ``answer_found`` metric separates "answered wrongly" from "gave no
+    answer", which is usually a formatting or truncation problem rather than a maths one.
 
     Raises:
-        ValueError: ``ground_truth`` is missing or empty, or ``tolerance`` is not a number >= 0.
-            A row without an expected answer cannot be scored, and the pipeline records the
-            error rather than a misleading 0.
+        ValueError: ``ground_truth`` is missing or empty, is an answer the reward cannot
+            judge (neither a number, a word nor a formula math-verify can read), or
+            ``tolerance`` is not a number >= 0. The pipeline records a score error for the
+            row rather than a misleading 0.
     """
     if isinstance(ground_truth, int | float | Fraction) and not isinstance(ground_truth, bool):
         ground_truth = str(ground_truth)
@@ -467,32 +769,16 @@ def math_reward(messages: list[dict], ground_truth: str | None, **kwargs: Any) -
         raise ValueError("math_reward needs a ground_truth (the expected final answer)")
     tolerance = _tolerance(kwargs.get("tolerance", DEFAULT_TOLERANCE))
 
+    expected, value = _expected_answer(ground_truth.strip())
+    word = _word_key(expected) if value is None else None
+    if value is None and word is None:
+        _gold(expected)  # an expected answer nobody can judge is an error, whatever the response
+
     response = last_assistant_text(messages)
     if response is None:
         return _result(0.0, "no assistant message", False, "no assistant message")
-    found = _extract(response)
-    if found is None:
-        why = "empty response" if not response.strip() else "no answer or number in the response"
-        return _result(0.0, why, False, why)
-    found_reason = f"found by {found.method}"
-
-    expected, expected_value = _expected_answer(ground_truth.strip())
-    got_value = parse_number(found.answer)
-    source = quote(found.source)
-    if expected_value is not None and got_value is not None:
-        equal = _numbers_match(expected_value, got_value, tolerance)
-        reason = (
-            f"extracted {_format_number(got_value)} (from {source}), "
-            f"expected {_format_number(expected_value)}: {'match' if equal else 'no match'}"
-        )
-        return _result(1.0 if equal else 0.0, reason, True, found_reason)
-
-    if _normalised_text(expected) == _normalised_text(found.answer):
-        equal, how = True, "same text"
-    else:
-        equal, how = _math_verify_equal(expected, found.answer)
-    reason = (
-        f"extracted {quote(found.answer)} (from {source}), expected {quote(expected)}: "
-        f"{'match' if equal else 'no match'} ({how})"
-    )
-    return _result(1.0 if equal else 0.0, reason, True, found_reason)
+    if not response.strip():
+        return _no_answer(response)
+    if value is not None:
+        return _score_number(response, expected, value, tolerance)
+    return _score_other(response, expected, word)

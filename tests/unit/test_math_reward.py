@@ -7,10 +7,13 @@ Most cases are the ways a correct answer gets written differently from its groun
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
+from collections import defaultdict
 from fractions import Fraction
-from types import SimpleNamespace
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +21,8 @@ import pytest
 from rewardflow.rewards import math as math_module
 from rewardflow.rewards.math import extract_final_answer, math_reward, parse_number
 from rewardflow.rewards.result import RewardResult, to_reward_result
+
+REPO = Path(__file__).resolve().parents[2]
 
 UNICODE_MINUS = "\u2212"
 
@@ -34,14 +39,29 @@ def score(response: Any, ground_truth: str, **kwargs: Any) -> float:
     return math_reward(conversation(response), ground_truth, **kwargs).score
 
 
+def load_table() -> ModuleType:
+    """The graded cases in tests/data/math_cases.py (shared with bench/math_agreement.py)."""
+    spec = importlib.util.spec_from_file_location(
+        "math_cases", REPO / "tests" / "data" / "math_cases.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TABLE = load_table()
+
+
 @pytest.fixture
 def no_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the symbolic fallback is reached: plain numbers must not need it."""
+    """Fail the test if math-verify is reached: plain numbers must not need it."""
 
-    def forbidden(expected: str, got: str) -> tuple[bool, str]:
-        raise AssertionError(f"math-verify called for {expected!r} vs {got!r}")
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"math-verify called with {args!r}")
 
-    monkeypatch.setattr(math_module, "_math_verify_equal", forbidden)
+    monkeypatch.setattr(math_module, "_mv_parse", forbidden)
+    monkeypatch.setattr(math_module, "_mv_verify", forbidden)
 
 
 # --- parse_number --------------------------------------------------------------------------
@@ -87,6 +107,21 @@ def no_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
         ("1e5", Fraction(100_000)),
         ("1234567890123", Fraction(1_234_567_890_123)),
         ("  42  ", Fraction(42)),
+        # locale separators: spaces (also no-break and thin) and dots between thousands, and
+        # a decimal comma before anything but a group of exactly three digits
+        ("2 000", Fraction(2000)),
+        ("1\u00a0234\u00a0567", Fraction(1_234_567)),
+        ("1\u202f234\u202f567", Fraction(1_234_567)),
+        ("1.234.567", Fraction(1_234_567)),
+        ("3,15", Fraction(315, 100)),
+        ("1,20", Fraction(12, 10)),
+        ("12,34", Fraction(1234, 100)),
+        ("1.500,5", Fraction(3001, 2)),
+        ("1 500,5", Fraction(3001, 2)),
+        ("3,15 €", Fraction(315, 100)),
+        ("45,00 $", Fraction(45)),
+        ("25 \\text{ cm}^2", Fraction(25)),
+        ("5 m/s", Fraction(5)),
     ],
 )
 def test_parse_number_reads_plain_numbers_exactly(text: str, value: Fraction) -> None:
@@ -105,8 +140,7 @@ def test_parse_number_reads_plain_numbers_exactly(text: str, value: Fraction) ->
         "5 x",  # a variable, not a unit
         "\\frac{\\sqrt{2}}{2}",
         "1, 2, 3",  # a list, not 123
-        "1,20",  # not a thousands separator
-        "12,34",
+        "1,2,3",  # a list, not 1.2 and 3
         "1/0",
         "1e999999",  # would be a million-digit integer
         "9" * 500,  # longer than any real answer; int() would also refuse past 4300 digits
@@ -180,6 +214,19 @@ def test_parse_number_rejects_non_strings() -> None:
         ("1, 2, 3", "3"),  # a list, not the number 123
         ("the ratio is 3/4", "3/4"),
         ("\u7b54\u6848\u662f 18\u3002", "18"),  # CJK text around the number
+        # locale separators and decimal commas
+        ("It costs 3,15 \u20ac", "3,15"),
+        ("That is 2 000 people.", "2 000"),
+        ("so 1,2,3", "3"),  # the end of a list, not 2.3
+        # boxes joined by a comma or "or" are one answer; prose between boxes is a revision
+        ("\\boxed{3}, \\boxed{4}", "3, 4"),
+        ("$x = \\boxed{-1}$ or $x = \\boxed{2}$", "-1, 2"),
+        ("\\boxed{3}. That is wrong, so \\boxed{4}", "4"),
+        # "Answer" followed directly by a formula
+        ("Answer \\( (10+2) \\)", "(10+2)"),
+        # a number followed by a relation or an operator is not the answer on its own
+        ("The answer is $-2 \\le x$.", "-2 \\le x"),
+        ("The answer is 5 \\times 3 = 15", "15"),
     ],
 )
 def test_extract_final_answer(text: str, answer: str) -> None:
@@ -211,6 +258,10 @@ def test_extract_final_answer_returns_none_without_an_answer(text: str) -> None:
         ("-3", f"{UNICODE_MINUS}3"),
         ("1/2", "0.5"),
         ("0.5", "1/2"),
+        ("50%", "0.5"),  # a percent is also its value / 100, as math-verify reads it
+        ("0.5", "50\\%"),
+        ("It costs 3,15 \u20ac.", "3.15"),
+        ("2 000", "2000"),
         ("\\frac{1}{2}", "0.5"),
         ("\\dfrac{1}{2}", "0.5"),
         ("0.5", "\\frac{1}{2}"),
@@ -244,7 +295,8 @@ def test_equal_answers_score_1(no_math_verify: None, response: str, ground_truth
         ("1234567890124", "1234567890123"),  # integers are exact, whatever the tolerance
         ("12", "1,200"),
         ("0.5", "5"),
-        ("50%", "0.5"),  # a percent is not divided by 100
+        ("5%", "0.5"),
+        ("2,75", "275"),  # a decimal comma, not a thousands separator
         ("I think 17... actually 18", "17"),  # the last number wins
         ("1, 2, 3", "123"),
     ],
@@ -394,25 +446,59 @@ def test_symbolic_answers_fall_back_to_math_verify(
     assert result.metrics["answer_found"].score == 1.0
 
 
-def test_math_verify_parse_failure_scores_0_with_a_reason() -> None:
+def test_math_verify_parse_failure_of_the_response_scores_0_with_a_reason() -> None:
     result = math_reward(conversation("\\boxed{\\frac{}{}{{}}}"), "\\frac{\\sqrt{2}}{2}")
     assert result.score == 0.0
     assert "no match" in result.reason
 
 
 @pytest.mark.parametrize("error", [RuntimeError("sympy blew up"), ValueError("bad latex")])
-def test_math_verify_exceptions_become_score_0(
+def test_math_verify_exceptions_on_the_response_become_score_0(
     monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     import math_verify
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        raise error
+    parse = math_verify.parse
 
-    monkeypatch.setattr(math_verify, "parse", broken)
+    def broken_on_the_response(text: str, *args: Any, **kwargs: Any) -> Any:
+        if "x=5" in text:
+            raise error
+        return parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(math_verify, "parse", broken_on_the_response)
     result = math_reward(conversation("\\boxed{x=5}"), "\\frac{\\sqrt{2}}{2}")
     assert result.score == 0.0
     assert f"math-verify failed ({type(error).__name__})" in result.reason
+
+
+def test_math_verify_exception_on_the_expected_answer_is_a_score_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import math_verify
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("sympy blew up")
+
+    monkeypatch.setattr(math_verify, "parse", broken)
+    # an expected answer no other test uses, so that no cached reading of it exists
+    with pytest.raises(ValueError, match=r"cannot judge the expected answer.*RuntimeError"):
+        math_reward(conversation("\\boxed{x=5}"), "\\frac{\\sqrt{7}}{13}")
+
+
+@pytest.mark.parametrize(
+    "ground_truth",
+    [
+        "\\frac{}{}{{}}",  # LaTeX math-verify cannot read
+        "\\begin{tikzpicture}\\draw (0,0) -- (1,1);\\end{tikzpicture}",
+        "???",
+        "+".join(["x"] * 200),  # longer than any formula math-verify is given
+    ],
+)
+def test_an_expected_answer_nobody_can_judge_is_a_score_error(ground_truth: str) -> None:
+    # issue 12: "an answer format it cannot judge is an error, not a 0", whatever the response
+    for response in ("\\boxed{5}", "", "no idea"):
+        with pytest.raises(ValueError, match="cannot judge the expected answer"):
+            math_reward(conversation(response), ground_truth)
 
 
 def test_math_verify_timeout_becomes_score_0(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -451,16 +537,99 @@ def test_math_verify_works_outside_the_main_thread() -> None:
     assert result.score == 1.0, result.reason
 
 
-def test_overlong_symbolic_answer_is_not_handed_to_math_verify() -> None:
-    ground_truth = "+".join(["x"] * 200)
-    result = math_reward(conversation(f"\\boxed{{{ground_truth}+1}}"), ground_truth)
+def test_overlong_response_answer_is_not_handed_to_math_verify() -> None:
+    answer = "+".join(["x"] * 200)
+    result = math_reward(conversation(f"\\boxed{{{answer}}}"), "x+1")
     assert result.score == 0.0
     assert "too long" in result.reason
 
 
-def test_identical_text_needs_no_math_verify(no_math_verify: None) -> None:
+def test_word_answers_need_no_math_verify(no_math_verify: None) -> None:
+    # math-verify reads "Monday" as m*o*n*d*a*y, the same product as "Dynamo"
     assert score("The answer is B.", "B") == 1.0
+    assert score("\\boxed{\\text{Monday}}", "monday") == 1.0
+    assert score("The answer is Dynamo.", "Monday") == 0.0
+
+
+def test_identical_text_needs_no_comparison_by_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert score("\\boxed{x}", "\\frac{\\sqrt{2}}{2}") == 0.0  # the expected answer is read once
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("math-verify called")
+
+    monkeypatch.setattr(math_module, "_mv_parse", forbidden)
+    monkeypatch.setattr(math_module, "_mv_verify", forbidden)
     assert score("\\boxed{\\dfrac{\\sqrt{2}}{2}}", "\\frac{\\sqrt{2}}{2}") == 1.0
+
+
+# --- the graded table (tests/data/math_cases.py) ---------------------------------------------
+
+
+def _reward_verdict(expected: str, response: str) -> bool | None:
+    try:
+        return math_reward(conversation(response), expected).score == 1.0
+    except ValueError:
+        return None  # a score error
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        case
+        for case in TABLE.CASES
+        if (case.expected, case.response) not in TABLE.KNOWN_DISAGREEMENTS
+    ],
+    ids=lambda case: f"{case.family}:{case.expected}|{case.response}"[:80],
+)
+def test_reward_agrees_with_the_careful_verdict(case: Any) -> None:
+    assert _reward_verdict(case.expected, case.response) is case.verdict
+
+
+def test_known_disagreements_are_exactly_the_disagreements() -> None:
+    # The list cannot rot: a fixed case must leave it, a new disagreement must join it.
+    disagreements = {
+        (case.expected, case.response)
+        for case in TABLE.CASES
+        if _reward_verdict(case.expected, case.response) is not case.verdict
+    }
+    assert disagreements == set(TABLE.KNOWN_DISAGREEMENTS)
+
+
+def test_known_disagreements_are_listed_in_the_docs() -> None:
+    docs = (REPO / "docs" / "rewards.md").read_text()
+    missing = [
+        pair
+        for pair in TABLE.KNOWN_DISAGREEMENTS
+        if f"`{pair[0]}`" not in docs or f"`{pair[1]}`" not in docs
+    ]
+    assert not missing, f"docs/rewards.md does not list: {missing}"
+
+
+def test_the_table_is_big_and_balanced_enough() -> None:
+    families: dict[str, list[bool]] = defaultdict(list)
+    for case in TABLE.CASES:
+        families[case.family].append(case.verdict)
+    assert len(TABLE.CASES) >= 200
+    assert len({(case.expected, case.response) for case in TABLE.CASES}) == len(TABLE.CASES)
+    for family, verdicts in families.items():
+        assert any(verdicts) and not all(verdicts), f"{family} needs right and wrong answers"
+
+
+def _issue_pairs() -> list[list[Any]]:
+    groups: dict[frozenset[str], list[Any]] = defaultdict(list)
+    for case in TABLE.CASES:
+        if case.issue:
+            groups[frozenset((case.expected, case.response))].append(case)
+    return list(groups.values())
+
+
+@pytest.mark.parametrize("cases", _issue_pairs(), ids=lambda cases: cases[0].expected[:40])
+def test_issue_12_pairs_are_scored_right_both_ways_given(cases: list[Any]) -> None:
+    # Each (expected, response) pair of issue 12 was scored wrong; where the table has it in
+    # both directions (\frac4{4} and \cfrac{2}{3}), the reversed one was the wrong one.
+    for case in cases:
+        result = math_reward(conversation(case.response), case.expected)
+        assert result.score == 1.0, result.reason
 
 
 # --- adversarial inputs --------------------------------------------------------------------
@@ -507,3 +676,42 @@ def test_none_ish_and_odd_content_does_not_raise(content: Any) -> None:
     result = math_reward(conversation(content), "18")
     assert result.score in (0.0, 1.0)
     assert result.score == (0.0 if content is None else 1.0)
+
+
+def test_scoring_workers_judge_formulas_and_report_unreadable_expected_answers(
+    tmp_path: Path,
+) -> None:
+    # The scoring stage runs rewards in pebble worker processes, in their main thread, where
+    # math-verify's SIGALRM timeouts are on; an expected answer nobody can read is a score
+    # error for that row only.
+    from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+    from rewardflow.records import ResponseRecord
+    from rewardflow.score import score_shard
+
+    pairs = [
+        (TABLE.PM, TABLE.PM.replace("pmatrix", "bmatrix")),  # 1 via math-verify
+        ("\\text{B}", "The answer is (B)."),  # 1 via the word comparison
+        ("[2,5)", "$[2,5]$"),  # 0 via math-verify
+        ("\\frac{}{}{{}}", "\\boxed{1}"),  # a score error
+        ("1200", "It costs $1 200."),  # 1 via the plain-number path
+    ]
+    responses = tmp_path / "responses.jsonl"
+    records = [
+        ResponseRecord(
+            id=f"p{index}",
+            sample_index=0,
+            status="ok",
+            messages=[{"role": "user", "content": "q"}],
+            ground_truth=expected,
+            response=response,
+        )
+        for index, (expected, response) in enumerate(pairs)
+    ]
+    write_jsonl_atomic(responses, [record.to_dict() for record in records])
+    rewards = [{"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"}]
+    counts = score_shard(responses, tmp_path / "scores.jsonl", rewards, workers=1)
+    assert counts["scored"] == 4 and counts["score_error"] == 1
+    written = {row["id"]: row for _, row in read_jsonl(tmp_path / "scores.jsonl")}
+    assert [written[f"p{index}"]["score"] for index in (0, 1, 2, 4)] == [1.0, 1.0, 0.0, 1.0]
+    assert written["p3"]["status"] == "score_error"
+    assert "cannot judge the expected answer" in written["p3"]["error"]
