@@ -454,6 +454,20 @@ def _host_namespace(kind: str) -> str | None:
 
 
 @functools.cache
+def _nproc_counts_per_namespace() -> bool:
+    """Whether RLIMIT_NPROC set in bubblewrap counts only the sandbox's processes.
+
+    True as root (the sandbox runs as nobody) and, in a user namespace, from Linux 5.14 (per
+    namespace "ucounts"). Before that it counts every process of the user, so a limit of 64
+    would stop an ordinary user's sandbox from starting a thread; it is then left unset.
+    """
+    if os.geteuid() == 0:
+        return True
+    numbers = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return numbers is not None and (int(numbers[1]), int(numbers[2])) >= (5, 14)
+
+
+@functools.cache
 def _runner_source() -> bytes:
     """The child's script, :mod:`rewardflow.rewards.code_runner`, read once."""
     with open(os.path.join(os.path.dirname(__file__), "code_runner.py"), "rb") as handle:
@@ -551,7 +565,7 @@ def _control(job: _Job, limits: _Limits, report_fd: int, nonce: str) -> dict[str
         "host_pidns": _host_namespace("pid"),
         # In bubblewrap, setpriv has already switched to nobody (as root).
         "drop_to": None if in_bubblewrap else _unprivileged_identity(),
-        "limit_processes": in_bubblewrap,
+        "limit_processes": in_bubblewrap and _nproc_counts_per_namespace(),
         "parent_pid": os.getpid(),
         "max_processes": _MAX_PROCESSES,
         "audit_hook": limits.audit_hook,

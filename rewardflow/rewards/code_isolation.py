@@ -56,6 +56,10 @@ USERNS_HINT = (
     "(must be > 0), `kernel.unprivileged_userns_clone` (Debian before 11: must be 1) and, on "
     "Ubuntu 23.10+, that AppArmor allows bwrap (`kernel.apparmor_restrict_unprivileged_userns`)"
 )
+ROOT_HINT = (
+    "as root bubblewrap needs CAP_SYS_ADMIN to create namespaces (in a container: grant it, "
+    "or run rewardflow as an ordinary user where unprivileged user namespaces are allowed)"
+)
 # Top-level names that are symlinks into /usr on merged-/usr systems, or real dirs elsewhere.
 _ROOT_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Host files the interpreter may need to start: the dynamic linker's cache. Nothing secret.
@@ -229,6 +233,9 @@ def bubblewrap() -> tuple[Bubblewrap | None, str]:
     except (OSError, subprocess.SubprocessError) as error:
         return None, f"{path} cannot run: {error}"
     options = frozenset(option for option in _OPTIONAL_OPTIONS if option in shown.stdout)
+    if identity is not None and "--perms" not in options:
+        # Without it the scratch dir would belong to root, and nobody could not use it.
+        return None, f"{path} is too old to run the code as nobody (bubblewrap 0.5+ needed)"
     found = Bubblewrap(path, options, setpriv, identity)
     try:
         probe = subprocess.run(
@@ -246,8 +253,8 @@ def bubblewrap() -> tuple[Bubblewrap | None, str]:
         return None, f"{path} cannot run: {error}"
     if probe.returncode != 0:
         why = probe.stderr.strip()[-500:] or f"exit status {probe.returncode}"
-        hint = f"; {USERNS_HINT}" if identity is None else ""
-        return None, f"bubblewrap cannot build a sandbox here ({why}){hint}"
+        hint = USERNS_HINT if identity is None else ROOT_HINT
+        return None, f"bubblewrap cannot build a sandbox here ({why}); {hint}"
     return found, ""
 
 

@@ -2,9 +2,11 @@
 
 The adversarial tests check the effect (the file outside the scratch dir does not exist, the
 listening socket got no connection, the parent's secret is not in the child's environment),
-not just the score. Where a layer only exists as root (user ``nobody``, network namespace),
-a test turns the audit hook off to show that the OS-level layer holds on its own. Every test
-also checks that its sandbox directories were deleted (the ``sandbox_base`` fixture).
+not just the score. Some tests turn the audit hook off to show that the OS-level layer
+(bubblewrap; as root also user ``nobody``) holds on its own; tests with ``without_bubblewrap``
+check the refusal and the weaker in-process isolation. Every test also checks that its
+sandbox directories were deleted (the ``sandbox_base`` fixture). Escape attempts by a hostile
+response, as root and as an unprivileged user, are in ``test_code_sandbox_escapes.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pwd
 import resource
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 import time
@@ -26,6 +29,7 @@ import pytest
 from conftest import bubblewrap_or_skip
 
 from rewardflow.rewards import code as code_module
+from rewardflow.rewards import code_isolation
 from rewardflow.rewards.code import (
     SandboxUnavailableError,
     code_execution,
@@ -309,6 +313,20 @@ def test_without_bubblewrap_the_reward_refuses_with_what_to_install(
     assert "allow_weak_isolation: true" in message
     with pytest.raises(SandboxUnavailableError):
         sandbox_layers()
+
+
+def test_a_python_installed_into_the_home_dir_is_not_shown_to_the_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Binding such an installation read-only would expose the whole home dir."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    code_isolation._python_dirs.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailableError, match="contains your home"):
+            code_isolation._python_dirs()
+    finally:
+        code_isolation._python_dirs.cache_clear()
 
 
 def test_allow_weak_isolation_runs_with_the_in_process_layers(without_bubblewrap: None) -> None:

@@ -39,6 +39,7 @@ AS_ROOT = os.geteuid() == 0
 UNPRIVILEGED_UID = 64123
 KEY_PREFIX = "sk-escape-test-"
 SYSTEM_PYTHON = "/usr/bin/python3"
+MAX_PROCESSES = 64  # rewardflow.rewards.code._MAX_PROCESSES
 
 # Rewrites the audit hook's closure so that it refuses nothing, then proves it: the hook
 # refuses to create an AF_INET socket, the OS does not (even in an empty network namespace).
@@ -281,6 +282,24 @@ def test_a_setsid_grandchild_dies_with_the_sample(world: World, ending: str) -> 
     for pid in survivors:  # started by this test (through the sample), so ours to end
         os.kill(pid, 9)
     assert survivors == [], f"the sample's setsid grandchild outlived it: PIDs {survivors}"
+
+
+def test_a_fork_loop_is_capped_by_rlimit_nproc(world: World) -> None:
+    result = world.score(f"""
+    import os, time
+    forked = 0
+    for _ in range(300):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        forked += 1
+    print("LEAK" if forked >= {MAX_PROCESSES} else f"safe: {{forked}} forks")
+    """)
+    _assert_blocked(result)
 
 
 def test_weak_isolation_still_hides_the_parents_environ(world: World) -> None:
