@@ -70,6 +70,7 @@ from rewardflow.rewards.code_isolation import (
     SCRATCH,
     Bubblewrap,
     SandboxUnavailableError,
+    await_sandbox_exit,
     bubblewrap,
     child_env,
     describe_missing,
@@ -638,7 +639,7 @@ def _parse_reports(data: bytes, nonce: str, outcome: _Outcome) -> None:
 
 
 def _bubblewrap_launch(
-    bubblewrap: Bubblewrap, job: _Job, control: str, files: contextlib.ExitStack
+    bubblewrap: Bubblewrap, job: _Job, control: str, files: contextlib.ExitStack, info_fd: int
 ) -> tuple[list[str], tuple[int, ...]]:
     """The bwrap command and the fds it copies the runner, control and code from."""
     control_path, solution_path = f"{SCRATCH}/control.json", f"{SCRATCH}/solution.py"
@@ -654,7 +655,8 @@ def _bubblewrap_launch(
         files.callback(os.close, fd)
         mapping.append((mode, fd, path))
     argv = ["-I", "-B", "-X", "utf8", RUNNER, control_path]
-    return bubblewrap.command(mapping, argv), tuple(fd for _, fd, _ in mapping)
+    fds = (info_fd, *(fd for _, fd, _ in mapping))
+    return bubblewrap.command(mapping, argv, info_fd), fds
 
 
 def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
@@ -671,6 +673,7 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
     identity = _unprivileged_identity()
     top = tempfile.mkdtemp(prefix="rewardflow-sandbox-", dir=_sandbox_base())
     process = None
+    info_read = None
     try:
         io_dir = os.path.join(top, "io")
         os.mkdir(io_dir, 0o700)
@@ -685,7 +688,10 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
             files.callback(os.close, report_fd)
             control = json.dumps(_control(job, limits, report_fd, nonce))
             if bubblewrap is not None:
-                command, extra_fds = _bubblewrap_launch(bubblewrap, job, control, files)
+                info_read, info_write = os.pipe()
+                files.callback(os.close, info_write)
+                launch = _bubblewrap_launch(bubblewrap, job, control, files, info_write)
+                command, extra_fds = launch
                 cwd, env = "/", {}  # bwrap itself gets no environment to leak
             else:
                 scratch, runner = _prepare(top, job, identity)
@@ -706,6 +712,8 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
             )
         timed_out = _wait(process, limits.timeout_s)
         _kill(process)
+        if info_read is not None:
+            await_sandbox_exit(info_read)
         returncode = process.returncode
         if bubblewrap is not None and 128 < returncode < 128 + signal.NSIG:
             returncode = 128 - returncode  # bwrap reports "killed by signal N" as 128 + N
@@ -722,6 +730,8 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
     finally:
         if process is not None and process.returncode is None:
             _kill(process)
+        if info_read is not None:
+            os.close(info_read)
         _remove_tree(top)
     if outcome.layers is None and not timed_out:
         raise RuntimeError(

@@ -24,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import logging
 import os
 import pwd
+import select
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,7 @@ __all__ = [
     "SCRATCH",
     "Bubblewrap",
     "SandboxUnavailableError",
+    "await_sandbox_exit",
     "bubblewrap",
     "make_non_dumpable",
 ]
@@ -82,12 +85,17 @@ class Bubblewrap:
     setpriv: str | None  # used as root, to become nobody inside the sandbox
     identity: tuple[int, int] | None  # (uid, gid) of nobody when we are root
 
-    def command(self, files: list[tuple[str, int, str]], argv: list[str]) -> list[str]:
+    def command(
+        self, files: list[tuple[str, int, str]], argv: list[str], info_fd: int | None = None
+    ) -> list[str]:
         """The bwrap command line that runs ``python argv`` in a fresh sandbox.
 
         ``files`` are ``(mode, fd, path in the sandbox)``: bwrap copies each fd's content in.
+        bwrap writes the sandbox's PID 1 to ``info_fd`` (see :func:`await_sandbox_exit`).
         """
         command = [self.path]
+        if info_fd is not None:
+            command += ["--info-fd", str(info_fd)]
         if self.identity is not None:
             command += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
             command += ["--unshare-cgroup-try"]
@@ -256,6 +264,25 @@ def bubblewrap() -> tuple[Bubblewrap | None, str]:
         hint = USERNS_HINT if identity is None else ROOT_HINT
         return None, f"bubblewrap cannot build a sandbox here ({why}); {hint}"
     return found, ""
+
+
+def await_sandbox_exit(info_fd: int, timeout_s: float = 5.0) -> None:
+    """Wait until every process of a sandbox is gone, not only bwrap; ``info_fd`` as given.
+
+    bwrap's ``--info-fd`` names the sandbox's PID 1 as we see it. The kernel reports PID 1's
+    exit only after it has killed and reaped the rest of its PID namespace, so once it is
+    gone, so are the ``setsid`` grandchildren: nothing of the sample outlives the call.
+    """
+    os.set_blocking(info_fd, False)
+    try:
+        info = json.loads(os.read(info_fd, 65536))
+        pidfd = os.pidfd_open(int(info["child-pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # bwrap never got that far, or PID 1 is already gone
+    try:
+        select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
 
 
 def make_non_dumpable() -> bool:

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,10 +273,6 @@ def test_a_setsid_grandchild_dies_with_the_sample(world: World, ending: str) -> 
         timeout_s=2,
     )
     assert "safe: started" in str(result["reason"]) or "timed out" in str(result["reason"])
-    # A killed sandbox's processes are reaped by the kernel a moment after the kill.
-    deadline = time.monotonic() + 5
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
     survivors = _processes_with(marker)
     for pid in survivors:  # started by this test (through the sample), so ours to end
         os.kill(pid, 9)
