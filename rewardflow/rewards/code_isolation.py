@@ -115,8 +115,8 @@ class Bubblewrap:
             command += ["--ro-bind-try", path, path]
         made: set[str] = set()
         for directory in _python_dirs():
-            # bwrap copies the modes of the dirs it creates on the way (a 0700 /root would
-            # stop nobody), so make them traversable first.
+            # The dirs bwrap makes on the way to a mount point are not always searchable by
+            # others (as root /root came out 0700 and stopped nobody): make them first.
             for parent in _ancestors(directory):
                 if parent not in made:
                     made.add(parent)

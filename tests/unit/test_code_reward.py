@@ -315,6 +315,28 @@ def test_without_bubblewrap_the_reward_refuses_with_what_to_install(
         sandbox_layers()
 
 
+def test_a_bwrap_that_cannot_build_its_namespaces_is_refused_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a kernel without unprivileged user namespaces: bwrap runs, but fails."""
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = --help ] && { echo "--perms --size"; exit 0; }\n'
+        'echo "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    code_isolation.bubblewrap.cache_clear()
+    try:
+        found, why = code_isolation.bubblewrap()
+    finally:
+        code_isolation.bubblewrap.cache_clear()
+    assert found is None
+    assert "bwrap: setting up uid map: Permission denied" in why
+    hint = code_isolation.ROOT_HINT if AS_ROOT else code_isolation.USERNS_HINT
+    assert hint in why
+
+
 def test_a_python_installed_into_the_home_dir_is_not_shown_to_the_code(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
