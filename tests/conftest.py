@@ -158,3 +158,19 @@ def base_config(dataset_path: Path, base_url: str, **overrides: Any) -> dict[str
 
 def read_jsonl_file(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def bubblewrap_or_skip() -> None:
+    """Skip a test that needs the code reward's OS-level sandbox where it cannot run.
+
+    Under CI (``CI=true``) it fails instead: a CI without bubblewrap must not go green by
+    skipping every sandbox test.
+    """
+    from rewardflow.rewards.code_isolation import INSTALL_HINT, bubblewrap
+
+    found, why = bubblewrap()
+    if found is None:
+        message = f"the code sandbox cannot run here: {why}; {INSTALL_HINT}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

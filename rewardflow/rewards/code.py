@@ -1,35 +1,37 @@
 """The built-in code reward: does the Python in the response pass the prompt's test cases?
 
-The code is model-written, so it is treated as hostile: it never runs in the pipeline's process.
-Each test case (or the whole assert script) runs in a fresh child interpreter
-(``python -I``, started from a small runner script embedded below) inside layered defences,
-because no single layer is enough on its own:
+The code is model-written, so it is treated as hostile: it never runs in the pipeline's process,
+and it must never see the user's secrets or files, whoever runs rewardflow. Each test case (or
+the whole assert script) runs in a fresh child interpreter (``python -I`` running
+:mod:`rewardflow.rewards.code_runner`) inside layered defences:
 
+* **An OS-level sandbox**: bubblewrap (:mod:`rewardflow.rewards.code_isolation`) gives the
+  child its own user, mount, PID, network, IPC and UTS namespaces, works without privileges,
+  and shows it only a read-only ``/usr`` and Python installation, an empty network, its own
+  ``/proc``, and a tmpfs scratch dir. Every process it starts (``setsid`` or not) dies with the
+  sample. As root it also runs as ``nobody`` without capabilities. Where bubblewrap cannot run,
+  the reward refuses (:class:`SandboxUnavailableError`, naming what to install) unless the
+  ``allow_weak_isolation`` param opts into the layers below alone.
 * **Resource limits** (``setrlimit`` in ``preexec_fn``): address space (``memory_mb``), CPU
   seconds, file size (10 MB, which also caps stdout/stderr on disk), open files and no core
-  dumps; ``RLIMIT_NPROC`` once the child runs as ``nobody``. The parent also enforces the
-  wall-clock ``timeout_s`` and then SIGKILLs the child's whole process group
-  (``start_new_session``). ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries from regaining root,
-  and ``PR_SET_PDEATHSIG`` kills the child if the pipeline dies.
-* **No network**: ``unshare(CLONE_NEWNET)`` (through ctypes; Python 3.11 has no ``os.unshare``)
-  puts the child in an empty network namespace, where even 127.0.0.1 is unreachable. This needs
-  root (CAP_SYS_ADMIN). Without it the runner reports the namespace as missing and the audit
-  hook's socket ban below is the only barrier, which is much weaker.
-* **An unprivileged user**: when the pipeline runs as root, the runner switches to ``nobody``
-  (``setgroups([])``, ``setgid``, ``setuid``) before it reads a byte of the model's code, so
-  file permissions apply again (root ignores them). This is done in the runner rather than in
-  ``preexec_fn`` because the interpreter may live where ``nobody`` cannot reach it (pyenv in a
-  0700 ``/root``); the runner keeps its import path usable by reopening unreachable ``sys.path``
-  directories as ``/proc/self/fd/N`` first.
+  dumps; ``RLIMIT_NPROC`` inside the sandbox. The parent also enforces the wall-clock
+  ``timeout_s`` and then SIGKILLs the child's whole process group (``start_new_session``).
+  ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries from regaining root, and
+  ``PR_SET_PDEATHSIG`` kills the child if the pipeline dies.
+* **A non-dumpable parent** (:func:`make_non_dumpable`): processes of the same user cannot read
+  the scoring process's ``/proc/<pid>/environ`` (API keys) or ``mem``.
+* **Weak isolation only** (``allow_weak_isolation``, no bubblewrap): ``unshare(CLONE_NEWNET)``
+  (root only), and as root the runner switches to ``nobody`` before it reads a byte of the
+  model's code, reopening unreachable ``sys.path`` directories (pyenv in a 0700 ``/root``) as
+  ``/proc/self/fd/N`` first. As an ordinary user neither exists: the code runs as the user.
 * **A Python audit hook** (``sys.addaudithook``), installed before the model's code runs, that
-  refuses writes, deletes, renames and ``mkdir`` outside the scratch dir, process creation
-  (``os.system``, ``subprocess``, ``os.fork``, ``os.exec*``, ``posix_spawn``), sockets, ctypes
-  and reading other processes' ``/proc`` files. It gives readable errors and covers the
-  non-root case, but it is NOT a security boundary on its own: code in the same interpreter can
-  get around it (``ctypes.memmove`` on raw addresses is not audited, threads can race the
-  checks), which is why the OS-level layers exist.
-* **A scratch directory** (``tempfile.mkdtemp``, deleted afterwards) as cwd, ``HOME`` and
-  ``TMPDIR``, and a minimal environment, so no API key of the pipeline's leaks to the code.
+  refuses writes, deletes, renames and ``mkdir`` outside the scratch dir, process creation,
+  sockets, ctypes and reading other processes' ``/proc`` files. It gives readable errors, but
+  it is NOT a security boundary: code in the same interpreter can switch it off (its closure
+  can be rewritten through ``gc``; ``ctypes.memmove`` is not audited), which is why the
+  OS-level layers exist.
+* **A scratch directory** as cwd, ``HOME`` and ``TMPDIR``, deleted afterwards, and an
+  environment built from scratch, so no API key of the pipeline's reaches the code.
 
 In assert mode the tests run in the same interpreter as the model's code (that is what the
 test scripts expect), and the verdicts come back on a private file descriptor tagged with a
@@ -63,9 +65,28 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardflow.rewards.code_isolation import (
+    RUNNER,
+    SCRATCH,
+    Bubblewrap,
+    SandboxUnavailableError,
+    await_sandbox_exit,
+    bubblewrap,
+    child_env,
+    describe_missing,
+    make_non_dumpable,
+    warn_weak_isolation,
+)
 from rewardflow.rewards.result import MetricResult, RewardResult
 
-__all__ = ["SandboxLayers", "code_execution", "extract_code", "sandbox_layers"]
+__all__ = [
+    "SandboxLayers",
+    "SandboxUnavailableError",
+    "code_execution",
+    "extract_code",
+    "make_non_dumpable",
+    "sandbox_layers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,349 +130,6 @@ _CODE_LINE = re.compile(
     r"|[A-Za-z_]\w*(?:\[[^\]\n]*\])?[ \t]*[-+*/]?=[^=])",
     re.M,
 )
-
-
-# --- the runner (runs in the child) ----------------------------------------------------------
-
-_RUNNER_SOURCE = r'''
-"""rewardflow sandbox runner: see rewardflow/rewards/code.py for what each step is for.
-
-Everything before install_audit_hook() is trusted setup; the model's code runs after it.
-"""
-import ast
-import builtins
-import ctypes
-import json
-import os
-import resource
-import stat
-import sys
-import traceback
-
-_write = os.write
-_exit = os._exit
-_reserve = [bytearray(1 << 20)]  # freed on MemoryError, so that the verdict can be written
-SETUP_FAILED = 70
-
-
-class Reporter:
-    def __init__(self, fd, nonce):
-        self.fd = fd
-        self.nonce = nonce
-
-    def __call__(self, kind, payload=None):
-        try:
-            line = json.dumps([self.nonce, kind, payload]) + "\n"
-            _write(self.fd, line.encode("utf-8", "replace"))
-        except BaseException:
-            pass
-
-
-def describe(exc):
-    if isinstance(exc, MemoryError):
-        _reserve.clear()
-    name = type(exc).__name__
-    try:
-        text = str(exc)
-    except BaseException:
-        text = ""
-    return (name + ": " + text if text else name)[:300]
-
-
-def reachable_by_others(path):
-    """Whether a user that is neither the owner nor in the group can list ``path``."""
-    current = "/"
-    for part in os.path.abspath(path).split("/")[1:]:
-        if not os.stat(current).st_mode & stat.S_IXOTH:
-            return False
-        current = os.path.join(current, part)
-    mode = os.stat(current).st_mode
-    return bool(mode & stat.S_IROTH and mode & stat.S_IXOTH)
-
-
-def reroute_import_path():
-    """Reopen import directories nobody could not reach (pyenv in a 0700 /root) as fds.
-
-    Path lookups through /proc/self/fd/N start at the open directory, so the process keeps
-    importing the standard library after it has given up root.
-    """
-    moved = {}
-    for entry in sys.path:
-        if entry and os.path.isdir(entry) and not reachable_by_others(entry):
-            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
-            moved[os.path.abspath(entry)] = "/proc/self/fd/%d" % fd
-
-    def reroute(path):
-        for old, new in moved.items():
-            if path == old or path.startswith(old + "/"):
-                return new + path[len(old):]
-        return path
-
-    if not moved:
-        return
-    sys.path[:] = [reroute(entry) for entry in sys.path]
-    for module in list(sys.modules.values()):
-        package_path = getattr(module, "__path__", None)
-        if type(package_path) is list:
-            package_path[:] = [reroute(entry) for entry in package_path]
-    sys.path_importer_cache.clear()
-
-
-def drop_privileges(uid, gid, parent_pid, max_processes, libc):
-    reroute_import_path()
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    try:
-        os.setuid(0)
-    except PermissionError:
-        pass
-    else:
-        raise RuntimeError("could regain root after dropping privileges")
-    # A change of user clears the parent-death signal set before exec; set it again.
-    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
-    if os.getppid() != parent_pid:
-        _exit(SETUP_FAILED)
-    # Only now: RLIMIT_NPROC is not enforced for root, and counts the user's processes.
-    resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
-
-
-def install_audit_hook(scratch):
-    """Refuse writes outside ``scratch``, new processes, sockets, ctypes and other /proc files.
-
-    Not a security boundary (code in this interpreter can get around it); the OS-level layers
-    are. Everything the hook uses is bound here, so monkeypatching os does not change it.
-    """
-    realpath, join, isabs, readlink = os.path.realpath, os.path.join, os.path.isabs, os.readlink
-    isdir = os.path.isdir
-    fspath, fsdecode = os.fspath, os.fsdecode
-    own_pid = os.getpid()
-    own_proc = "/proc/%d" % own_pid
-    prefix = scratch.rstrip("/") + "/"
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    write_devices = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
-    processes = frozenset({
-        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-        "subprocess.Popen", "os.killpg", "os.startfile", "resource.prlimit", "pty.spawn",
-    })
-    blocked_imports = frozenset({"_posixsubprocess"})
-    # event: (argument positions of paths that must stay inside, position of dir_fd or None)
-    path_events = {
-        "os.mkdir": ((0,), 2), "os.rmdir": ((0,), 1), "os.remove": ((0,), 1),
-        "os.rename": ((0, 1), 2), "os.link": ((0, 1), 2), "os.symlink": ((1,), 2),
-        "os.truncate": ((0,), None), "os.chmod": ((0,), 2), "os.chown": ((0,), 3),
-        "os.utime": ((0,), 3), "os.chflags": ((0,), None), "os.setxattr": ((0,), None),
-        "os.removexattr": ((0,), None), "shutil.rmtree": ((0,), 1), "shutil.move": ((0, 1), None),
-        "shutil.copyfile": ((1,), None), "shutil.copymode": ((1,), None),
-        "shutil.copystat": ((1,), None), "shutil.copytree": ((1,), None),
-        "shutil.chown": ((0,), None), "shutil.make_archive": ((0,), None),
-        "shutil.unpack_archive": ((1,), None),
-    }
-
-    def deny(what):
-        raise PermissionError(13, "blocked by the sandbox: " + what)
-
-    def resolve(path, dir_fd=None):
-        if isinstance(path, int):
-            return readlink("/proc/self/fd/%d" % path)
-        path = fsdecode(fspath(path))
-        if dir_fd is not None and dir_fd >= 0 and not isabs(path):
-            path = join(readlink("/proc/self/fd/%d" % dir_fd), path)
-        return realpath(path)
-
-    def inside(path, dir_fd=None):
-        try:
-            real = resolve(path, dir_fd)
-        except (OSError, TypeError, ValueError):
-            return False
-        return real == prefix[:-1] or real.startswith(prefix)
-
-    def other_process(real):
-        if not real.startswith("/proc/"):
-            return False
-        first = real[6:].split("/", 1)[0]
-        return first.isdigit() and real != own_proc and not real.startswith(own_proc + "/")
-
-    def hook(event, args):
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int):
-                return
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
-                isinstance(flags, int) and flags & write_flags
-            )
-            if writing and path not in write_devices and not inside(path):
-                deny("writing outside the scratch dir: %r" % (path,))
-            try:
-                real = resolve(path)
-            except (OSError, TypeError, ValueError):
-                return
-            if other_process(real):
-                deny("reading another process's /proc files")
-            # The "open" event carries no dir_fd, so os.open(name, dir_fd=fd) would escape the
-            # checks above; refuse the directory fds (os.open, mode None) that it needs.
-            if mode is None and not inside(path) and isdir(real):
-                deny("opening directories outside the scratch dir: %r" % (path,))
-        elif event in path_events:
-            positions, dir_fd_at = path_events[event]
-            for position in positions:
-                dir_fd = args[dir_fd_at] if dir_fd_at is not None else None
-                if event in ("os.rename", "os.link") and position == 1:
-                    dir_fd = args[3]
-                if not inside(args[position], dir_fd):
-                    deny("%s outside the scratch dir: %r" % (event, args[position]))
-        elif event in processes:
-            deny("starting processes (%s)" % event)
-        elif event == "os.kill":
-            if args[0] != own_pid:
-                deny("signalling other processes")
-        elif event == "import":
-            if args[0] in blocked_imports:
-                deny("importing %s" % args[0])
-        elif event.startswith("socket."):
-            if not (event == "socket.__new__" and args[1] == 1):  # AF_UNIX, e.g. socketpair
-                deny("network access (%s)" % event)
-        elif event.startswith("ctypes."):
-            deny("ctypes (%s)" % event)
-        elif event == "sqlite3.connect":
-            database = args[0]
-            if database not in (":memory:", "", b":memory:", b"") and not inside(database):
-                deny("sqlite3 databases outside the scratch dir")
-
-    sys.addaudithook(hook)
-
-
-def in_new_network_namespace(host_netns):
-    try:
-        return host_netns is not None and os.readlink("/proc/self/ns/net") != host_netns
-    except OSError:
-        return False
-
-
-def flush_output():
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            stream.flush()
-        except BaseException:
-            pass
-
-
-def run_solution(code, namespace, report, exit_is_success):
-    """Execute the model's module; whether it completed, with an "error" report if not."""
-    try:
-        exec(code, namespace)
-    except SystemExit as exc:
-        if exit_is_success and exc.code in (None, 0):
-            return True
-        namespace.clear()
-        report("error", ("SystemExit: %r" % (exc.code,))[:300])
-        return False
-    except BaseException as exc:
-        namespace.clear()
-        report("error", describe(exc))
-        try:
-            traceback.print_exc(limit=20)
-        except BaseException:
-            pass
-        return False
-    return True
-
-
-def test_plan(ctl):
-    """The test script as (is_test, code) steps, compiled before the model's code runs."""
-    tree = ast.parse(ctl["tests"], "tests.py")
-    steps = []
-    for stmt in tree.body:
-        code = compile(ast.Module(body=[stmt], type_ignores=[]), "tests.py", "exec")
-        steps.append((isinstance(stmt, ast.Assert), code))
-    return steps
-
-
-def run_tests(steps, ctl, namespace, report):
-    """Run the test steps; a "pass"/"fail" report per test, "setup_error" if a step broke."""
-    max_tests = ctl["max_tests"]
-    entry_point = ctl["entry_point"]
-    if entry_point is not None and entry_point not in namespace:
-        report("setup_error", "entry point %r is not defined" % entry_point)
-        return
-    script_is_one_test = not ctl["call_check"] and not any(is_test for is_test, _ in steps)
-    index = 0
-    for is_test, code in steps:
-        if is_test and index >= max_tests:
-            return
-        try:
-            exec(code, namespace)
-        except BaseException as exc:
-            if is_test:
-                report("fail", [index, describe(exc)])
-            elif script_is_one_test:
-                report("fail", [0, describe(exc)])
-                return
-            else:
-                report("setup_error", describe(exc))
-                return
-        else:
-            if is_test:
-                report("pass", index)
-        if is_test:
-            index += 1
-    if script_is_one_test:
-        report("pass", 0)
-        index = 1
-    if ctl["call_check"] and index < max_tests:
-        try:
-            namespace["check"](namespace[entry_point])
-        except BaseException as exc:
-            report("fail", [index, describe(exc)])
-        else:
-            report("pass", index)
-
-
-def main():
-    control_path = sys.argv[1]
-    with open(control_path, encoding="utf-8") as handle:
-        ctl = json.load(handle)
-    os.remove(control_path)
-    report = Reporter(ctl["report_fd"], ctl["nonce"])
-    netns = in_new_network_namespace(ctl["host_netns"])
-    libc = ctypes.CDLL(None, use_errno=True)
-    try:
-        if ctl["drop_to"] is not None:
-            uid, gid = ctl["drop_to"]
-            drop_privileges(uid, gid, ctl["parent_pid"], ctl["max_processes"], libc)
-        steps = test_plan(ctl) if ctl["mode"] == "asserts" else []
-        with open("solution.py", encoding="utf-8") as handle:
-            source = handle.read()
-        scratch = os.path.realpath(os.getcwd())
-        if ctl["audit_hook"]:
-            install_audit_hook(scratch)
-    except BaseException:
-        traceback.print_exc()
-        _exit(SETUP_FAILED)
-    report("layers", {"uid": os.getuid(), "netns": netns, "audit_hook": ctl["audit_hook"]})
-    sys.argv = ["solution.py"]
-    try:
-        code = compile(source, "solution.py", "exec", dont_inherit=True)
-    except BaseException as exc:
-        report("syntax", describe(exc))
-        _exit(3)
-    del source
-    if ctl["mode"] == "asserts":
-        namespace = {"__name__": "solution", "__builtins__": builtins, "__file__": "solution.py"}
-        ok = run_solution(code, namespace, report, exit_is_success=False)
-        if ok:
-            run_tests(steps, ctl, namespace, report)
-    else:
-        namespace = {"__name__": "__main__", "__builtins__": builtins, "__file__": "solution.py"}
-        ok = run_solution(code, namespace, report, exit_is_success=True)
-        if ok:
-            report("done")
-    flush_output()
-    _exit(0 if ok else 1)
-
-
-main()
-'''
 
 
 # --- extracting the code ---------------------------------------------------------------------
@@ -640,6 +318,7 @@ class _Params:
     memory_mb: int = DEFAULT_MEMORY_MB
     max_tests: int = DEFAULT_MAX_TESTS
     all_or_nothing: bool = False
+    allow_weak_isolation: bool = False
 
 
 def _number(value: Any, name: str, low: float, high: float, *, integer: bool) -> Any:
@@ -666,10 +345,27 @@ def _params(kwargs: Mapping[str, Any]) -> _Params:
     max_tests = _number(
         kwargs.get("max_tests", DEFAULT_MAX_TESTS), "max_tests", 1, _MAX_TESTS_LIMIT, integer=True
     )
-    all_or_nothing = kwargs.get("all_or_nothing", False)
-    if not isinstance(all_or_nothing, bool):
-        raise ValueError(f"all_or_nothing must be true or false, got {all_or_nothing!r}")
-    return _Params(float(timeout_s), memory_mb, max_tests, all_or_nothing)
+    flags = {}
+    for name in ("all_or_nothing", "allow_weak_isolation"):
+        flags[name] = kwargs.get(name, False)
+        if not isinstance(flags[name], bool):
+            raise ValueError(f"{name} must be true or false, got {flags[name]!r}")
+    return _Params(float(timeout_s), memory_mb, max_tests, **flags)
+
+
+def _isolation(allow_weak: bool) -> Bubblewrap | None:
+    """bubblewrap if it works here; else ``None`` if the config allows weak isolation.
+
+    Raises:
+        SandboxUnavailableError: neither, with what to install.
+    """
+    found, why = bubblewrap()
+    if found is not None:
+        return found
+    if not allow_weak:
+        raise SandboxUnavailableError(describe_missing(why))
+    warn_weak_isolation(why)
+    return None
 
 
 # --- the sandbox (parent side) ---------------------------------------------------------------
@@ -692,6 +388,8 @@ class _Limits:
     timeout_s: float
     memory_mb: int
     audit_hook: bool = True  # tests turn it off to check the OS-level layers on their own
+    # The OS-level sandbox, or None for the in-process layers alone (allow_weak_isolation).
+    bubblewrap: Bubblewrap | None = None
 
 
 @dataclass
@@ -749,11 +447,46 @@ def _sandbox_base() -> str:
     return "/tmp" if os.path.isdir("/tmp") and _searchable_by_others("/tmp") else base
 
 
-def _host_netns() -> str | None:
+def _host_namespace(kind: str) -> str | None:
     try:
-        return os.readlink("/proc/self/ns/net")
+        return os.readlink(f"/proc/self/ns/{kind}")
     except OSError:
         return None
+
+
+@functools.cache
+def _nproc_counts_per_namespace() -> bool:
+    """Whether RLIMIT_NPROC set in bubblewrap counts only the sandbox's processes.
+
+    True as root (the sandbox runs as nobody) and, in a user namespace, from Linux 5.14 (per
+    namespace "ucounts"). Before that it counts every process of the user, so a limit of 64
+    would stop an ordinary user's sandbox from starting a thread; it is then left unset.
+    """
+    if os.geteuid() == 0:
+        return True
+    numbers = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return numbers is not None and (int(numbers[1]), int(numbers[2])) >= (5, 14)
+
+
+@functools.cache
+def _runner_source() -> bytes:
+    """The child's script, :mod:`rewardflow.rewards.code_runner`, read once."""
+    with open(os.path.join(os.path.dirname(__file__), "code_runner.py"), "rb") as handle:
+        return handle.read()
+
+
+def _memory_file(name: str, data: bytes) -> int:
+    """An fd holding ``data``, for bwrap to copy into the sandbox (no file on disk)."""
+    fd = os.memfd_create(name)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _rlimits(limits: _Limits) -> list[tuple[int, int, int]]:
@@ -775,7 +508,7 @@ def _rlimits(limits: _Limits) -> list[tuple[int, int, int]]:
     return result
 
 
-def _preexec(rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
+def _preexec(rlimits: list[tuple[int, int, int]], unshare_net: bool) -> Callable[[], None]:
     """What the forked child does before exec: limits, no new privileges, no network.
 
     Kept to a few calls on objects prepared in the parent: between fork and exec only the
@@ -790,25 +523,10 @@ def _preexec(rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
         if libc is not None:
             libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            # May fail (not root): the runner then reports that it shares our network.
-            libc.unshare(_CLONE_NEWNET)
+            if unshare_net:  # bubblewrap does its own; this may fail (not root)
+                libc.unshare(_CLONE_NEWNET)
 
     return setup
-
-
-def _child_env(scratch: str) -> dict[str, str]:
-    """A fresh environment: nothing of ours (API keys!) is inherited."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": os.path.join(scratch, "home"),
-        "TMPDIR": os.path.join(scratch, "tmp"),
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        # One thread per numeric library: threads count against RLIMIT_NPROC and RLIMIT_AS.
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
 
 
 def _write_file(path: str, text: str, mode: int) -> None:
@@ -818,35 +536,37 @@ def _write_file(path: str, text: str, mode: int) -> None:
         handle.write(text)
 
 
-def _prepare(top: str, job: _Job, identity: tuple[int, int] | None) -> tuple[str, str, str]:
-    """Lay out one sandbox; ``(scratch dir, private io dir, runner path)``.
+def _prepare(top: str, job: _Job, identity: tuple[int, int] | None) -> tuple[str, str]:
+    """Lay out an on-disk sandbox (no bubblewrap); ``(scratch dir, runner path)``.
 
-    ``top`` (0711, ours) holds the runner and two dirs: ``work``, the scratch dir owned by the
-    user the code runs as, and ``io`` (0700, ours) with stdin/stdout/stderr and the report, so
-    the code can reach its output only through the file descriptors it was given.
+    ``top`` (0711, ours) holds the runner, the private ``io`` dir and ``work``, the scratch
+    dir owned by the user the code runs as, so the code can reach its output only through
+    the file descriptors it was given.
     """
     os.chmod(top, 0o711)
-    scratch, io_dir = os.path.join(top, "work"), os.path.join(top, "io")
-    os.mkdir(io_dir, 0o700)
+    scratch = os.path.join(top, "work")
     for path in (scratch, os.path.join(scratch, "home"), os.path.join(scratch, "tmp")):
         os.mkdir(path, 0o700)
         if identity is not None:
             os.chown(path, *identity)
     runner = os.path.join(top, "runner.py")
-    _write_file(runner, _RUNNER_SOURCE, 0o644)
+    _write_file(runner, _runner_source().decode("utf-8"), 0o644)
     _write_file(os.path.join(scratch, "solution.py"), job.code, 0o644)
-    _write_file(os.path.join(io_dir, "stdin"), job.stdin, 0o600)
-    return scratch, io_dir, runner
+    return scratch, runner
 
 
 def _control(job: _Job, limits: _Limits, report_fd: int, nonce: str) -> dict[str, Any]:
     suite = job.suite
+    in_bubblewrap = limits.bubblewrap is not None
     return {
         "mode": job.mode,
         "report_fd": report_fd,
         "nonce": nonce,
-        "host_netns": _host_netns(),
-        "drop_to": _unprivileged_identity(),
+        "host_netns": _host_namespace("net"),
+        "host_pidns": _host_namespace("pid"),
+        # In bubblewrap, setpriv has already switched to nobody (as root).
+        "drop_to": None if in_bubblewrap else _unprivileged_identity(),
+        "limit_processes": in_bubblewrap and _nproc_counts_per_namespace(),
         "parent_pid": os.getpid(),
         "max_processes": _MAX_PROCESSES,
         "audit_hook": limits.audit_hook,
@@ -918,17 +638,46 @@ def _parse_reports(data: bytes, nonce: str, outcome: _Outcome) -> None:
             outcome.results.setdefault(int(payload[0]), str(payload[1]))
 
 
+def _bubblewrap_launch(
+    bubblewrap: Bubblewrap, job: _Job, control: str, files: contextlib.ExitStack, info_fd: int
+) -> tuple[list[str], tuple[int, ...]]:
+    """The bwrap command and the fds it copies the runner, control and code from."""
+    control_path, solution_path = f"{SCRATCH}/control.json", f"{SCRATCH}/solution.py"
+    contents = [
+        ("0444", "runner", _runner_source(), RUNNER),
+        ("0644", "control", control.encode("utf-8"), control_path),
+        # "replace": a lone surrogate in a response must not stop the runner reading it.
+        ("0644", "solution", job.code.encode("utf-8", "replace"), solution_path),
+    ]
+    mapping = []
+    for mode, name, data, path in contents:
+        fd = _memory_file(f"rewardflow-{name}", data)
+        files.callback(os.close, fd)
+        mapping.append((mode, fd, path))
+    argv = ["-I", "-B", "-X", "utf8", RUNNER, control_path]
+    fds = (info_fd, *(fd for _, fd, _ in mapping))
+    return bubblewrap.command(mapping, argv, info_fd), fds
+
+
 def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
     """Run ``job`` in a fresh sandbox and return what happened; the sandbox is then deleted.
+
+    In bubblewrap (``limits.bubblewrap``) the code's files live in the sandbox's own tmpfs;
+    only the private io dir (stdin, stdout, stderr, report) is on our disk. Without it, the
+    scratch dir is on disk too (see :func:`_prepare`).
 
     Raises RuntimeError if the sandbox itself could not start (not the model's fault, so
     the pipeline should record an error rather than a 0).
     """
+    bubblewrap = limits.bubblewrap
     identity = _unprivileged_identity()
     top = tempfile.mkdtemp(prefix="rewardflow-sandbox-", dir=_sandbox_base())
     process = None
+    info_read = None
     try:
-        scratch, io_dir, runner = _prepare(top, job, identity)
+        io_dir = os.path.join(top, "io")
+        os.mkdir(io_dir, 0o700)
+        _write_file(os.path.join(io_dir, "stdin"), job.stdin, 0o600)
         nonce = secrets.token_hex(16)
         paths = {name: os.path.join(io_dir, name) for name in ("stdout", "stderr", "report")}
         with contextlib.ExitStack() as files:
@@ -937,27 +686,42 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
             stderr = files.enter_context(open(paths["stderr"], "wb"))
             report_fd = os.open(paths["report"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             files.callback(os.close, report_fd)
-            control = os.path.join(scratch, "control.json")
-            _write_file(control, json.dumps(_control(job, limits, report_fd, nonce)), 0o600)
+            control = json.dumps(_control(job, limits, report_fd, nonce))
+            if bubblewrap is not None:
+                info_read, info_write = os.pipe()
+                files.callback(os.close, info_write)
+                launch = _bubblewrap_launch(bubblewrap, job, control, files, info_write)
+                command, extra_fds = launch
+                cwd, env = "/", {}  # bwrap itself gets no environment to leak
+            else:
+                scratch, runner = _prepare(top, job, identity)
+                _write_file(os.path.join(scratch, "control.json"), control, 0o600)
+                command = [sys.executable, "-I", "-B", "-X", "utf8", runner, "control.json"]
+                extra_fds, cwd, env = (), scratch, child_env(scratch)
             process = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-X", "utf8", runner, control],
+                command,
                 stdin=stdin if job.mode == "io" else subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
-                cwd=scratch,
-                env=_child_env(scratch),
+                cwd=cwd,
+                env=env,
                 close_fds=True,
-                pass_fds=(report_fd,),
+                pass_fds=(report_fd, *extra_fds),
                 start_new_session=True,
-                preexec_fn=_preexec(_rlimits(limits)),
+                preexec_fn=_preexec(_rlimits(limits), unshare_net=bubblewrap is None),
             )
         timed_out = _wait(process, limits.timeout_s)
         _kill(process)
+        if info_read is not None:
+            await_sandbox_exit(info_read)
+        returncode = process.returncode
+        if bubblewrap is not None and 128 < returncode < 128 + signal.NSIG:
+            returncode = 128 - returncode  # bwrap reports "killed by signal N" as 128 + N
         cap = max(_MAX_OUTPUT_BYTES, job.output_cap)
         stdout_bytes, truncated = _read_capped(paths["stdout"], cap)
         outcome = _Outcome(
             timed_out=timed_out,
-            returncode=process.returncode,
+            returncode=returncode,
             stdout=stdout_bytes.decode("utf-8", "replace"),
             stdout_truncated=truncated,
             stderr_tail=_read_tail(paths["stderr"], _STDERR_TAIL_BYTES).decode("utf-8", "replace"),
@@ -966,6 +730,8 @@ def _run_sandboxed(job: _Job, limits: _Limits) -> _Outcome:
     finally:
         if process is not None and process.returncode is None:
             _kill(process)
+        if info_read is not None:
+            os.close(info_read)
         _remove_tree(top)
     if outcome.layers is None and not timed_out:
         raise RuntimeError(
@@ -1170,8 +936,11 @@ def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Re
 
     Params: ``timeout_s`` (5; wall clock per case, or for the whole assert script, interpreter
     start included), ``memory_mb`` (512; address space), ``max_tests`` (50; later cases are
-    not run), ``all_or_nothing`` (False; score 1 only if every test passes). Other kwargs are
-    ignored. The code runs in the sandbox described in this module's docstring.
+    not run), ``all_or_nothing`` (False; score 1 only if every test passes),
+    ``allow_weak_isolation`` (False; without bubblewrap, run with the in-process layers alone
+    instead of refusing). Other kwargs are ignored. The code runs in the sandbox described in
+    this module's docstring. The calling process is made non-dumpable (see
+    :func:`make_non_dumpable`).
 
     Metrics: ``compiled`` (the code is valid Python) and ``passed_fraction`` (also reported
     when ``all_or_nothing`` makes the score 0). Anything the response does (no code, syntax
@@ -1180,9 +949,14 @@ def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Re
 
     Raises:
         ValueError: bad params, or a ground truth that is missing or not in a known shape.
+        SandboxUnavailableError: no OS-level sandbox here (naming what to install), and
+            ``allow_weak_isolation`` is not set.
         RuntimeError: the sandbox itself could not start (the machine, not the response).
     """
     params = _params(kwargs)
+    # Before anything else, so that a machine without a sandbox fails every sample alike.
+    isolation = _isolation(params.allow_weak_isolation)
+    make_non_dumpable()
     suite = _parse_ground_truth(ground_truth)
     if isinstance(suite, _AssertSuite):
         total = min(len(suite.labels), params.max_tests)
@@ -1199,7 +973,7 @@ def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Re
         verdict = _Verdict(0, total, False, why, failure=why, note=note)
         return _reward(verdict, params.all_or_nothing)
 
-    limits = _Limits(params.timeout_s, params.memory_mb)
+    limits = _Limits(params.timeout_s, params.memory_mb, bubblewrap=isolation)
     if isinstance(suite, _AssertSuite):
         verdict = _run_assert_suite(code, suite, limits, params.max_tests)
     else:
@@ -1215,27 +989,35 @@ def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Re
 class SandboxLayers:
     """Which isolation layers are actually in effect on this machine (see the module doc)."""
 
+    os_sandbox: str | None  # "bubblewrap", or None: the in-process layers alone
     network_namespace: bool
+    pid_namespace: bool
     user: str
     audit_hook: bool
     rlimits: bool = True
 
 
-def sandbox_layers() -> SandboxLayers:
+def sandbox_layers(allow_weak_isolation: bool = False) -> SandboxLayers:
     """Run a no-op in the sandbox and report the layers the child found itself in.
 
-    Useful to check a deployment: ``network_namespace=False`` means the socket ban of the
-    audit hook is the only thing between model code and the network.
+    Useful to check a deployment. Raises :class:`SandboxUnavailableError` (saying what to
+    install) where there is no OS-level sandbox, unless ``allow_weak_isolation``.
     """
-    outcome = _run_sandboxed(_Job("pass\n", "io"), _Limits(DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_MB))
+    isolation = _isolation(allow_weak_isolation)
+    limits = _Limits(DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_MB, bubblewrap=isolation)
+    outcome = _run_sandboxed(_Job("pass\n", "io"), limits)
     layers = outcome.layers or {}
     uid = layers.get("uid", -1)
+    if isolation is not None and isolation.identity is None:
+        uid = os.getuid()  # the uid inside the user namespace is ours, mapped
     try:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
     return SandboxLayers(
+        os_sandbox="bubblewrap" if isolation is not None else None,
         network_namespace=bool(layers.get("netns")),
+        pid_namespace=bool(layers.get("pidns")),
         user=user,
         audit_hook=bool(layers.get("audit_hook")),
     )

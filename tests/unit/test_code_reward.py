@@ -2,9 +2,11 @@
 
 The adversarial tests check the effect (the file outside the scratch dir does not exist, the
 listening socket got no connection, the parent's secret is not in the child's environment),
-not just the score. Where a layer only exists as root (user ``nobody``, network namespace),
-a test turns the audit hook off to show that the OS-level layer holds on its own. Every test
-also checks that its sandbox directories were deleted (the ``sandbox_base`` fixture).
+not just the score. Some tests turn the audit hook off to show that the OS-level layer
+(bubblewrap; as root also user ``nobody``) holds on its own; tests with ``without_bubblewrap``
+check the refusal and the weaker in-process isolation. Every test also checks that its
+sandbox directories were deleted (the ``sandbox_base`` fixture). Escape attempts by a hostile
+response, as root and as an unprivileged user, are in ``test_code_sandbox_escapes.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pwd
 import resource
 import shutil
 import socket
+import sys
 import tempfile
 import textwrap
 import time
@@ -23,9 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import bubblewrap_or_skip
 
 from rewardflow.rewards import code as code_module
-from rewardflow.rewards.code import code_execution, extract_code, sandbox_layers
+from rewardflow.rewards import code_isolation
+from rewardflow.rewards.code import (
+    SandboxUnavailableError,
+    code_execution,
+    extract_code,
+    sandbox_layers,
+)
 from rewardflow.rewards.result import RewardResult, to_reward_result
 
 AS_ROOT = os.geteuid() == 0
@@ -56,10 +66,27 @@ def run(code: str, ground_truth: Any = None, **params: Any) -> RewardResult:
     return code_execution(conversation(fenced(code)), ground_truth, **params)
 
 
-def run_raw(code: str, *, audit_hook: bool = True, timeout_s: float = 2) -> Any:
-    """The sandbox without the reward around it, optionally without the audit hook."""
+def run_raw(code: str, *, audit_hook: bool = True, timeout_s: float = 2, weak: bool = False) -> Any:
+    """The sandbox without the reward around it, optionally without the audit hook or bwrap."""
     job = code_module._Job(textwrap.dedent(code), "io")
-    return code_module._run_sandboxed(job, code_module._Limits(timeout_s, 256, audit_hook))
+    bubblewrap = None if weak else code_module._isolation(False)
+    limits = code_module._Limits(timeout_s, 256, audit_hook, bubblewrap)
+    return code_module._run_sandboxed(job, limits)
+
+
+@pytest.fixture(autouse=True)
+def needs_bubblewrap(request: pytest.FixtureRequest) -> None:
+    """Every test here runs code in bubblewrap, except those that fake its absence."""
+    if "without_bubblewrap" not in request.fixturenames:
+        bubblewrap_or_skip()
+
+
+@pytest.fixture
+def without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where bwrap is missing (only the lookup is faked; the rest runs for real)."""
+    monkeypatch.setattr(
+        code_module, "bubblewrap", lambda: (None, "bubblewrap (bwrap) is not installed")
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -226,6 +253,7 @@ def test_code_may_use_its_scratch_dir_home_and_tmpdir() -> None:
         ({"max_tests": 0}, "max_tests"),
         ({"max_tests": True}, "max_tests"),
         ({"all_or_nothing": "yes"}, "all_or_nothing"),
+        ({"allow_weak_isolation": "yes"}, "allow_weak_isolation"),
     ],
 )
 def test_bad_params_raise(params: dict[str, Any], message: str) -> None:
@@ -258,12 +286,73 @@ def test_unusable_ground_truth_raises(ground_truth: Any) -> None:
 # --- the sandbox: layers and limits ----------------------------------------------------------
 
 
-@requires_root
-def test_layers_in_effect_as_root() -> None:
+def test_layers_in_effect() -> None:
     layers = sandbox_layers()
+    assert layers.os_sandbox == "bubblewrap"
+    assert layers.network_namespace and layers.pid_namespace and layers.audit_hook
+    assert layers.user == ("nobody" if AS_ROOT else pwd.getpwuid(os.getuid()).pw_name)
+
+
+@requires_root
+def test_weak_layers_in_effect_as_root(without_bubblewrap: None) -> None:
+    layers = sandbox_layers(allow_weak_isolation=True)
+    assert layers.os_sandbox is None and not layers.pid_namespace
     assert layers.user == "nobody"
     assert layers.audit_hook
     assert layers.network_namespace, "unshare(CLONE_NEWNET) failed although we are root"
+
+
+def test_without_bubblewrap_the_reward_refuses_with_what_to_install(
+    without_bubblewrap: None,
+) -> None:
+    with pytest.raises(SandboxUnavailableError) as refused:
+        run(ADD, ADD_CASES)
+    message = str(refused.value)
+    assert "bubblewrap (bwrap) is not installed" in message
+    assert "apt-get install bubblewrap" in message
+    assert "allow_weak_isolation: true" in message
+    with pytest.raises(SandboxUnavailableError):
+        sandbox_layers()
+
+
+def test_a_bwrap_that_cannot_build_its_namespaces_is_refused_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a kernel without unprivileged user namespaces: bwrap runs, but fails."""
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = --help ] && { echo "--perms --size"; exit 0; }\n'
+        'echo "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    code_isolation.bubblewrap.cache_clear()
+    try:
+        found, why = code_isolation.bubblewrap()
+    finally:
+        code_isolation.bubblewrap.cache_clear()
+    assert found is None
+    assert "bwrap: setting up uid map: Permission denied" in why
+    hint = code_isolation.ROOT_HINT if AS_ROOT else code_isolation.USERNS_HINT
+    assert hint in why
+
+
+def test_a_python_installed_into_the_home_dir_is_not_shown_to_the_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Binding such an installation read-only would expose the whole home dir."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    code_isolation._python_dirs.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailableError, match="contains your home"):
+            code_isolation._python_dirs()
+    finally:
+        code_isolation._python_dirs.cache_clear()
+
+
+def test_allow_weak_isolation_runs_with_the_in_process_layers(without_bubblewrap: None) -> None:
+    assert run(ADD, ADD_CASES, allow_weak_isolation=True).score == 1.0
 
 
 def test_infinite_loop_times_out_in_about_the_timeout() -> None:
@@ -343,29 +432,41 @@ def test_deleting_and_symlink_tricks_outside_the_scratch_dir_are_blocked(shared_
     assert victim.read_text() == "keep me"
 
 
-def test_dir_fd_relative_writes_outside_the_scratch_dir_are_blocked(shared_dir: Path) -> None:
+def test_dir_fd_relative_writes_outside_the_scratch_dir_are_blocked(
+    shared_dir: Path, without_bubblewrap: None
+) -> None:
+    """The audit hook's own check: in bubblewrap the directory is not even there."""
     code = f"""
     import os
     directory = os.open({str(shared_dir)!r}, os.O_RDONLY)
     os.open("pwned", os.O_WRONLY | os.O_CREAT, dir_fd=directory)
     print("ok")
     """
-    result = run(code)
+    result = run(code, allow_weak_isolation=True)
     assert "blocked by the sandbox: opening directories outside the scratch dir" in result.reason
     assert list(shared_dir.iterdir()) == []
     inside = "import os, shutil\nos.makedirs('a/b')\nshutil.rmtree('a')\nprint('ok')\n"
-    assert run(inside).score == 1.0  # rmtree's own dir_fd calls inside the scratch dir work
+    assert run(inside, allow_weak_isolation=True).score == 1.0  # rmtree's dir_fd calls work
 
 
 @requires_root
-def test_without_the_audit_hook_user_nobody_still_cannot_write_system_files() -> None:
+@pytest.mark.parametrize(
+    ("weak", "error"),
+    [(False, "FileNotFoundError"), (True, "PermissionError: [Errno 13] Permission denied")],
+    ids=["bubblewrap", "weak"],
+)
+def test_without_the_audit_hook_user_nobody_still_cannot_write_system_files(
+    weak: bool, error: str
+) -> None:
     protected = Path(tempfile.mkdtemp(prefix="rewardflow-test-protected-", dir="/tmp"))
     try:
         protected.chmod(0o755)  # reachable by nobody, writable only by root
         target = protected / "pwned.txt"
-        outcome = run_raw(f"open({str(target)!r}, 'w').write('x')\n", audit_hook=False)
-        assert outcome.error.startswith("PermissionError: [Errno 13] Permission denied")
-        assert outcome.layers == {"uid": NOBODY_UID, "netns": True, "audit_hook": False}
+        code = f"open({str(target)!r}, 'w').write('x')\n"
+        outcome = run_raw(code, audit_hook=False, weak=weak)
+        assert outcome.error.startswith(error)
+        layers = {"uid": NOBODY_UID, "netns": True, "pidns": not weak, "audit_hook": False}
+        assert outcome.layers == layers
         assert not target.exists()
     finally:
         shutil.rmtree(protected)
@@ -394,13 +495,11 @@ def test_network_access_is_blocked_even_to_localhost() -> None:
             server.accept()
 
 
-@requires_root
 def test_without_the_audit_hook_the_network_namespace_still_has_no_network() -> None:
-    if not sandbox_layers().network_namespace:
-        pytest.skip("no network namespace on this machine")
     with _listener() as server:
         outcome = run_raw(_connect_code(server.getsockname()[1]), audit_hook=False)
-        assert "Network is unreachable" in outcome.error
+        # bubblewrap's namespace has a loopback of its own, with no listener on it
+        assert "Connection refused" in outcome.error or "Network is unreachable" in outcome.error
         with pytest.raises(TimeoutError):
             server.accept()
 
