@@ -25,8 +25,10 @@ Each worker is set up by :func:`_init_worker` before it runs any reward:
   is configured, stays. Keeping it in the environment, rather than handing it over in memory,
   keeps every reward's plain ``os.environ`` lookup working; model-written code never sees it
   anyway, since the code reward starts its programs with an environment of its own. (With
-  fork-started workers ``/proc/<pid>/environ`` still shows the inherited block; a process
-  that can read that file could read the job's own.)
+  fork-started workers ``/proc/<pid>/environ`` still shows the inherited block, so the job
+  and its workers are made non-dumpable: another process of the same user can read neither
+  their ``environ`` nor their memory. The price: no core dumps, and py-spy or gdb cannot
+  attach to a scoring job.)
 
 Samples whose generation failed are carried through as ``generation_failed`` with no score,
 never as a zero.
@@ -50,6 +52,7 @@ from pebble import ProcessExpired, ProcessPool
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.progress import Progress
 from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.rewards.code_isolation import make_non_dumpable
 from rewardflow.rewards.loader import RewardSpec, load_rewards
 from rewardflow.rewards.result import to_reward_result
 
@@ -209,6 +212,7 @@ def _init_worker(setup: WorkerSetup) -> None:
     global _WORKER_MEMORY_LIMIT_MB
     # pebble's workers already ignore SIGINT; run_reward relies on it, so say it here too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    make_non_dumpable()  # inherited at fork already; said again for spawned workers
     for name in setup.withheld_env:
         os.environ.pop(name, None)  # also unsets it for every process the worker starts
     _WORKER_REWARDS.clear()
@@ -255,6 +259,7 @@ def score_shard(
     like secrets (see the module docstring).
     """
     rewards = load_rewards(reward_configs)  # in this process too: fail fast, before any work
+    make_non_dumpable()  # the job holds the API keys; see the module docstring
     primary, weights = _primary(rewards), _weights(rewards)
     records = list(iter_responses(responses_path))
     setup = WorkerSetup(

@@ -46,6 +46,11 @@ REWARDS = textwrap.dedent(
     def length(messages, ground_truth, **kwargs):
         return {"score": min(1.0, len(messages[-1]["content"]) / 10), "reason": "chars/10"}
 
+    def dumpable(messages, ground_truth, **kwargs):
+        import ctypes
+        flag = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+        return {"score": 0.0, "reason": f"dumpable={flag}"}
+
     SECRETS = ("OPENAI_API_KEY", "HF_TOKEN", "RF_TEST_MODEL_CRED", "RF_TEST_JUDGE_KEY")
 
     def env_probe(messages, ground_truth, api_key_env=None, **kwargs):
@@ -207,6 +212,18 @@ def test_reward_workers_do_not_carry_api_keys_except_a_rewards_own(
     assert written["rewards"]["probe"]["reason"] == f"{kept} None"
     assert written["rewards"]["judged"]["reason"] == f"{kept} secret-RF_TEST_JUDGE_KEY"
     assert os.environ["OPENAI_API_KEY"] == "secret-OPENAI_API_KEY"  # the job's own: untouched
+
+
+def test_reward_workers_are_not_dumpable(tmp_path, reward_file):
+    # A non-dumpable process's /proc/<pid>/environ and mem cannot be read by another process
+    # of the same user, should code a reward starts ever run outside its sandbox.
+    responses = tmp_path / "responses.jsonl"
+    write_jsonl_atomic(responses, [response("p0", "4").to_dict()])
+    output = tmp_path / "scores.jsonl"
+    score_shard(responses, output, [{"name": "probe", "function": f"{reward_file}:dumpable"}])
+
+    [(_, written)] = list(read_jsonl(output))
+    assert written["rewards"]["probe"]["reason"] == "dumpable=0"
 
 
 def test_secret_names_are_recognised_by_their_shape():
