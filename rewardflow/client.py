@@ -191,13 +191,15 @@ def parse_chat_response(body: str) -> tuple[str, str | None, dict[str, int] | No
         raise ModelGenerationError("HTTP 200 whose first choice has no message")
     finish_reason = choice.get("finish_reason")
     content = message.get("content")
-    if not isinstance(content, str):
+    # Some providers send "" rather than null beside a tool call; a plain "" is a real answer.
+    if not isinstance(content, str) or not content.strip():
         reason = _unusable_reason(message)
-        if reason is None:
+        if reason is not None:
+            raise ModelUnusableResponseError(
+                f"HTTP 200 without a usable answer: {reason} (finish_reason: {finish_reason})"
+            )
+        if not isinstance(content, str):
             raise ModelGenerationError("HTTP 200 whose first choice has no message content")
-        raise ModelUnusableResponseError(
-            f"HTTP 200 without a usable answer: {reason} (finish_reason: {finish_reason})"
-        )
     usage = data.get("usage")
     usage = (
         {name: int(value) for name, value in usage.items() if isinstance(value, int)}

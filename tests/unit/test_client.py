@@ -221,6 +221,10 @@ TOOL_CALL = {"type": "function", "function": {"name": "search", "arguments": "{}
             "only tool calls (search)",
         ),
         (
+            [{"message": {"content": "", "tool_calls": [TOOL_CALL, TOOL_CALL]}}],
+            "only tool calls (search, search)",
+        ),
+        (
             [{"message": {"content": None, "refusal": "I can't help with that."}}],
             "refused: I can't help with that.",
         ),
