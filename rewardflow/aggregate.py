@@ -2,13 +2,15 @@
 
 Failures are counted apart from scores: a failed generation or a crashing reward has no score
 and is excluded from every mean, and the counts say so, so "80% accuracy" always states what
-it is 80% of.
+it is 80% of. Answers cut off at ``max_tokens`` are scored like any other, but counted too,
+with how many of them failed: a "wrong" answer that simply never finished is a setting to
+fix, not a model error.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,29 @@ def _reward_summary(name: str, records: Sequence[ScoreRecord]) -> dict[str, Any]
     return summary
 
 
+TRUNCATED = "length"
+
+
+def truncation_counts(
+    responses: Sequence[ResponseRecord], scores: Sequence[ScoreRecord], threshold: float
+) -> tuple[int, int]:
+    """Generated samples cut off at ``max_tokens``, and how many of those scored below
+    ``threshold`` (their answer may be wrong only because it never finished)."""
+    cut = {
+        (record.id, record.sample_index)
+        for record in responses
+        if record.status == "ok" and record.finish_reason == TRUNCATED
+    }
+    below = sum(
+        1
+        for record in scores
+        if (record.id, record.sample_index) in cut
+        and record.status == "scored"
+        and (record.score or 0.0) < threshold
+    )
+    return len(cut), below
+
+
 def summarize(
     config: Mapping[str, Any],
     response_records: Sequence[ResponseRecord],
@@ -76,6 +101,14 @@ def summarize(
         else None
     )  # fmt: skip
     metrics = config.get("metrics") or section_defaults("metrics")
+    truncated, truncated_below_pass = truncation_counts(
+        response_records, score_records, float(metrics["pass_threshold"])
+    )
+    failure_types = Counter(
+        record.error.type
+        for record in response_records
+        if record.status == "failed" and record.error is not None
+    )
     samples = int((config.get("generation") or {}).get("samples", 1))
     reward_names = [reward["name"] for reward in config["rewards"]]
     weighted: dict[str, list[float]] = defaultdict(list)
@@ -98,7 +131,10 @@ def summarize(
             ),
             "scored": statuses.count("scored"),
             "score_errors": statuses.count("score_error"),
+            "truncated": truncated,
+            "truncated_below_pass": truncated_below_pass,
         },
+        "failure_types": dict(failure_types.most_common()),
         "primary_reward": primary_reward_name(config),
         "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
         "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
@@ -153,6 +189,25 @@ def _sampling_lines(sampling: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _generation_caveats(summary: Mapping[str, Any]) -> list[str]:
+    """Lines on why samples failed and how many answers were cut off, when there are any."""
+    counts = summary["counts"]
+    lines: list[str] = []
+    failure_types = summary.get("failure_types") or {}
+    if failure_types:
+        by_type = ", ".join(f"{name} {count}" for name, count in failure_types.items())
+        lines += ["", f"Failed generations by error: {by_type}."]
+    if counts.get("truncated"):
+        lines += [
+            "",
+            f"**{counts['truncated']} of {counts['generated']} generated samples were cut off "
+            "at `generation.max_tokens`** (finish_reason `length`); "
+            f"{counts['truncated_below_pass']} of them scored below the pass threshold, so "
+            "some wrong answers may just be unfinished. Raise `generation.max_tokens` to check.",
+        ]
+    return lines
+
+
 def render_markdown(summary: Mapping[str, Any]) -> str:
     counts = summary["counts"]
     lines = [
@@ -166,6 +221,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "| {score_errors} |".format(**counts),
         "",
         "Failed or unsent generations and score errors have no score and are not in any mean.",
+        *_generation_caveats(summary),
         "",
         "| reward | mean | 95% interval | method | scored | errors |",
         "|---|---:|---|---|---:|---:|",

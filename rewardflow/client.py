@@ -7,8 +7,9 @@ llama.cpp, the built-in simulator) over aiohttp, retrying transient failures wit
 
 Deciding what a response *means* (:func:`classify_http_error`, :func:`parse_chat_response`,
 :func:`parse_retry_after`) is kept in pure functions so it is tested without a network.
-The API key is only ever placed in the ``Authorization`` header; no message built here
-includes it.
+The API key is only ever placed in the ``Authorization`` header, and it is registered with
+:mod:`rewardflow.redaction`, so that a provider quoting it back in an error body cannot carry
+it into an error message (bodies are redacted before they are excerpted).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from rewardflow.errors import (
     ModelAuthError,
     ModelGenerationError,
     ModelInvalidRequestError,
+    ModelUnusableResponseError,
     RateLimitError,
 )
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
+from rewardflow.redaction import redact, register_secret
 
 RETRYABLE_ERRORS = (ModelGenerationError, RateLimitError)
 MAX_SERVER_REQUESTED_WAIT_S = 120.0
@@ -118,7 +121,8 @@ def classify_http_error(
     status: int, body: str, headers: Mapping[str, str], api_key_env: str | None = None
 ) -> Exception:
     """Map a non-200 answer to the error class that decides retry or stop."""
-    detail = _error_excerpt(body)
+    # Redact before cutting: a key straddling the excerpt's end would leave its prefix behind.
+    detail = _error_excerpt(redact(body))
     if status in (401, 403):
         hint = f"check the key in ${api_key_env}" if api_key_env else "the endpoint wants a key"
         return ModelAuthError(f"HTTP {status} from the model endpoint ({hint}): {detail}")
@@ -129,27 +133,80 @@ def classify_http_error(
     return ModelInvalidRequestError(f"HTTP {status}: {detail}")
 
 
+def decode_body(raw: bytes, charset: str | None) -> str | None:
+    """The body as text in its declared charset (UTF-8 when none); None if it is not that.
+
+    Decoding here rather than with aiohttp's ``text()`` keeps a garbled body an error of the
+    one request (a retry) instead of a ``UnicodeDecodeError`` that would end the whole job.
+    """
+    try:
+        return raw.decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def _unusable_reason(message: Mapping[str, Any]) -> str | None:
+    """Why a well-formed message carries no text answer, or None if it has one."""
+    calls = message.get("tool_calls") or []
+    legacy_call = message.get("function_call")
+    if isinstance(calls, list) and isinstance(legacy_call, Mapping):
+        calls = [*calls, {"function": legacy_call}]
+    if isinstance(calls, list) and calls:
+        names = [
+            str(call["function"].get("name", "?"))
+            if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping)
+            else "?"
+            for call in calls
+        ]
+        return f"only tool calls ({', '.join(names)}), no text"
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal.strip():
+        return f"refused: {refusal.strip()[:_BODY_EXCERPT_CHARS]}"
+    if "content" in message and message["content"] is None:
+        return "content is null"
+    return None
+
+
 def parse_chat_response(body: str) -> tuple[str, str | None, dict[str, int] | None, str | None]:
-    """``(content, finish_reason, usage, model)`` of a 200 body; malformed ones are transient."""
+    """``(content, finish_reason, usage, model)`` of a 200 body.
+
+    A garbled body (not JSON, no ``choices`` list, a choice without a message) is what a proxy
+    or a cut stream produces, so it is transient: :class:`ModelGenerationError`, retried. A
+    well-formed answer without text (empty ``choices``; ``content: null`` from a refusal, a
+    content filter or a tool call) is the model's answer to this request, so asking again would
+    pay for the same answer: :class:`ModelUnusableResponseError`, not retried.
+    """
     try:
         data = json.loads(body)
     except ValueError:
         raise ModelGenerationError("HTTP 200 with a body that is not JSON") from None
     choices = data.get("choices") if isinstance(data, Mapping) else None
-    if not isinstance(choices, list) or not choices:
+    if not isinstance(choices, list):
         raise ModelGenerationError("HTTP 200 without choices")
+    if not choices:
+        raise ModelUnusableResponseError("HTTP 200 without a usable answer: empty choices")
     choice = choices[0]
     message = choice.get("message") if isinstance(choice, Mapping) else None
-    content = message.get("content") if isinstance(message, Mapping) else None
-    if not isinstance(content, str):
-        raise ModelGenerationError("HTTP 200 whose first choice has no message content")
+    if not isinstance(message, Mapping):
+        raise ModelGenerationError("HTTP 200 whose first choice has no message")
+    finish_reason = choice.get("finish_reason")
+    content = message.get("content")
+    # Some providers send "" rather than null beside a tool call; a plain "" is a real answer.
+    if not isinstance(content, str) or not content.strip():
+        reason = _unusable_reason(message)
+        if reason is not None:
+            raise ModelUnusableResponseError(
+                f"HTTP 200 without a usable answer: {reason} (finish_reason: {finish_reason})"
+            )
+        if not isinstance(content, str):
+            raise ModelGenerationError("HTTP 200 whose first choice has no message content")
     usage = data.get("usage")
     usage = (
         {name: int(value) for name, value in usage.items() if isinstance(value, int)}
         if isinstance(usage, Mapping)
         else None
     )
-    return content, choice.get("finish_reason"), usage, data.get("model")
+    return content, finish_reason, usage, data.get("model")
 
 
 def _wait_for_server_or_backoff(retry_state: RetryCallState) -> float:
@@ -220,6 +277,7 @@ class OpenAIChatClient:
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+            register_secret(api_key)
         self._api_key_env = api_key_env
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_attempts = max_attempts
@@ -248,11 +306,14 @@ class OpenAIChatClient:
             async with self._get_session().post(
                 self.url, json=request.to_payload(), headers=self._headers
             ) as http_response:
-                body = await http_response.text()
+                raw = await http_response.read()
                 self.limiter.observe(http_response.status, http_response.headers)
+                body = decode_body(raw, http_response.charset)
                 if http_response.status != 200:
+                    # An error's body is only read for its message: garbled bytes may be lossy.
+                    text = raw.decode("utf-8", errors="replace") if body is None else body
                     raise classify_http_error(
-                        http_response.status, body, http_response.headers, self._api_key_env
+                        http_response.status, text, http_response.headers, self._api_key_env
                     )
         except RateLimitError as error:
             self.stats.rate_limited += 1
@@ -263,6 +324,8 @@ class OpenAIChatClient:
         except (TimeoutError, aiohttp.ClientError) as error:
             kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
             raise ModelGenerationError(f"request {kind}: {type(error).__name__}") from None
+        if body is None:
+            raise ModelGenerationError("HTTP 200 with a body that is not valid UTF-8")
         content, finish_reason, usage, model = parse_chat_response(body)
         return ChatResponse(content, finish_reason, usage, model, time.monotonic() - started)
 

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from rewardflow.cache import GenerationSettings, normalize_endpoint
 from rewardflow.errors import ConfigError, MissingApiKeyError
+from rewardflow.redaction import register_secret
 
 _STARTUP_TIMEOUT_S = 60.0
 #: How the built-in simulator appears as the endpoint in cache keys and settings.json.
@@ -89,6 +90,7 @@ def read_api_key(config: Mapping[str, Any]) -> str | None:
     key = os.environ.get(env_var, "").strip()
     if not key:
         raise MissingApiKeyError(env_var)
+    register_secret(key)  # from here on no log line or error message can show it
     return key
 
 

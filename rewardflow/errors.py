@@ -61,3 +61,12 @@ class RateLimitError(ModelClientError):
 
 class ModelGenerationError(ModelClientError):
     """A transient failure (5xx, timeout, dropped connection, malformed body); retried."""
+
+
+class ModelUnusableResponseError(ModelClientError):
+    """A well-formed 200 without a text answer: null content, only tool calls, no choices.
+
+    Not retried: unlike a garbled body, this is the model's answer to this request, so asking
+    again would most likely pay for the same answer. The sample becomes a failure record
+    naming the reason; a rerun asks once more.
+    """

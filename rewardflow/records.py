@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rewardflow.redaction import redact
+
 Message = dict[str, str]
 
 GenerationStatus = Literal["ok", "failed", "not_attempted"]
@@ -46,11 +48,18 @@ class PromptRecord:
 
 @dataclass(frozen=True)
 class GenerationError:
-    """Why a sample has no response. ``type`` is the error class name, e.g. ModelAuthError."""
+    """Why a sample has no response. ``type`` is the error class name, e.g. ModelAuthError.
+
+    Every failure record passes here, whatever raised it, so this is where a secret an error
+    text might quote (a provider echoing the API key) is masked before it reaches a file.
+    """
 
     type: str
     message: str
     attempts: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact(self.message))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ reading pixels.
 
 Failures are kept apart from scores here as everywhere else: a failed or unsent generation and
 a crashing reward have no score, so they are counted beside the histogram and listed in their
-own table, never drawn as a 0. Figures are PNG files and tables self-contained HTML files
+own table, never drawn as a 0. An answer cut off at ``max_tokens`` is scored like any other,
+but flagged in its reason and counted in the histogram's title, so a "wrong" answer that never
+finished is told apart from a wrong one. Figures are PNG files and tables self-contained HTML files
 (inline CSS, no script), so the report renders offline.
 """
 
@@ -29,6 +31,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from rewardflow.aggregate import TRUNCATED
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
@@ -150,6 +153,7 @@ class ScoreDistribution:
     failed: int = 0
     not_attempted: int = 0
     score_errors: int = 0
+    truncated: int = 0  # of the scores: answers cut off at max_tokens
 
 
 def score_distribution(run: RunData, reward: str) -> ScoreDistribution:
@@ -160,6 +164,7 @@ def score_distribution(run: RunData, reward: str) -> ScoreDistribution:
     """
     _check_reward_exists(run, reward)
     scores: list[float] = []
+    truncated = 0
     counts = {"generation_failed": 0, "not_attempted": 0, "score_error": 0}
     for sample in run.samples:
         status = sample.score.status
@@ -170,9 +175,31 @@ def score_distribution(run: RunData, reward: str) -> ScoreDistribution:
             counts["score_error"] += 1
         else:
             scores.append(float(result["score"]))
+            truncated += is_cut_off(sample)
     return ScoreDistribution(
-        scores, counts["generation_failed"], counts["not_attempted"], counts["score_error"]
+        scores,
+        counts["generation_failed"],
+        counts["not_attempted"],
+        counts["score_error"],
+        truncated,
     )
+
+
+def is_cut_off(sample: Sample) -> bool:
+    """Whether the answer stopped at ``max_tokens`` rather than finishing."""
+    return sample.response.status == "ok" and sample.response.finish_reason == TRUNCATED
+
+
+def distribution_title(data: ScoreDistribution, reward: str) -> str:
+    """What the histogram holds and, beside it, what it leaves out."""
+    title = (
+        f"{reward}: {len(data.scores)} scored samples\n"
+        f"not in the histogram: failed {data.failed}, not attempted {data.not_attempted}, "
+        f"score errors {data.score_errors}"
+    )
+    if data.truncated:
+        title += f"\ncut off at max_tokens: {data.truncated} (in the histogram)"
+    return title
 
 
 def _check_reward_exists(run: RunData, reward: str) -> None:
@@ -186,12 +213,7 @@ def plot_score_distribution(run: RunData, primary_reward: str, path: str | Path)
     """Histogram of the scores, with the unscored samples counted in the title, not as 0."""
     data = score_distribution(run, primary_reward)
     with _figure(path) as (_, axes):
-        axes.set_title(
-            f"{primary_reward}: {len(data.scores)} scored samples\n"
-            f"not in the histogram: failed {data.failed}, not attempted {data.not_attempted}, "
-            f"score errors {data.score_errors}",
-            fontsize=10,
-        )
+        axes.set_title(distribution_title(data, primary_reward), fontsize=10)
         if not data.scores:
             _no_data(axes, "no scored samples")
             return
@@ -370,19 +392,25 @@ def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def sample_reason(sample: Sample) -> str:
-    """Why the sample scored as it did: the error if there is one, else each reward's reason."""
+    """Why the sample scored as it did: the error if there is one, else each reward's reason,
+    led by a note when the answer was cut off at ``max_tokens``."""
     error = sample.response.error
     if error is not None:
         text = f"{error.type}: {error.message}"
         if sample.response.status == "failed":
             text += f" ({error.attempts} attempt{'' if error.attempts == 1 else 's'})"
         return text
-    if sample.score.error:
-        return sample.score.error
-    return "; ".join(
-        f"{name}: {result['reason']}" if result.get("reason") else name
-        for name, result in sample.score.rewards.items()
+    reasons = (
+        [sample.score.error]
+        if sample.score.error
+        else [
+            f"{name}: {result['reason']}" if result.get("reason") else name
+            for name, result in sample.score.rewards.items()
+        ]
     )
+    if is_cut_off(sample):
+        reasons.insert(0, f"cut off at max_tokens (finish_reason: {TRUNCATED})")
+    return "; ".join(reasons)
 
 
 def _text_cell(text: str | None) -> str:

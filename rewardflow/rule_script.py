@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rewardflow.errors import RewardflowError
+from rewardflow.redaction import RedactingFilter
 
 
 def configure_logging(log_path: str | Path | None) -> None:
@@ -22,6 +23,8 @@ def configure_logging(log_path: str | Path | None) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    for handler in handlers:
+        handler.addFilter(RedactingFilter())  # an API key never reaches the terminal or a log
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -67,6 +67,12 @@ ways real providers misbehave:
   a 200 whose body is alternately truncated JSON and JSON without ``choices``.
   ``--hang-rate``: no answer for ``--hang-s`` seconds (an async wait, so other requests go on),
   long enough by default for any client timeout to fire.
+* Bad 200s, after the others in the draw order: ``--non-utf8-rate`` (a JSON body with a byte
+  that is not UTF-8), and three well-formed answers a client cannot use: ``--null-content-rate``
+  (``content: null``), ``--tool-calls-only-rate`` (a tool call and no text) and
+  ``--empty-choices-rate`` (``choices: []``).
+* ``--echo-key-on-401``: a wrong key's 401 body quotes the key, as some providers do, so that
+  a client can be tested for never passing it on.
 
 A chat request is handled in this order: authentication (401), validation (400), the rate limit
 (429), the fault decision, then the wait (the usual latency, or ``hang_s`` for a hang) so that a
@@ -76,7 +82,8 @@ Fault determinism: whether a request suffers a fault, and which, is a SHA-256 dr
 (``fault_seed``, the messages' digest, the attempt number), where the attempt number counts how
 often this server has already decided on these same messages (since it started or was reset;
 rate-limited requests are not counted). The uniform draw in [0, 1) is compared against the
-cumulative rates in the fixed order 500, 503, drop, malformed, hang (see :func:`fault_for`). So
+cumulative rates in the fixed order of :data:`FAULTS` (500, 503, drop, malformed, hang, then the
+bad 200s; see :func:`fault_for`). So
 a run against a fresh server meets the same faults on the same prompts whatever the request
 order or concurrency, while a retry gets a fresh draw and eventually succeeds. The counters are
 kept only when some fault rate is non-zero (one small entry per distinct conversation).
@@ -154,14 +161,34 @@ __all__ = [
 ]
 
 Rule = Literal["arithmetic", "echo"]
-Fault = Literal["error_500", "error_503", "drop", "malformed", "hang"]
+Fault = Literal[
+    "error_500",
+    "error_503",
+    "drop",
+    "malformed",
+    "hang",
+    "non_utf8",
+    "null_content",
+    "tool_calls_only",
+    "empty_choices",
+]
 FinishReason = Literal["stop", "length"]
 LatencyDistribution = Literal["uniform", "lognormal"]
 Message = Mapping[str, str]
 
 RULES: tuple[Rule, ...] = ("arithmetic", "echo")
 #: The injectable faults, in the order their rates are stacked in [0, 1) (see :func:`fault_for`).
-FAULTS: tuple[Fault, ...] = ("error_500", "error_503", "drop", "malformed", "hang")
+FAULTS: tuple[Fault, ...] = (
+    "error_500",
+    "error_503",
+    "drop",
+    "malformed",
+    "hang",
+    "non_utf8",
+    "null_content",
+    "tool_calls_only",
+    "empty_choices",
+)
 DEFAULT_HANG_S = 3600.0
 DEFAULT_MODEL_NAME = "rewardflow-simulator"
 #: Bumped whenever the same request would be answered differently; part of the pipeline's
@@ -228,6 +255,11 @@ class SimulatorConfig:
     hang_rate: float = 0.0
     hang_s: float = DEFAULT_HANG_S
     fault_seed: int = 0
+    non_utf8_rate: float = 0.0
+    null_content_rate: float = 0.0
+    tool_calls_only_rate: float = 0.0
+    empty_choices_rate: float = 0.0
+    echo_key_on_401: bool = False
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -280,6 +312,10 @@ class SimulatorConfig:
             "drop": self.drop_rate,
             "malformed": self.malformed_rate,
             "hang": self.hang_rate,
+            "non_utf8": self.non_utf8_rate,
+            "null_content": self.null_content_rate,
+            "tool_calls_only": self.tool_calls_only_rate,
+            "empty_choices": self.empty_choices_rate,
         }
 
     @property
@@ -1139,7 +1175,8 @@ def _authenticate(request: web.Request, config: SimulatorConfig) -> None:
     """Require ``Authorization: Bearer <key>`` when a key is configured.
 
     The comparison is constant-time, and neither the expected nor the offered key appears in
-    the error (OpenAI echoes a prefix of a wrong key; a test double has no reason to).
+    the error (OpenAI echoes a prefix of a wrong key), unless ``echo_key_on_401`` asks for the
+    offered one, to test that a client never passes an echoed key on.
     """
     if config.api_key is None:
         return
@@ -1152,6 +1189,8 @@ def _authenticate(request: web.Request, config: SimulatorConfig) -> None:
         )
     elif hmac.compare_digest(token.encode("utf-8"), config.api_key.encode("utf-8")):
         return
+    elif config.echo_key_on_401:
+        message = f"Incorrect API key provided: {token}."
     else:
         message = "Incorrect API key provided."
     raise ApiError(401, message, type="authentication_error", code="invalid_api_key")
@@ -1235,6 +1274,8 @@ async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamR
     body = completion_body(chat, generate_choices(chat, state.config, state.first_sample(chat)))
     if fault == "malformed":
         return _malformed_response(body, malformed_ordinal, headers), False
+    if fault in ("non_utf8", "null_content", "tool_calls_only", "empty_choices"):
+        return _bad_200(body, fault, headers), False
     return web.json_response(body, headers=headers), True
 
 
@@ -1313,6 +1354,28 @@ def _malformed_response(
     else:
         text = json.dumps({key: value for key, value in body.items() if key != "choices"})
     return web.Response(text=text, content_type="application/json", headers=headers)
+
+
+def _bad_200(body: dict[str, Any], fault: Fault, headers: Mapping[str, str]) -> web.Response:
+    """A 200 a client cannot use: a body that is not UTF-8, or valid JSON without an answer."""
+    if fault == "non_utf8":
+        # A Latin-1 byte in a body declared UTF-8, as a misconfigured proxy sends it.
+        raw = json.dumps(body).encode()[:-1] + b', "note": "caf\xe9"}'
+        return web.Response(body=raw, content_type="application/json", headers=headers)
+    if fault == "empty_choices":
+        body = {**body, "choices": []}
+    else:
+        choices = []
+        for choice in body["choices"]:
+            message: dict[str, Any] = {"role": "assistant", "content": None}
+            if fault == "tool_calls_only":
+                arguments = json.dumps({"expression": choice["message"]["content"]})
+                call = {"name": "calculator", "arguments": arguments}
+                message["tool_calls"] = [{"id": "call_0", "type": "function", "function": call}]
+            finish = "tool_calls" if fault == "tool_calls_only" else choice["finish_reason"]
+            choices.append({**choice, "message": message, "finish_reason": finish})
+        body = {**body, "choices": choices}
+    return web.json_response(body, headers=headers)
 
 
 async def _release_hanging_requests(app: web.Application) -> None:
@@ -1444,7 +1507,8 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "All off by default. Whether a request suffers a fault, and which, is a SHA-256 draw "
         "over (--fault-seed, the request's messages, how many times this server has already "
         "seen those messages), compared against the cumulative rates in the order 500, 503, "
-        "drop, malformed, hang. So a fresh server injects the same faults into the same "
+        "drop, malformed, hang, non-UTF-8, null content, tool calls only, empty choices. "
+        "So a fresh server injects the same faults into the same "
         "prompts whatever the request order, and a retry gets a fresh draw. The rates must "
         "add up to at most 1. Order per request: auth (401), validation (400), rate limit "
         "(429), fault decision, latency wait, answer.",
@@ -1462,6 +1526,10 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         ("--drop-rate", "whose connection is closed unanswered"),
         ("--malformed-rate", "answered 200 with truncated JSON or, alternately, no 'choices'"),
         ("--hang-rate", "left unanswered for --hang-s seconds"),
+        ("--non-utf8-rate", "answered 200 with a JSON body that is not valid UTF-8"),
+        ("--null-content-rate", "answered 200 with message content null"),
+        ("--tool-calls-only-rate", "answered 200 with a tool call and no text content"),
+        ("--empty-choices-rate", "answered 200 with an empty 'choices' list"),
     ]
     for flag, what in rates:
         faults.add_argument(
@@ -1478,6 +1546,11 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="seeds the fault draws; it never changes an answer (%(default)s)",
+    )
+    faults.add_argument(
+        "--echo-key-on-401",
+        action="store_true",
+        help="quote the offered (wrong) key in the 401 body, as some providers do",
     )
 
 
@@ -1507,6 +1580,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         hang_rate=args.hang_rate,
         hang_s=args.hang_s,
         fault_seed=args.fault_seed,
+        non_utf8_rate=args.non_utf8_rate,
+        null_content_rate=args.null_content_rate,
+        tool_calls_only_rate=args.tool_calls_only_rate,
+        empty_choices_rate=args.empty_choices_rate,
+        echo_key_on_401=args.echo_key_on_401,
     )
 
 

@@ -175,7 +175,7 @@ def test_gsm8k_reference_answers_score_perfectly(tmp_path, fresh_simulator):
     summary = summary_of(tmp_path)
     assert summary["counts"] == {
         "prompts": 40, "samples": 40, "generated": 40, "failed": 0, "not_attempted": 0,
-        "scored": 40, "score_errors": 0,
+        "scored": 40, "score_errors": 0, "truncated": 0, "truncated_below_pass": 0,
     }  # fmt: skip
     assert summary["rewards"]["accuracy"]["mean"] == 1.0
 

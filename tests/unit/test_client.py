@@ -8,6 +8,7 @@ from aiohttp import web
 from tenacity import wait_none
 
 import rewardflow.client as client_module
+from rewardflow import redaction
 from rewardflow.client import (
     MAX_SERVER_REQUESTED_WAIT_S,
     ChatRequest,
@@ -21,6 +22,7 @@ from rewardflow.errors import (
     ModelClientError,
     ModelGenerationError,
     ModelInvalidRequestError,
+    ModelUnusableResponseError,
     RateLimitError,
 )
 
@@ -184,18 +186,57 @@ def test_parse_chat_response_allows_empty_content_and_missing_usage():
         ("<html>oops</html>", "not JSON"),
         ("", "not JSON"),
         ("{}", "without choices"),
-        ('{"choices": []}', "without choices"),
         ('{"choices": null}', "without choices"),
         ("[1, 2]", "without choices"),
-        ('{"choices": [{"finish_reason": "stop"}]}', "no message content"),
+        ('{"choices": [{"finish_reason": "stop"}]}', "no message"),
         ('{"choices": [{"message": {"role": "assistant"}}]}', "no message content"),
-        ('{"choices": [{"message": {"content": null}}]}', "no message content"),
-        ('{"choices": ["text"]}', "no message content"),
+        ('{"choices": [{"message": {"content": 7}}]}', "no message content"),
+        ('{"choices": ["text"]}', "no message"),
     ],
 )
 def test_parse_chat_response_rejects_malformed_bodies(body, fragment):
     with pytest.raises(ModelGenerationError, match=fragment):
         parse_chat_response(body)
+
+
+TOOL_CALL = {"type": "function", "function": {"name": "search", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("choices", "reason"),
+    [
+        ([], "empty choices"),
+        ([{"message": {"content": None}, "finish_reason": "stop"}], "content is null"),
+        (
+            [{"message": {"content": None}, "finish_reason": "content_filter"}],
+            "finish_reason: content_filter",
+        ),
+        (
+            [
+                {
+                    "message": {"content": None, "tool_calls": [TOOL_CALL]},
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "only tool calls (search)",
+        ),
+        (
+            [{"message": {"content": "", "tool_calls": [TOOL_CALL, TOOL_CALL]}}],
+            "only tool calls (search, search)",
+        ),
+        (
+            [{"message": {"content": None, "refusal": "I can't help with that."}}],
+            "refused: I can't help with that.",
+        ),
+    ],
+)
+def test_well_formed_answers_without_text_are_unusable_not_transient(choices, reason):
+    body = json.dumps({"model": "m", "choices": choices})
+    with pytest.raises(ModelUnusableResponseError) as excinfo:
+        parse_chat_response(body)
+    assert reason in str(excinfo.value)
+    # Not a ModelGenerationError: those are retried, and a retry would be paid for nothing.
+    assert not isinstance(excinfo.value, ModelGenerationError)
 
 
 # --- ChatRequest -------------------------------------------------------------------------
@@ -262,7 +303,8 @@ class ScriptedServer:
         raw = await request.text()
         self.requests.append({"body": raw, "headers": dict(request.headers)})
         status, body, headers = self.script[min(len(self.requests), len(self.script)) - 1]
-        return web.Response(status=status, text=body, headers=headers)
+        payload = {"body": body} if isinstance(body, bytes) else {"text": body}
+        return web.Response(status=status, headers=headers, **payload)
 
 
 @contextlib.asynccontextmanager
@@ -397,6 +439,70 @@ def test_non_json_200_is_retried_then_raised_with_attempts(backoff_calls):
         run_complete(server, max_attempts=3)
     assert len(server.requests) == 3
     assert excinfo.value.attempts == 3
+
+
+NOT_UTF8 = ok_body("cafe").encode().replace(b"cafe", b"caf\xe9")  # Latin-1, declared UTF-8
+
+
+def test_a_200_that_is_not_utf8_is_retried_like_a_malformed_body(backoff_calls):
+    server = ScriptedServer((200, NOT_UTF8, {}), (200, ok_body("fine"), {}))
+    response = run_complete(server, max_attempts=3)
+    assert response.content == "fine"
+    assert response.attempts == 2
+
+
+def test_a_200_that_is_never_utf8_ends_as_a_generation_error(backoff_calls):
+    server = ScriptedServer((200, NOT_UTF8, {"Content-Type": "application/json"}))
+    with pytest.raises(ModelGenerationError, match="not valid UTF-8") as excinfo:
+        run_complete(server, max_attempts=3)
+    assert excinfo.value.attempts == 3
+
+
+def test_an_error_body_that_is_not_utf8_is_still_classified(backoff_calls):
+    server = ScriptedServer((400, b'{"error": {"message": "bad caf\xe9"}}', {}))
+    with pytest.raises(ModelInvalidRequestError, match="HTTP 400: bad caf"):
+        run_complete(server, max_attempts=3)
+    assert len(server.requests) == 1
+
+
+def test_a_tool_call_only_answer_is_raised_after_one_request(backoff_calls):
+    message = {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}
+    body = json.dumps({"choices": [{"message": message, "finish_reason": "tool_calls"}]})
+    server = ScriptedServer((200, body, {}))
+    with pytest.raises(ModelUnusableResponseError, match="only tool calls") as excinfo:
+        run_complete(server, max_attempts=5)
+    assert len(server.requests) == 1
+    assert excinfo.value.attempts == 1
+    assert backoff_calls == []
+
+
+def test_a_key_echoed_in_a_401_body_is_redacted_from_the_error(backoff_calls):
+    async def echo_authorization(request):
+        offered = request.headers.get("Authorization", "")
+        message = f"Incorrect API key provided: {offered.removeprefix('Bearer ')}"
+        return web.json_response({"error": {"message": message}}, status=401)
+
+    async def main():
+        async with serve(echo_authorization) as base_url:
+            client = OpenAIChatClient(base_url, API_KEY, api_key_env="MY_KEY", timeout_s=5)
+            try:
+                await client.complete(ChatRequest(model="m", messages=MESSAGES))
+            finally:
+                await client.aclose()
+
+    with pytest.raises(ModelAuthError) as excinfo:
+        asyncio.run(main())
+    assert "Incorrect API key provided: [REDACTED]" in str(excinfo.value)
+    assert API_KEY not in str(excinfo.value)
+
+
+def test_an_echoed_key_cut_by_the_excerpt_leaves_no_prefix_behind(monkeypatch):
+    monkeypatch.setattr(redaction, "_SECRETS", set())
+    redaction.register_secret(API_KEY)
+    # The key straddles the excerpt's end: redacting after cutting would leave its prefix.
+    body = "x" * 290 + API_KEY
+    message = str(classify_http_error(500, body, {}))
+    assert API_KEY[:10] not in message
 
 
 def test_persistent_server_error_exhausts_attempts(backoff_calls):

@@ -18,6 +18,7 @@ from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.report import (
     RunData,
     build_report,
+    distribution_title,
     group_estimates,
     group_file_name,
     group_label,
@@ -56,6 +57,7 @@ def pair(
     response: str | None = "42",
     topic: str | None = "add",
     question: str = "What is 40 + 2?",
+    finish_reason: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A response record and its score record, built through the record classes."""
     generated = status in ("scored", "score_error")
@@ -75,6 +77,7 @@ def pair(
         ],
         ground_truth="42",
         response=response if generated else None,
+        finish_reason=finish_reason if generated else None,
         usage={"prompt_tokens": 20, "completion_tokens": len(response or "")}
         if generated
         else None,
@@ -311,6 +314,37 @@ def test_reason_and_prompt_come_from_the_records(run):
     assert sample_reason(samples[("q1", 0)]) == "accuracy: graded 1.0"
     assert sample_reason(samples[("q3", 0)]).startswith("BudgetExhausted: not sent")
     assert last_user_text(samples[("q5", 0)].response.messages) == "Is <b>this</b> bold?"
+
+
+CUT_OFF = "cut off at max_tokens (finish_reason: length)"
+
+
+@pytest.fixture
+def run_with_cut_off_answers(tmp_path) -> RunData:
+    pairs = [
+        *synthetic_pairs(),
+        pair("q7", score=0.0, response="Let's compute 40 + 2.\n40 +", finish_reason="length"),
+        pair("q8", score=1.0, response="The answer is 42", finish_reason="length"),
+        pair("q9", score=0.0, response="41", finish_reason="stop"),
+    ]
+    return load_run(*write_shards(tmp_path, pairs))
+
+
+def test_an_answer_cut_off_at_max_tokens_says_so_in_its_reason(run_with_cut_off_answers):
+    samples = {sample.key: sample for sample in run_with_cut_off_answers.samples}
+
+    assert sample_reason(samples[("q7", 0)]) == f"{CUT_OFF}; accuracy: graded 0.0"
+    assert sample_reason(samples[("q9", 0)]) == "accuracy: graded 0.0"
+    page = render_sample_table(run_with_cut_off_answers, "lowest")
+    assert page.count(CUT_OFF) == 2  # q7 and q8, not the finished q9
+
+
+def test_the_histogram_counts_the_cut_off_answers_it_contains(run_with_cut_off_answers, tmp_path):
+    data = score_distribution(run_with_cut_off_answers, "accuracy")
+
+    assert data.truncated == 2
+    assert len(data.scores) == 7  # cut-off answers are scored, so they stay in the histogram
+    assert "cut off at max_tokens: 2 (in the histogram)" in distribution_title(data, "accuracy")
 
 
 def test_unknown_table_kind_is_refused(run):

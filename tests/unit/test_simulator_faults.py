@@ -186,7 +186,9 @@ def test_cli_flags_map_to_config_fields() -> None:
     args = _build_parser().parse_args(
         ["--rate-limit-rps", "2.5", "--error-500-rate", "0.1", "--error-503-rate", "0.2"]
         + ["--drop-rate", "0.05", "--malformed-rate", "0.03", "--hang-rate", "0.01"]
-        + ["--hang-s", "7", "--fault-seed", "42"]
+        + ["--hang-s", "7", "--fault-seed", "42", "--non-utf8-rate", "0.04"]
+        + ["--null-content-rate", "0.05", "--tool-calls-only-rate", "0.06"]
+        + ["--empty-choices-rate", "0.07", "--echo-key-on-401"]
     )
     config = config_from_args(args)
     assert config.rate_limit_rps == 2.5
@@ -196,8 +198,12 @@ def test_cli_flags_map_to_config_fields() -> None:
         "drop": 0.05,
         "malformed": 0.03,
         "hang": 0.01,
+        "non_utf8": 0.04,
+        "null_content": 0.05,
+        "tool_calls_only": 0.06,
+        "empty_choices": 0.07,
     }
-    assert (config.hang_s, config.fault_seed) == (7.0, 42)
+    assert (config.hang_s, config.fault_seed, config.echo_key_on_401) == (7.0, 42, True)
 
 
 def test_cli_refuses_rates_above_one(capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,6 +267,48 @@ def test_malformed_bodies_alternate_between_truncated_and_choiceless_json() -> N
     assert body["object"] == "chat.completion" and "usage" in body
     assert "choices" not in body
     assert stats == stats_with(requests=3, errors=3, faults={"malformed": 3})
+
+
+def test_bad_200s_are_not_utf8_or_well_formed_without_a_usable_answer() -> None:
+    async def raw(client: Client) -> tuple[int, bytes]:
+        async with client.session.post(
+            f"{client.url}/chat/completions",
+            json={"model": "m", "messages": user("What is 2 + 3?")},
+        ) as response:
+            return response.status, await response.read()
+
+    async def scenario() -> dict[str, tuple[int, bytes, dict[str, Any]]]:
+        seen = {}
+        for fault in ("non_utf8", "null_content", "tool_calls_only", "empty_choices"):
+            async with simulator(**{f"{fault}_rate": 1.0}) as client:
+                status, body = await raw(client)
+                seen[fault] = (status, body, await client.stats())
+        return seen
+
+    seen = run(scenario())
+    for fault, (status, _, stats) in seen.items():
+        assert status == 200
+        assert stats == stats_with(requests=1, errors=1, faults={fault: 1})
+    with pytest.raises(UnicodeDecodeError):
+        seen["non_utf8"][1].decode("utf-8")
+    assert json.loads(seen["non_utf8"][1].decode("latin-1"))["choices"]
+    null = json.loads(seen["null_content"][1])["choices"][0]
+    assert null["message"]["content"] is None and "tool_calls" not in null["message"]
+    tool = json.loads(seen["tool_calls_only"][1])["choices"][0]
+    assert tool["message"]["content"] is None and tool["finish_reason"] == "tool_calls"
+    assert tool["message"]["tool_calls"][0]["function"]["name"] == "calculator"
+    assert json.loads(seen["empty_choices"][1])["choices"] == []
+
+
+def test_echo_key_on_401_quotes_the_offered_key_only_when_asked() -> None:
+    async def scenario(echo: bool) -> Reply:
+        async with simulator(api_key="sk-right", echo_key_on_401=echo) as client:
+            return await client.chat("Hi", headers={"Authorization": "Bearer sk-wrong-123"})
+
+    echoed, quiet = run(scenario(True)), run(scenario(False))
+    assert echoed.status == quiet.status == 401
+    assert "sk-wrong-123" in echoed.text
+    assert "sk-wrong-123" not in quiet.text and "sk-right" not in echoed.text
 
 
 def test_a_hang_times_the_client_out_without_blocking_other_requests() -> None:

@@ -161,7 +161,7 @@ def spec(name, function, primary=False, params=None):
     )
 
 
-def response(prompt_id, text, ground_truth="4", sample_index=0, usage=None):
+def response(prompt_id, text, ground_truth="4", sample_index=0, usage=None, finish_reason=None):
     return ResponseRecord(
         id=prompt_id,
         sample_index=sample_index,
@@ -169,12 +169,13 @@ def response(prompt_id, text, ground_truth="4", sample_index=0, usage=None):
         messages=[{"role": "user", "content": f"question {prompt_id}"}],
         ground_truth=ground_truth,
         response=text,
+        finish_reason=finish_reason,
         usage=usage,
         metadata={"topic": "arith"},
     )
 
 
-def failed(prompt_id, sample_index=0):
+def failed(prompt_id, sample_index=0, error_type="ModelGenerationError"):
     return ResponseRecord(
         id=prompt_id,
         sample_index=sample_index,
@@ -182,7 +183,7 @@ def failed(prompt_id, sample_index=0):
         messages=[{"role": "user", "content": f"question {prompt_id}"}],
         ground_truth="4",
         response=None,
-        error=GenerationError(type="ModelGenerationError", message="HTTP 503: down", attempts=5),
+        error=GenerationError(type=error_type, message="HTTP 503: down", attempts=5),
     )
 
 
@@ -306,6 +307,8 @@ def test_summarize_counts_and_excludes_failures_from_the_mean():
         "not_attempted": 0,
         "scored": 3,
         "score_errors": 0,
+        "truncated": 0,
+        "truncated_below_pass": 0,
     }
     accuracy = summary["rewards"]["accuracy"]
     assert accuracy["mean"] == pytest.approx(2 / 3)
@@ -319,6 +322,46 @@ def test_summarize_counts_and_excludes_failures_from_the_mean():
     assert summary["run_name"] == "unit-run"
     assert summary["model"] == "acme/model-7b"
     assert summary["usage"] == {"prompt_tokens": 30, "completion_tokens": 6, "total_tokens": 36}
+
+
+def test_truncated_answers_are_counted_and_those_that_fail_are_flagged():
+    responses = [
+        response("p1", "4", finish_reason="stop"),
+        response("p2", "The answer is", finish_reason="length"),  # cut off before the answer
+        response("p3", "4", finish_reason="length"),  # cut off, yet right
+        response("p4", "5", finish_reason="stop"),
+        failed("p5"),
+    ]
+    scores = [score_record(r, REWARDS) for r in responses]
+    summary = summarize(CONFIG, responses, scores)
+    assert summary["counts"]["truncated"] == 2
+    assert summary["counts"]["truncated_below_pass"] == 1
+    markdown = render_markdown(summary)
+    assert "**2 of 4 generated samples were cut off at `generation.max_tokens`**" in markdown
+    assert "1 of them scored below the pass threshold" in markdown
+
+
+def test_without_truncation_the_summary_says_nothing_about_it():
+    responses, scores = run_records()
+    assert "cut off" not in render_markdown(summarize(CONFIG, responses, scores))
+
+
+def test_failures_are_counted_by_error_type():
+    responses = [
+        response("p1", "4"),
+        failed("p2", error_type="ModelUnusableResponseError"),
+        failed("p3", error_type="ModelUnusableResponseError"),
+        failed("p4"),
+    ]
+    scores = [score_record(r, REWARDS) for r in responses]
+    summary = summarize(CONFIG, responses, scores)
+    assert summary["failure_types"] == {"ModelUnusableResponseError": 2, "ModelGenerationError": 1}
+    assert (
+        "Failed generations by error: ModelUnusableResponseError 2, ModelGenerationError 1."
+        in render_markdown(summary)
+    )
+    ok_only = [response("p1", "4")]
+    assert summarize(CONFIG, ok_only, [score_record(ok_only[0], REWARDS)])["failure_types"] == {}
 
 
 def test_summarize_reports_metrics_of_a_reward():
@@ -348,6 +391,8 @@ def test_summarize_counts_score_errors_apart():
         "not_attempted": 0,
         "scored": 3,
         "score_errors": 1,
+        "truncated": 0,
+        "truncated_below_pass": 0,
     }
     accuracy = summary["rewards"]["accuracy"]
     assert accuracy["errors"] == 1
