@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -189,9 +190,13 @@ async def request_missing(
     result = Requested()
     todo = distinct_requests(items)
     unresolved = len(todo)
-    queue: asyncio.Queue[tuple[WorkItem, Claim | None] | None] = asyncio.Queue()
+    # Claimed keys (priority 0) go before fresh ones (1), so a claim is not held idle while
+    # other processes wait for it; the stop markers (-1) go before both.
+    queue: asyncio.PriorityQueue[tuple[int, int, WorkItem | None, Claim | None]]
+    queue = asyncio.PriorityQueue()
+    order = itertools.count()
     for item in todo:
-        queue.put_nowait((item, None))
+        queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
     auth_failure: list[ModelAuthError] = []
     stop = asyncio.Event()
@@ -200,7 +205,7 @@ async def request_missing(
         if not stop.is_set():
             stop.set()
             for _ in range(concurrency):
-                queue.put_nowait(None)
+                queue.put_nowait((-1, next(order), None, None))
 
     def resolved(failed: bool = False, retries: int = 0) -> None:
         nonlocal unresolved
@@ -210,8 +215,7 @@ async def request_missing(
             finish()
 
     def landed(item: WorkItem) -> bool:
-        """Take the key's response if some process has put it in the cache by now."""
-        tail.read_new()
+        """Take the key's response if ``tail`` has seen some process put it in the cache."""
         if item.key not in tail.found:
             return False
         result.responses[item.key] = tail.found[item.key]
@@ -219,7 +223,7 @@ async def request_missing(
         resolved()
         return True
 
-    async def request(item: WorkItem) -> bool:
+    async def send(item: WorkItem) -> bool:
         """Send one claimed request; False when the budget refused it."""
         request = build_request(item, settings)
         worst_prompt = estimate_prompt_tokens(request.messages)
@@ -257,20 +261,21 @@ async def request_missing(
         return True
 
     async def worker() -> None:
-        while (task := await queue.get()) is not None:
-            item, claim = task
-            if stop.is_set():
+        while True:
+            _, _, item, claim = await queue.get()
+            if item is None or stop.is_set():
                 if claim is not None:
                     claim.release()
-                continue
+                return
             claim = claim or cache.try_claim(item.key)
             if claim is None:
                 waiting[item.key] = item  # another process is requesting it
                 continue
             try:
+                tail.read_new()  # it may have landed since we last looked
                 if landed(item):
                     continue
-                if not await request(item):
+                if not await send(item):
                     finish()  # the budget is reached: send nothing more
             except ModelAuthError as error:
                 auth_failure.append(error)
@@ -279,19 +284,20 @@ async def request_missing(
                 claim.release()
 
     async def watch_claims() -> None:
-        """Hand a waited-for key back to the workers once its claim comes free."""
+        """Take a waited-for key once it lands, or hand it to a worker once its claim is free."""
         last_log = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), CLAIM_POLL_S)
+            if not waiting or stop.is_set():
+                continue
+            tail.read_new()
             for key, item in list(waiting.items()):
-                if stop.is_set():
-                    return
                 if landed(item):
                     del waiting[key]
                 elif (claim := cache.try_claim(key)) is not None:
                     del waiting[key]
-                    queue.put_nowait((item, claim))
+                    queue.put_nowait((0, next(order), item, claim))
             if waiting and time.monotonic() - last_log >= WAITING_LOG_S:
                 last_log = time.monotonic()
                 logger.info(
@@ -300,10 +306,17 @@ async def request_missing(
                 )  # fmt: skip
 
     if todo:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(todo))):
-                group.create_task(worker())
-            group.create_task(watch_claims())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(concurrency, len(todo))):
+                    group.create_task(worker())
+                group.create_task(watch_claims())
+        finally:
+            while not queue.empty():
+                _, _, _, claim = queue.get_nowait()
+                if claim is not None:
+                    claim.release()
+    tail.read_new()
     for item in waiting.values():
         landed(item)  # the budget stopped this job: still take what others have obtained
     if auth_failure:
