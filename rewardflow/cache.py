@@ -282,12 +282,13 @@ class JournalTail:
             for raw in handle:
                 if not raw.endswith(b"\n"):
                     break  # still being written, or torn: the writer that reopens ends it
-                offset += len(raw)
                 try:
-                    entry = json.loads(raw)
+                    entry = json.loads(raw) if raw.strip() else None
                 except ValueError:
-                    skipped.append(SkippedLine(journal, 0, "torn or corrupted line"))
-                    continue
+                    reason = f"torn or corrupted line at byte {offset}"
+                    skipped.append(SkippedLine(journal, 0, reason))
+                    entry = None
+                offset += len(raw)
                 if isinstance(entry, dict) and entry.get("key") not in self.found:
                     _collect(entry, journal, self.wanted, new, skipped)
         return offset

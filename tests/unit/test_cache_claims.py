@@ -92,6 +92,19 @@ def test_the_tail_returns_only_new_entries_and_waits_for_a_line_being_written(tm
     assert tail.found["k2"].response == "5"
 
 
+def test_the_tail_skips_a_line_a_killed_writer_tore(tmp_path, caplog):
+    cache = ResponseCache(tmp_path, make_settings())
+    with cache.writer("w") as writer:
+        append_entry(writer, "k1")
+        writer._handle.write('{"key": "k2", "sample_')  # killed here
+        writer._handle.flush()
+    with cache.writer("w") as writer:  # the rerun ends the torn line, then appends
+        append_entry(writer, "k3")
+    found = cache.tail(["k1", "k2", "k3"]).read_new()
+    assert set(found) == {"k1", "k3"}
+    assert "torn or corrupted line" in caplog.text
+
+
 def prompt(id_: str, question: str) -> PromptRecord:
     return PromptRecord.from_dict({"id": id_, "messages": [{"role": "user", "content": question}]})
 
