@@ -87,7 +87,8 @@ def summarize(
 ) -> dict[str, Any]:
     statuses = [record.status for record in score_records]
     usage = {name: 0 for name in USAGE_FIELDS}
-    for record in response_records:
+    paid = {record.cache_key or id(record): record for record in response_records}
+    for record in paid.values():  # samples sharing one response (coalesced) paid for it once
         for name in USAGE_FIELDS:
             usage[name] += int((record.usage or {}).get(name, 0))
     price = (config.get("prices") or {}).get(config["model"]["name"])
@@ -278,6 +279,18 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 f"{generation['spent_completion_tokens']} completion tokens). Raise `budget` "
                 "and rerun to complete the run; only the unsent samples will be requested."
             )
+        if generation.get("coalesced"):
+            lines.append(
+                f"{generation['coalesced']} requests saved by coalescing: samples that needed the "
+                f"same response shared one request ({generation.get('coalesced_other_jobs', 0)} "
+                "of them waited for another job's or run's)."
+            )
+        if generation.get("greedy_shared"):
+            lines.append(
+                f"At temperature 0, {generation['greedy_shared']} samples beyond the first of "
+                "their prompt repeat its greedy answer without a request of their own; set "
+                "`generation.independent_samples: true` to request each."
+            )
         if generation.get("adaptive_rate_rpm"):
             lines.append(
                 f"Adaptive rate settled at {generation['adaptive_rate_rpm']:.0f} requests/minute "
@@ -307,6 +320,9 @@ GENERATION_COUNTERS = (
     "not_attempted",
     "spent_prompt_tokens",
     "spent_completion_tokens",
+    "coalesced",
+    "coalesced_other_jobs",
+    "greedy_shared",
 )
 
 

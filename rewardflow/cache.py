@@ -14,16 +14,28 @@ Why it looks like this:
   readers skip such a torn line.
 * Snakemake deletes a job's declared outputs when it fails or reruns, so the cache is
   deliberately *not* a declared output: it survives both.
+* A job about to request a response first *claims* its key: an exclusive ``flock`` on
+  ``claims/<key>.lock`` in the partition, held while the request is in flight. Another job or
+  run that wants the same key finds the claim taken and waits for the response to appear in the
+  journals (:class:`JournalTail` reads only what was appended since it last looked) instead of
+  paying for it again. The kernel releases a ``flock`` when its holder dies, however it dies, so
+  a claim can never outlive its process and needs no expiry or PID check: the waiter simply
+  gets the claim next and requests the response itself.
+* Several users may share one cache directory: directories and files created inside it take
+  the permission bits of the cache root (without execute bits for files), whatever each user's
+  umask, so a group-writable root (``chmod 2775``) keeps everything in it group-writable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -144,7 +156,8 @@ class ResponseCache:
 
     def __init__(self, root: str | Path, settings: GenerationSettings) -> None:
         self.settings = settings
-        self.partition = Path(root) / f"{_slug(settings.model)}-{settings.fingerprint[:16]}"
+        self.root = Path(root)
+        self.partition = self.root / f"{_slug(settings.model)}-{settings.fingerprint[:16]}"
 
     def journals(self) -> list[Path]:
         return sorted(self.partition.glob("*.jsonl")) if self.partition.is_dir() else []
@@ -156,34 +169,196 @@ class ResponseCache:
         skipped: list[SkippedLine] = []
         for journal in self.journals():
             for entry in read_jsonl_tolerant(journal, skipped):
-                key = entry.get("key")
-                if not isinstance(key, str) or (wanted_keys is not None and key not in wanted_keys):
-                    continue
-                try:
-                    found.setdefault(key, CachedResponse.from_dict(entry))
-                except (KeyError, TypeError, ValueError):
-                    skipped.append(SkippedLine(journal, 0, "cache entry lacks required fields"))
-        for line in skipped:
-            logger.warning(
-                "cache: skipped unusable line %s:%d (%s)", line.path, line.line_number, line.reason
-            )
+                _collect(entry, journal, wanted_keys, found, skipped)
+        _warn_skipped(skipped)
         return found
+
+    def tail(self, wanted: Iterable[str]) -> JournalTail:
+        """A reader of this partition's journals that returns only what is new at each look."""
+        return JournalTail(self.partition, set(wanted))
 
     @contextmanager
     def writer(self, name: str) -> Iterator[CacheWriter]:
         """An exclusive append handle on this writer's journal (``name``, ``name-2``, ...)."""
-        self.partition.mkdir(parents=True, exist_ok=True)
+        self._make_partition()
         settings_file = self.partition / "settings.json"
         if not settings_file.exists():
             write_json_atomic(settings_file, self.settings.to_dict())
-        handle = _open_exclusive(self.partition, _slug(name))
+            _share_like_root(settings_file, self.root)
+        handle = _open_exclusive(self.partition, _slug(name), self.root)
         try:
             yield CacheWriter(handle)
         finally:
             handle.close()
 
+    def try_claim(self, key: str) -> Claim | None:
+        """Claim ``key`` for a request, or None while another live process holds its claim."""
+        claims = self.partition / CLAIMS_DIR
+        if not claims.is_dir():
+            self._make_partition()
+            _make_dir_like_root(claims, self.root)
+        return Claim.try_acquire(claims / f"{key}.lock", self.root)
 
-def _open_exclusive(directory: Path, name: str) -> IO[str]:
+    def _make_partition(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _make_dir_like_root(self.partition, self.root)
+
+
+CLAIMS_DIR = "claims"
+
+
+def _collect(
+    entry: Mapping[str, Any],
+    journal: Path,
+    wanted: set[str] | None,
+    found: dict[str, CachedResponse],
+    skipped: list[SkippedLine],
+) -> None:
+    key = entry.get("key")
+    if not isinstance(key, str) or (wanted is not None and key not in wanted):
+        return
+    try:
+        found.setdefault(key, CachedResponse.from_dict(entry))
+    except (KeyError, TypeError, ValueError):
+        skipped.append(SkippedLine(journal, 0, "cache entry lacks required fields"))
+
+
+def _warn_skipped(skipped: Iterable[SkippedLine]) -> None:
+    for line in skipped:
+        logger.warning(
+            "cache: skipped unusable line %s:%d (%s)", line.path, line.line_number, line.reason
+        )
+
+
+class JournalTail:
+    """Follows a partition's journals, returning the wanted entries appended since last time.
+
+    A job waiting for another process's response looks again every fraction of a second, so
+    rereading whole journals each time would be quadratic; this keeps a byte offset per journal
+    and stops at the last complete line, so a line being written right now is read next time
+    instead of being taken for a torn one.
+    """
+
+    def __init__(self, partition: Path, wanted: set[str]) -> None:
+        self.partition = partition
+        self.wanted = wanted
+        #: Every wanted entry read so far, first one per key (as :meth:`ResponseCache.load`).
+        self.found: dict[str, CachedResponse] = {}
+        self._offsets: dict[Path, int] = {}
+
+    def read_new(self) -> dict[str, CachedResponse]:
+        """Read what was appended since the last call; return its wanted entries."""
+        new: dict[str, CachedResponse] = {}
+        skipped: list[SkippedLine] = []
+        for journal in sorted(self.partition.glob("*.jsonl")):
+            offset = self._offsets.get(journal, 0)
+            try:
+                size = journal.stat().st_size
+            except FileNotFoundError:
+                continue  # pruned between the listing and now
+            if size == offset:
+                continue  # most journals are finished: a stat, not an open
+            if size < offset:
+                offset = 0  # rewritten shorter by ``rewardflow-cache prune``
+            self._offsets[journal] = self._read_from(journal, offset, new, skipped)
+        _warn_skipped(skipped)
+        for key, entry in new.items():
+            self.found.setdefault(key, entry)
+        return new
+
+    def _read_from(
+        self,
+        journal: Path,
+        offset: int,
+        new: dict[str, CachedResponse],
+        skipped: list[SkippedLine],
+    ) -> int:
+        try:
+            handle = open(journal, "rb")  # noqa: SIM115 - closed just below
+        except FileNotFoundError:
+            return offset
+        with handle:
+            handle.seek(offset)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # still being written, or torn: the writer that reopens ends it
+                try:
+                    entry = json.loads(raw) if raw.strip() else None
+                except ValueError:
+                    reason = f"torn or corrupted line at byte {offset}"
+                    skipped.append(SkippedLine(journal, 0, reason))
+                    entry = None
+                offset += len(raw)
+                if isinstance(entry, dict) and entry.get("key") not in self.found:
+                    _collect(entry, journal, self.wanted, new, skipped)
+        return offset
+
+
+class Claim:
+    """An exclusive, crash-safe claim on one key: a ``flock`` on its own lock file.
+
+    Releasing deletes the file while still holding the lock. A process that opened the file
+    just before and then wins the lock would hold a deleted file that nobody else can see, so
+    :meth:`try_acquire` checks that the path still names the inode it locked and retries if not.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self.path = path
+
+    @classmethod
+    def try_acquire(cls, path: Path, root: Path) -> Claim | None:
+        while True:
+            # Opened for writing: over NFS, flock is emulated by a byte-range lock that needs it.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                _share_fd_like_root(fd, root)
+                return cls(fd, path)
+            os.close(fd)  # the previous holder deleted it after we opened it: take the new one
+
+    def release(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+
+
+def _root_mode(root: Path) -> int:
+    return stat.S_IMODE(root.stat().st_mode)
+
+
+def _make_dir_like_root(path: Path, root: Path) -> None:
+    """Create ``path`` with the root's permission bits, but never sticky: others unlink claims."""
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    os.chmod(path, _root_mode(root) & 0o2777)
+
+
+def _share_fd_like_root(fd: int, root: Path) -> None:
+    """Give a file this process owns the root's permission bits, without execute bits."""
+    if os.fstat(fd).st_uid == os.getuid():
+        os.fchmod(fd, _root_mode(root) & 0o666)
+
+
+def _share_like_root(path: Path, root: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _share_fd_like_root(fd, root)
+    finally:
+        os.close(fd)
+
+
+def _open_exclusive(directory: Path, name: str, root: Path) -> IO[str]:
     for attempt in range(1, 1000):
         path = directory / (f"{name}.jsonl" if attempt == 1 else f"{name}-{attempt}.jsonl")
         handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed by the caller
@@ -192,6 +367,7 @@ def _open_exclusive(directory: Path, name: str) -> IO[str]:
         except BlockingIOError:
             handle.close()
             continue
+        _share_fd_like_root(handle.fileno(), root)
         _terminate_torn_line(handle)
         return handle
     raise RuntimeError(f"cache: could not lock a journal in {directory}")
@@ -242,3 +418,12 @@ class CacheWriter:
         self._handle.write(dumps(asdict(entry)) + "\n")
         self._handle.flush()
         return entry
+
+    def sync(self) -> None:
+        """Push appended entries to the storage, so a process on another NFS client sees them.
+
+        Called before a claim is released: a waiter on another node reopens the journal after
+        it gets the claim, and NFS close-to-open consistency only shows it what was written
+        back. Locally the page cache is shared and this is a cheap fdatasync.
+        """
+        os.fdatasync(self._handle.fileno())

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -83,7 +85,9 @@ def _rewrite_without_old(journal: Path, cutoff: float, dry_run: bool) -> int | N
         removed = len(entries) - len(kept)
         if removed and not dry_run:
             if kept:
+                mode = os.fstat(handle.fileno()).st_mode
                 write_text_atomic(journal, "".join(dumps(entry) + "\n" for entry in kept))
+                os.chmod(journal, stat.S_IMODE(mode))  # a shared cache's journals stay shared
             else:
                 journal.unlink()
         return removed

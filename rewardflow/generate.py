@@ -3,13 +3,18 @@
 Order of work, and why:
 
 1. Compute each sample's cache key and look it up, before touching the network, so a rerun
-   after success, failure, Ctrl-C or ``kill -9`` requests only what is missing.
+   after success, failure, Ctrl-C or ``kill -9`` requests only what is missing. At temperature
+   0 every sample of a prompt gets sample 0's key (greedy decoding repeats itself), unless
+   ``generation.independent_samples`` asks for separate requests.
 2. Only if something is missing: read the API key (a missing one stops the job before any
    request) and open the endpoint.
-3. Send the missing requests with bounded concurrency; each success is appended to the cache
-   journal the moment it arrives. A sample whose retries are exhausted becomes a failure record
-   (never an empty answer). An authentication error stops the whole job at once: every further
-   request would fail the same way.
+3. Send one request per missing *key* with bounded concurrency (rows with identical keys share
+   it), each under a claim on its key (:meth:`ResponseCache.try_claim`): a key another job or
+   run is requesting right now is not sent again; this job waits for its response to land in
+   the cache, and takes the request over if that process dies. Each success is appended to the
+   cache journal the moment it arrives. A sample whose retries are exhausted becomes a failure
+   record (never an empty answer). An authentication error stops the whole job at once: every
+   further request would fail the same way.
 4. Publish the shard file atomically, in prompt order, unless more than
    ``generation.max_failed_fraction`` of its samples failed: then the job fails without
    publishing, and a rerun retries just the failed samples.
@@ -18,10 +23,12 @@ Order of work, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +37,9 @@ from rewardflow.budget import Spend, SpendGuard, price_of, spent_by_writer
 from rewardflow.cache import (
     CachedResponse,
     CacheWriter,
+    Claim,
     GenerationSettings,
+    JournalTail,
     ResponseCache,
     cache_key,
 )
@@ -49,9 +58,19 @@ class GenerationIncomplete(RewardflowError):
     """More samples failed than ``generation.max_failed_fraction`` allows."""
 
 
+#: How often a job looks whether a response another process is requesting has landed.
+CLAIM_POLL_S = 0.25
+#: How often a job that waits on other processes' claims says so in its log.
+WAITING_LOG_S = 30.0
+
+
 @dataclass(frozen=True)
 class WorkItem:
-    """One sample to obtain: a prompt, which sample of it, and its cache key."""
+    """One sample to obtain: a prompt, which sample of it, and its cache key.
+
+    Samples with equal keys are interchangeable; the first one in plan order stands for them
+    when the request is built, and for a shared greedy key that is sample 0.
+    """
 
     prompt: PromptRecord
     sample_index: int
@@ -75,12 +94,19 @@ class GenerationReport:
     spent_prompt_tokens: int = 0
     spent_completion_tokens: int = 0
     budget_note: str | None = None
+    #: Requests saved: samples answered by an identical request of this job or another one.
+    coalesced: int = 0
+    #: Of those, samples whose response another job or run requested while this one waited.
+    coalesced_other_jobs: int = 0
+    #: Samples beyond the first at temperature 0, given sample 0's (greedy) response.
+    greedy_shared: int = 0
 
     def line(self) -> str:
         return (
             f"{self.samples} samples: {self.cached} from cache, {self.requested} requested "
             f"({self.attempts} HTTP attempts, {self.retries} retries, {self.rate_limited} "
-            f"rate-limited) in {self.request_seconds:.1f}s, {self.failed} failed"
+            f"rate-limited) in {self.request_seconds:.1f}s, {self.coalesced} requests saved by "
+            f"coalescing, {self.failed} failed"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,14 +117,31 @@ def read_prompts(path: str | Path) -> list[PromptRecord]:
     return [PromptRecord.from_dict(data) for _, data in read_jsonl(path)]
 
 
+def shares_greedy_samples(settings: GenerationSettings, independent_samples: bool) -> bool:
+    """At temperature 0 a model decodes greedily, so sample i would repeat sample 0."""
+    return settings.temperature == 0 and not independent_samples
+
+
 def plan_work(
-    prompts: Sequence[PromptRecord], settings: GenerationSettings, samples: int
+    prompts: Sequence[PromptRecord],
+    settings: GenerationSettings,
+    samples: int,
+    independent_samples: bool = False,
 ) -> list[WorkItem]:
+    greedy = shares_greedy_samples(settings, independent_samples)
     return [
-        WorkItem(prompt, index, cache_key(settings, prompt.messages, index))
+        WorkItem(prompt, index, cache_key(settings, prompt.messages, 0 if greedy else index))
         for prompt in prompts
         for index in range(samples)
     ]
+
+
+def distinct_requests(items: Sequence[WorkItem]) -> list[WorkItem]:
+    """One item per cache key, the first in plan order: identical requests are sent once."""
+    first: dict[str, WorkItem] = {}
+    for item in items:
+        first.setdefault(item.key, item)
+    return list(first.values())
 
 
 def build_request(item: WorkItem, settings: GenerationSettings) -> ChatRequest:
@@ -114,74 +157,171 @@ def build_request(item: WorkItem, settings: GenerationSettings) -> ChatRequest:
     )
 
 
+@dataclass
+class Requested:
+    """What :func:`request_missing` obtained, by cache key."""
+
+    responses: dict[str, CachedResponse] = field(default_factory=dict)
+    failures: dict[str, GenerationError] = field(default_factory=dict)
+    #: Keys whose response another process requested while this job waited for it.
+    from_other_jobs: set[str] = field(default_factory=set)
+    sent: int = 0
+
+
 async def request_missing(
     items: Sequence[WorkItem],
     client: ChatClient,
     settings: GenerationSettings,
+    cache: ResponseCache,
+    tail: JournalTail,
     writer: CacheWriter,
     concurrency: int,
     progress: Progress,
     guard: SpendGuard | None = None,
-) -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
-    """Fetch ``items`` with at most ``concurrency`` requests in flight.
+) -> Requested:
+    """Obtain a response for each distinct key of ``items``, at most ``concurrency`` at a time.
 
-    Returns the new responses (already in the cache) and the failures, both by cache key.
-    Items left unsent because the spend guard refused them are in neither. Raises
-    ModelAuthError as soon as any request is refused for its credentials.
+    A key is requested only under its claim, and only if ``tail`` (this partition's journals)
+    does not hold it by then; a key claimed by another live process waits, without taking a
+    worker, until its response lands or its claim comes free. Keys left unsent because the spend
+    guard refused them are in no field of the result. Raises ModelAuthError as soon as any
+    request is refused for its credentials.
     """
-    responses: dict[str, CachedResponse] = {}
-    failures: dict[str, GenerationError] = {}
-    queue: asyncio.Queue[WorkItem] = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
+    result = Requested()
+    todo = distinct_requests(items)
+    unresolved = len(todo)
+    # Claimed keys (priority 0) go before fresh ones (1), so a claim is not held idle while
+    # other processes wait for it; the stop markers (-1) go before both.
+    queue: asyncio.PriorityQueue[tuple[int, int, WorkItem | None, Claim | None]]
+    queue = asyncio.PriorityQueue()
+    order = itertools.count()
+    for item in todo:
+        queue.put_nowait((1, next(order), item, None))
+    waiting: dict[str, WorkItem] = {}
     auth_failure: list[ModelAuthError] = []
-    budget_exhausted: list[bool] = []
+    stop = asyncio.Event()
+
+    def finish() -> None:
+        if not stop.is_set():
+            stop.set()
+            for _ in range(concurrency):
+                queue.put_nowait((-1, next(order), None, None))
+
+    def resolved(failed: bool = False, retries: int = 0) -> None:
+        nonlocal unresolved
+        unresolved -= 1
+        progress.advance(failed=failed, retries=retries)
+        if unresolved == 0:
+            finish()
+
+    def landed(item: WorkItem) -> bool:
+        """Take the key's response if ``tail`` has seen some process put it in the cache."""
+        if item.key not in tail.found:
+            return False
+        result.responses[item.key] = tail.found[item.key]
+        result.from_other_jobs.add(item.key)
+        resolved()
+        return True
+
+    async def send(item: WorkItem) -> bool:
+        """Send one claimed request; False when the budget refused it."""
+        request = build_request(item, settings)
+        worst_prompt = estimate_prompt_tokens(request.messages)
+        worst_completion = settings.max_tokens
+        if guard is not None and not guard.try_reserve(worst_prompt, worst_completion):
+            return False
+        usage = None
+        result.sent += 1
+        try:
+            answer = await client.complete(request)
+            usage = answer.usage
+        except ModelAuthError:
+            raise
+        except ModelClientError as error:
+            attempts = getattr(error, "attempts", 1)
+            result.failures[item.key] = GenerationError(type(error).__name__, str(error), attempts)
+            resolved(failed=True, retries=attempts - 1)
+            logger.warning("%s sample %d failed: %s", item.prompt.id, item.sample_index, error)
+            return True
+        finally:
+            if guard is not None:
+                guard.settle(worst_prompt, worst_completion, usage)
+        result.responses[item.key] = writer.append(
+            key=item.key,
+            sample_index=item.sample_index,
+            response=answer.content,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            model=answer.model,
+            latency_s=answer.latency_s,
+        )
+        # Written back before the claim goes, so that a waiter on another node sees it.
+        await asyncio.to_thread(writer.sync)
+        resolved(retries=answer.attempts - 1)
+        return True
 
     async def worker() -> None:
-        while not auth_failure and not budget_exhausted:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
+        while True:
+            _, _, item, claim = await queue.get()
+            if item is None or stop.is_set():
+                if claim is not None:
+                    claim.release()
                 return
-            request = build_request(item, settings)
-            worst_prompt = estimate_prompt_tokens(request.messages)
-            worst_completion = settings.max_tokens
-            if guard is not None and not guard.try_reserve(worst_prompt, worst_completion):
-                budget_exhausted.append(True)
-                return
-            usage = None
+            claim = claim or cache.try_claim(item.key)
+            if claim is None:
+                waiting[item.key] = item  # another process is requesting it
+                continue
             try:
-                answer = await client.complete(request)
-                usage = answer.usage
+                tail.read_new()  # it may have landed since we last looked
+                if landed(item):
+                    continue
+                if not await send(item):
+                    finish()  # the budget is reached: send nothing more
             except ModelAuthError as error:
                 auth_failure.append(error)
-                return
-            except ModelClientError as error:
-                attempts = getattr(error, "attempts", 1)
-                failures[item.key] = GenerationError(type(error).__name__, str(error), attempts)
-                progress.advance(failed=True, retries=attempts - 1)
-                logger.warning("%s sample %d failed: %s", item.prompt.id, item.sample_index, error)
-                continue
+                finish()
             finally:
-                if guard is not None:
-                    guard.settle(worst_prompt, worst_completion, usage)
-            responses[item.key] = writer.append(
-                key=item.key,
-                sample_index=item.sample_index,
-                response=answer.content,
-                finish_reason=answer.finish_reason,
-                usage=answer.usage,
-                model=answer.model,
-                latency_s=answer.latency_s,
-            )
-            progress.advance(retries=answer.attempts - 1)
+                claim.release()
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, len(items))):
-            group.create_task(worker())
+    async def watch_claims() -> None:
+        """Take a waited-for key once it lands, or hand it to a worker once its claim is free."""
+        last_log = time.monotonic()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CLAIM_POLL_S)
+            if not waiting or stop.is_set():
+                continue
+            tail.read_new()
+            for key, item in list(waiting.items()):
+                if landed(item):
+                    del waiting[key]
+                elif (claim := cache.try_claim(key)) is not None:
+                    del waiting[key]
+                    queue.put_nowait((0, next(order), item, claim))
+            if waiting and time.monotonic() - last_log >= WAITING_LOG_S:
+                last_log = time.monotonic()
+                logger.info(
+                    "%s: waiting for %d responses that another job is requesting (claims in %s)",
+                    progress.label, len(waiting), cache.partition,
+                )  # fmt: skip
+
+    if todo:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(concurrency, len(todo))):
+                    group.create_task(worker())
+                group.create_task(watch_claims())
+        finally:
+            while not queue.empty():
+                _, _, _, claim = queue.get_nowait()
+                if claim is not None:
+                    claim.release()
+    tail.read_new()
+    for item in waiting.values():
+        landed(item)  # the budget stopped this job: still take what others have obtained
     if auth_failure:
         raise auth_failure[0]
-    return responses, failures
+    return result
 
 
 def assemble_records(
@@ -265,8 +405,7 @@ def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -
 
 @dataclass(frozen=True)
 class _Fetched:
-    responses: dict[str, CachedResponse]
-    failures: dict[str, GenerationError]
+    requested: Requested
     stats: ClientStats
     seconds: float
     adaptive_rate_rpm: float | None = None
@@ -277,6 +416,7 @@ def _fetch_missing(
     config: Mapping[str, Any],
     settings: GenerationSettings,
     cache: ResponseCache,
+    tail: JournalTail,
     writer_name: str,
     label: str,
 ) -> _Fetched:
@@ -284,19 +424,20 @@ def _fetch_missing(
     guard = make_spend_guard(config, writer_name)
     with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
         client = make_client(config, base_url, api_key)
-        progress = Progress(label, total=len(missing), client_stats=client.stats)
+        total = len(distinct_requests(missing))
+        progress = Progress(label, total=total, client_stats=client.stats)
         concurrency = int(config["generation"]["concurrency"])
 
-        async def fetch() -> tuple[dict[str, CachedResponse], dict[str, GenerationError]]:
+        async def fetch() -> Requested:
             try:
                 return await request_missing(
-                    missing, client, settings, writer, concurrency, progress, guard
+                    missing, client, settings, cache, tail, writer, concurrency, progress, guard
                 )
             finally:
                 await client.aclose()
 
         started = time.monotonic()
-        responses, failures = asyncio.run(fetch())
+        requested = asyncio.run(fetch())
         seconds = time.monotonic() - started
     progress.finish()
     adaptive = client.limiter.adaptive
@@ -308,7 +449,7 @@ def _fetch_missing(
             "generation.requests_per_minute to pin it",
             label, settled,
         )  # fmt: skip
-    return _Fetched(responses, failures, client.stats, seconds, settled)
+    return _Fetched(requested, client.stats, seconds, settled)
 
 
 def make_spend_guard(config: Mapping[str, Any], writer_name: str) -> SpendGuard | None:
@@ -356,23 +497,29 @@ def generate_shard(
     """Generate one shard's responses and publish ``output_path``; see the module docstring."""
     label = Path(prompts_path).stem
     settings = GenerationSettings.from_config(config, endpoint_identity(config))
-    items = plan_work(read_prompts(prompts_path), settings, int(config["generation"]["samples"]))
+    generation = config["generation"]
+    independent = bool(generation.get("independent_samples", False))
+    items = plan_work(read_prompts(prompts_path), settings, int(generation["samples"]), independent)
     cache = ResponseCache(cache_root(config), settings)
-    responses = cache.load(wanted={item.key for item in items})
+    tail = cache.tail(item.key for item in items)
+    responses = dict(tail.read_new())
     missing = [item for item in items if item.key not in responses]
     logger.info(
         "%s: %d samples, %d in cache (%s), %d to request",
-        label, len(items), len(items) - len(missing), cache.partition, len(missing),
+        label, len(items), len(items) - len(missing), cache.partition,
+        len(distinct_requests(missing)),
     )  # fmt: skip
     fetched = (
-        _fetch_missing(missing, config, settings, cache, writer_name, label)
+        _fetch_missing(missing, config, settings, cache, tail, writer_name, label)
         if missing
-        else _Fetched({}, {}, ClientStats(), 0.0)
+        else _Fetched(Requested(), ClientStats(), 0.0)
     )
-    responses.update(fetched.responses)
-    failures = fetched.failures
+    requested = fetched.requested
+    responses.update(requested.responses)
+    failures = requested.failures
     records = assemble_records(items, responses, failures)
     not_attempted = sum(1 for record in records if record.status == "not_attempted")
+    failed = sum(1 for record in records if record.status == "failed")
     spent = spent_by_writer(cache_root(config), writer_name)
     budget_note = _budget_note(label, records, spent, config) if not_attempted else None
     if budget_note:
@@ -380,8 +527,8 @@ def generate_shard(
     report = GenerationReport(
         samples=len(items),
         cached=len(items) - len(missing),
-        requested=len(missing) - not_attempted,
-        failed=len(failures),
+        requested=requested.sent,
+        failed=failed,
         attempts=fetched.stats.attempts,
         retries=fetched.stats.retries,
         rate_limited=fetched.stats.rate_limited,
@@ -391,11 +538,16 @@ def generate_shard(
         spent_prompt_tokens=spent.prompt_tokens,
         spent_completion_tokens=spent.completion_tokens,
         budget_note=budget_note,
+        coalesced=len(missing) - requested.sent - not_attempted,
+        coalesced_other_jobs=sum(1 for i in missing if i.key in requested.from_other_jobs),
+        greedy_shared=sum(1 for item in items if item.sample_index > 0)
+        if shares_greedy_samples(settings, independent)
+        else 0,
     )
     allowed = float(config["generation"]["max_failed_fraction"])
-    if failures and len(failures) > allowed * len(items):
+    if failed and failed > allowed * len(items):
         raise GenerationIncomplete(
-            f"{label}: {len(failures)} of {len(items)} samples failed (allowed: "
+            f"{label}: {failed} of {len(items)} samples failed (allowed: "
             f"generation.max_failed_fraction={allowed}); first error: "
             f"{next(iter(failures.values())).message}. Finished responses are cached: rerun to "
             "retry only the failed samples, or raise generation.max_failed_fraction to accept them."

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
+import stat
 import time
 
 import pytest
@@ -117,6 +119,16 @@ def test_prune_by_age_keeps_recent_entries_and_skips_journals_in_use(tmp_path):
     assert report.journals_busy == [busy]
     remaining = {info.responses for info in describe(tmp_path)}
     assert remaining == {3}  # the new writer's 2 entries + the busy journal's 1
+
+
+def test_pruning_keeps_a_shared_journal_shared(tmp_path):
+    now = time.time()
+    cache = fill(tmp_path, "w.shard-000", 1, created_at=now - 40 * 86400)
+    fill(tmp_path, "w.shard-000", 1, created_at=None)  # a recent entry, so the journal stays
+    journal = cache.partition / "w.shard-000.jsonl"
+    os.chmod(journal, 0o660)  # as in a group-shared cache (see rewardflow.cache)
+    assert prune(tmp_path, older_than_s=30 * 86400, now=now).entries_removed == 1
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o660
 
 
 def test_dry_run_changes_nothing_and_the_cli_reports(tmp_path, capsys):

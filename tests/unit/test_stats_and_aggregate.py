@@ -462,5 +462,6 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
         "cached": 2, "requested": 5, "attempts": 10, "retries": 5, "rate_limited": 2,
         "request_seconds_max": 2.5, "adaptive_rate_rpm": None, "not_attempted": 0,
         "spent_prompt_tokens": 0, "spent_completion_tokens": 0, "budget_notes": [],
+        "coalesced": 0, "coalesced_other_jobs": 0, "greedy_shared": 0,
     }  # fmt: skip
     assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)
