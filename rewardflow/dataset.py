@@ -97,7 +97,7 @@ def iter_hub_rows(
     except Exception as error:  # the library raises many unrelated types for "cannot load"
         raise DatasetError(
             f"cannot load hub dataset {repo!r} (config {config!r}, split {split!r}): {error}. "
-            "Offline? Set dataset.path to a local JSONL copy instead."
+            "Offline? Set dataset.path to a local copy (JSONL, CSV or Parquet) instead."
         ) from error
     for index, data in enumerate(loaded):
         yield Row(data=dict(data), source={"dataset": repo, "split": split, "row": index})
