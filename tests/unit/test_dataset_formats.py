@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO
 
-from rewardflow.config import validate_config
+from rewardflow.config import load_schema, validate_config
 from rewardflow.dataset import count_rows, iter_rows, resolve_dataset_config
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.fields import MISSING, get_field
-from rewardflow.formats import detect_format
+from rewardflow.formats import FORMATS, detect_format
 from rewardflow.jsonl import read_jsonl
 from rewardflow.prepare import build_prompt_records, content_id, prepare_prompts
 
@@ -425,3 +425,8 @@ def test_count_rows_matches_the_prompts_prepared(tmp_path):
 def test_count_rows_of_a_missing_file_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="file not found"):
         count_rows({"path": str(tmp_path / "nope.parquet")})
+
+
+def test_the_schema_offers_exactly_the_formats_there_are():
+    enum = load_schema()["properties"]["dataset"]["properties"]["format"]["enum"]
+    assert enum == ["auto", *FORMATS]
