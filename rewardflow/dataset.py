@@ -1,7 +1,8 @@
-"""Where input rows come from: a local JSONL file or a Hugging Face hub dataset.
+"""Where input rows come from: a local file (JSONL, CSV, Parquet) or a Hugging Face hub dataset.
 
-Both sources yield :class:`Row` objects that remember where each row came from, so every later
-error about a row can point the user at it (``data.jsonl:17``, or ``openai/gsm8k[test]#17``).
+Every source yields :class:`Row` objects that remember where each row came from, so every later
+error about a row can point the user at it (``data.jsonl:17``, ``train.parquet:row 16``, or
+``openai/gsm8k[test]#17``). The file formats themselves live in :mod:`rewardflow.formats`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import DatasetError
-from rewardflow.jsonl import read_jsonl
+from rewardflow.formats import FORMATS, detect_format
 
 
 @dataclass(frozen=True)
 class Row:
-    """One input row and its origin (``{"file", "line"}`` or ``{"dataset", "split", "row"}``)."""
+    """One input row and its origin: ``{"file", "line"}`` (JSONL, CSV), ``{"file", "row"}``
+    (Parquet, 0-based) or ``{"dataset", "split", "row"}`` (hub)."""
 
     data: dict[str, Any]
     source: dict[str, Any]
@@ -26,40 +28,60 @@ class Row:
     @property
     def location(self) -> str:
         """Human-readable origin for error messages."""
-        if "file" in self.source:
+        if "line" in self.source:
             return f"{self.source['file']}:{self.source['line']}"
+        if "file" in self.source:
+            return f"{self.source['file']}:row {self.source['row']}"
         return f"{self.source['dataset']}[{self.source['split']}]#{self.source['row']}"
 
 
-def iter_local_rows(path: str | Path) -> Iterator[Row]:
-    try:
-        for line_number, data in read_jsonl(path):
-            yield Row(data=data, source={"file": str(path), "line": line_number})
-    except UnicodeDecodeError:
-        raise DatasetError(_encoding_error(Path(path))) from None
+def resolve_dataset_config(dataset_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset settings with ``format`` detected and that format's field mapping filled in.
 
-
-def _encoding_error(path: Path) -> str:
-    """Where a file stops being UTF-8, as ``file:line``, found by a second, binary pass.
-
-    The text reader decodes in blocks, so its error knows only an offset into a block; reading
-    the raw lines again (only on this error path) finds the line and column a user can open.
-    ``bytes.splitlines`` splits where the text reader's universal newlines do, so the line
-    numbers agree with every other ``file:line`` message.
+    A key the config sets wins over the format's default (a verl file with ``id_field: uid``
+    takes ids from ``uid``). Resolving twice gives the same result, so callers need not care
+    whether a config has been resolved already.
     """
-    line_number = 0
-    with open(path, "rb") as handle:
-        for chunk in handle:
-            for line in chunk.splitlines():
-                line_number += 1
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    return (
-                        f"{path}:{line_number}: not valid UTF-8 (byte {line[error.start]:#04x} "
-                        f"at column {error.start + 1}); save the file as UTF-8"
-                    )
-    return f"{path}: not valid UTF-8; save the file as UTF-8"
+    resolved = dict(dataset_config)
+    requested = resolved.get("format") or "auto"
+    if not resolved.get("path"):
+        if requested != "auto":
+            raise DatasetError(
+                f"dataset.format: {requested!r} describes a dataset.path file; a hub dataset is "
+                "read by the datasets library, so leave format at auto and map its columns "
+                "with dataset.messages_field, ground_truth_field and id_field"
+            )
+        return resolved
+    path = Path(resolved["path"])
+    name = detect_format(path) if requested == "auto" else requested
+    if name not in FORMATS:
+        raise DatasetError(f"dataset.format: {name!r} is not one of auto, {', '.join(FORMATS)}")
+    for key, value in FORMATS[name].field_defaults(path).items():
+        if resolved.get(key) is None:
+            resolved[key] = value
+    resolved["format"] = name
+    return resolved
+
+
+def iter_local_rows(path: str | Path, format_name: str = "jsonl") -> Iterator[Row]:
+    """Rows of a local file in the given format (see :mod:`rewardflow.formats`)."""
+    for source, data in FORMATS[format_name].read(Path(path)):
+        yield Row(data=data, source=source)
+
+
+def count_rows(dataset_config: Mapping[str, Any]) -> int | None:
+    """How many prompts the dataset gives (after ``limit``), or None for a hub dataset.
+
+    Cheap enough for plan time: a Parquet count comes from the file's footer, a JSONL count
+    from its non-blank lines; only CSV is parsed, as a quoted value may span lines. It does not
+    check the rows; preparing them reports a bad one by ``file:line``.
+    """
+    resolved = resolve_dataset_config(dataset_config)
+    if not resolved.get("path"):
+        return None
+    count = FORMATS[resolved["format"]].count(Path(resolved["path"]))
+    limit = resolved.get("limit")
+    return min(count, limit) if limit else count
 
 
 def iter_hub_rows(
@@ -75,7 +97,7 @@ def iter_hub_rows(
     except Exception as error:  # the library raises many unrelated types for "cannot load"
         raise DatasetError(
             f"cannot load hub dataset {repo!r} (config {config!r}, split {split!r}): {error}. "
-            "Offline? Set dataset.path to a local JSONL copy instead."
+            "Offline? Set dataset.path to a local copy (JSONL, CSV or Parquet) instead."
         ) from error
     for index, data in enumerate(loaded):
         yield Row(data=dict(data), source={"dataset": repo, "split": split, "row": index})
@@ -83,8 +105,9 @@ def iter_hub_rows(
 
 def iter_rows(dataset_config: Mapping[str, Any]) -> Iterator[Row]:
     """Rows from the configured source, stopping at ``limit`` without reading the rest."""
+    dataset_config = resolve_dataset_config(dataset_config)
     if dataset_config.get("path"):
-        rows = iter_local_rows(dataset_config["path"])
+        rows = iter_local_rows(dataset_config["path"], dataset_config["format"])
     else:
         hub = dataset_config["huggingface"]
         rows = iter_hub_rows(hub["repo"], hub.get("config"), hub["split"], hub.get("revision"))

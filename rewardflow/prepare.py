@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import string
 from collections import Counter
@@ -19,8 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rewardflow.dataset import Row, iter_rows
+from rewardflow.dataset import Row, iter_rows, resolve_dataset_config
 from rewardflow.errors import DatasetError
+from rewardflow.fields import MISSING, get_field
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.records import Message, PromptRecord
 
@@ -64,9 +66,9 @@ def extract_ground_truth(row: Row, field: str | None, pattern: str | None) -> st
     """The expected answer; with ``pattern``, its first group (GSM8K: the text after ####)."""
     if not field:
         return None
-    if field not in row.data:
+    value = get_field(row.data, field)
+    if value is MISSING:
         raise DatasetError(f"{row.location}: missing ground truth field {field!r}")
-    value = row.data[field]
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if pattern is None:
         return text.strip()
@@ -81,15 +83,61 @@ def extract_ground_truth(row: Row, field: str | None, pattern: str | None) -> st
 
 def extract_responses(row: Row, field: str) -> list[str]:
     """Existing responses to score: a string or a list of strings in ``field``."""
-    value = row.data.get(field)
+    value = get_field(row.data, field)
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
         return value
     raise DatasetError(
         f"{row.location}: dataset.response_field {field!r} must hold a string or a non-empty "
-        f"list of strings, got {type(value).__name__}"
+        f"list of strings, got {'nothing' if value is MISSING else type(value).__name__}"
     )
+
+
+#: Roles a chat prompt may hold; OpenAI-compatible endpoints reject others.
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+def extract_messages(row: Row, field: str) -> list[Message]:
+    """A row's own chat messages (chat JSONL ``messages``, verl ``prompt``), used as the prompt.
+
+    Keys whose value is null are dropped: Parquet stores a list of messages as structs with
+    one shared set of keys, so a message without ``name`` comes back as ``"name": null``.
+    """
+    value = get_field(row.data, field)
+    if value is MISSING:
+        raise DatasetError(f"{row.location}: missing messages field {field!r}")
+    if not isinstance(value, list) or not value:
+        raise DatasetError(
+            f"{row.location}: field {field!r} must be a non-empty list of chat messages "
+            f"({{role, content}}), got {type(value).__name__}"
+        )
+    messages: list[Message] = []
+    for position, message in enumerate(value):
+        where = f"{row.location}: {field}[{position}]"
+        if not isinstance(message, dict):
+            raise DatasetError(
+                f"{where}: a message must be an object, got {type(message).__name__}"
+            )
+        role, content = message.get("role"), message.get("content")
+        if role not in CHAT_ROLES:
+            raise DatasetError(f"{where}: role must be one of {sorted(CHAT_ROLES)}, got {role!r}")
+        if not isinstance(content, str):
+            raise DatasetError(f"{where}: content must be text, got {type(content).__name__}")
+        messages.append({key: item for key, item in message.items() if item is not None})
+    return messages
+
+
+def _check_chat_prompt_settings(config: Mapping[str, Any]) -> None:
+    """A chat dataset brings its own prompt, so system and few-shot settings cannot apply."""
+    dataset, prompt = config["dataset"], config["prompt"]
+    if dataset.get("messages_field") and (prompt.get("system") or prompt.get("few_shot")):
+        where = dataset.get("path") or "the dataset"
+        raise DatasetError(
+            f"prompt.system / prompt.few_shot: {where} brings its own chat messages (field "
+            f"{dataset['messages_field']!r}, format {dataset.get('format', 'auto')}), which are "
+            "used as-is; remove these keys, or put the system message into the data"
+        )
 
 
 def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
@@ -97,19 +145,27 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
     prompt = config["prompt"]
     id_field = dataset.get("id_field")
     if id_field:
-        if row.data.get(id_field) in (None, ""):
+        value = get_field(row.data, id_field)
+        if value is MISSING or value in (None, ""):
             raise DatasetError(f"{row.location}: missing id field {id_field!r}")
-        prompt_id = str(row.data[id_field])
+        prompt_id = str(value)
     else:
         prompt_id = content_id(row.data)
     response_field = dataset.get("response_field")
     responses = None
     if response_field and not config["generation"]["enabled"]:
         responses = extract_responses(row, response_field)
-    metadata = {key: value for key, value in row.data.items() if key != response_field}
+    messages_field = dataset.get("messages_field")
+    if messages_field:
+        messages = extract_messages(row, messages_field)
+    else:
+        messages = build_messages(prompt, render_template(prompt["template"], row))
+    # The prompt's own messages are the record's `messages`; a second copy would only bloat it.
+    left_out = {response_field, messages_field}
+    metadata = {key: value for key, value in row.data.items() if key not in left_out}
     return PromptRecord(
         id=prompt_id,
-        messages=build_messages(prompt, render_template(prompt["template"], row)),
+        messages=messages,
         ground_truth=extract_ground_truth(
             row, dataset.get("ground_truth_field"), dataset.get("ground_truth_pattern")
         ),
@@ -121,6 +177,8 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
 
 def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list[PromptRecord]:
     """All prompt records; a repeated explicit id is an error, a repeated row gets ``~2``."""
+    config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
+    _check_chat_prompt_settings(config)
     records: list[PromptRecord] = []
     first_seen: dict[str, str] = {}
     occurrences: Counter[str] = Counter()
@@ -153,7 +211,16 @@ def split_into_shards(
 
 def prepare_prompts(config: Mapping[str, Any], shard_paths: Sequence[str | Path]) -> int:
     """Read the dataset, build prompts and write one JSONL per shard; return the prompt count."""
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
+    dataset = config["dataset"]
+    if dataset.get("path"):
+        mapped = {
+            key: dataset[key]
+            for key in ("messages_field", "ground_truth_field", "id_field")
+            if dataset.get(key)
+        }
+        logging.info("dataset %s: format %s, fields %s", dataset["path"], dataset["format"], mapped)
+    records = build_prompt_records(iter_rows(dataset), config)
     for path, shard in zip(shard_paths, split_into_shards(records, len(shard_paths)), strict=True):
         write_jsonl_atomic(path, (record.to_dict() for record in shard))
     return len(records)

@@ -42,3 +42,35 @@ def test_provider_configs_plan_the_gsm8k_run(tmp_path, config_file):
     assert result.returncode == 0, result.output
     assert "generate_responses        8" in result.output
     assert "score_responses           8" in result.output
+
+
+def test_verl_example_runs_offline_with_nothing_but_the_dataset_path(tmp_path):
+    # As its header says: relative paths, the simulator started per job, no other dataset key.
+    for name in ("config", "examples"):
+        (tmp_path / name).symlink_to(REPO / name)
+
+    result = run_snakemake(
+        tmp_path,
+        "--configfile", "config/verl-example.yaml",
+        "--config", "simulator={'latency_ms': 5}",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.output
+    results = tmp_path / "results" / "verl-example"
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["counts"]["prompts"] == 40 and summary["counts"]["failed"] == 0
+    accuracy = summary["rewards"]["accuracy"]
+    assert accuracy["scored"] == 40
+    # ~20% wrong on purpose: perfect or zero would mean the ground truth was not found.
+    assert 0.5 < accuracy["mean"] < 1.0
+    assert set(summary["breakdowns"]["data_source"]) == {"arithmetic/basic", "arithmetic/compound"}
+    prompts = [
+        record
+        for shard in sorted((results / "prompts").glob("shard-*.jsonl"))
+        for record in read_jsonl_file(shard)
+    ]
+    assert sorted(int(record["id"]) for record in prompts) == list(range(40))  # extra_info.index
+    first = next(record for record in prompts if record["id"] == "0")
+    assert [message["role"] for message in first["messages"]] == ["system", "user"]
+    assert first["ground_truth"] == "107"
+    assert first["source"] == {"file": "examples/verl/arithmetic.parquet", "row": 0}

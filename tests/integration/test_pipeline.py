@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import (
     GSM8K_TEST,
@@ -343,6 +345,28 @@ def test_malformed_dataset_row_is_reported_with_file_and_line(tmp_path, fresh_si
 
     assert result.returncode != 0
     assert f"{dataset}:2: not valid JSON" in result.output
+    assert fresh_simulator.requests() == 0
+
+
+def test_a_bad_row_in_a_verl_parquet_file_is_reported_with_file_and_row(tmp_path, fresh_simulator):
+    rows = [
+        {
+            "data_source": "arith",
+            "prompt": [{"role": "user", "content": row["question"]}],
+            "reward_model": {"style": "rule", "ground_truth": row["answer"]},
+            "extra_info": {"index": index},
+        }
+        for index, row in enumerate(arithmetic_rows(3))
+    ]
+    rows[2]["prompt"] = [{"role": "user", "content": None}]
+    dataset = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), dataset)
+    config = base_config(dataset, fresh_simulator.base_url)
+    config["dataset"] = {"path": str(dataset)}  # nothing else: the verl layout is detected
+    result = run_with(tmp_path, config)
+
+    assert result.returncode != 0
+    assert f"{dataset}:row 2: prompt[0]: content must be text" in result.output
     assert fresh_simulator.requests() == 0
 
 

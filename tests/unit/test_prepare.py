@@ -582,3 +582,34 @@ def test_unknown_hub_dataset_is_a_dataset_error_pointing_at_dataset_path(offline
     message = str(excinfo.value)
     assert "rewardflow-no-such-org/no-such-dataset" in message
     assert "dataset.path" in message
+
+
+def test_hub_rows_take_nested_mapping_keys_and_their_own_messages(tmp_path, offline_hf):
+    folder = tmp_path / "chat-mini"
+    folder.mkdir()
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"What is {i} + 1?"}],
+            "reward_model": {"ground_truth": str(i + 1)},
+            "extra_info": {"index": i},
+        }
+        for i in range(3)
+    ]
+    write_rows(folder / "test.jsonl", rows)
+    config = validate_config(
+        {
+            "run_name": "hub",
+            "dataset": {
+                "huggingface": {"repo": str(folder), "split": "test"},
+                "messages_field": "prompt",
+                "ground_truth_field": "reward_model.ground_truth",
+                "id_field": "extra_info.index",
+            },
+            "model": {"provider": "simulator", "name": "sim"},
+            "rewards": [{"name": "accuracy", "function": "pkg.mod:fn"}],
+        }
+    )
+    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    assert [(r.id, r.ground_truth) for r in records] == [("0", "1"), ("1", "2"), ("2", "3")]
+    assert records[2].messages == [{"role": "user", "content": "What is 2 + 1?"}]
+    assert "prompt" not in records[2].metadata
