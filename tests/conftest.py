@@ -156,6 +156,37 @@ def base_config(dataset_path: Path, base_url: str, **overrides: Any) -> dict[str
     return config
 
 
+def run_against_simulator(
+    tmp_path: Path,
+    server_args: list[str],
+    prompts: int = 16,
+    env: dict[str, str] | None = None,
+    latency_ms: int = 5,
+    max_attempts: int = 8,
+    **generation: Any,
+) -> tuple[SnakemakeResult, dict[str, Any], dict[str, Any] | None]:
+    """Run the workflow against a fresh simulator; return (result, server stats, summary).
+
+    ``generation`` overrides generation keys; ``api_key_env`` among them goes to ``model``.
+    """
+    server = start_simulator("--latency-ms", str(latency_ms), *server_args, env=env)
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(prompts))
+        config = base_config(dataset, server.base_url)
+        config["generation"].update({"max_attempts": max_attempts, "timeout_s": 5, **generation})
+        if "api_key_env" in generation:
+            config["model"]["api_key_env"] = config["generation"].pop("api_key_env")
+        result = run_snakemake(
+            tmp_path, "--configfile", str(write_config(tmp_path, config)), env=env
+        )
+        stats = server.stats()
+    finally:
+        stop_simulator(server)
+    summary_path = tmp_path / "results" / "test" / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    return result, stats, summary
+
+
 def read_jsonl_file(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

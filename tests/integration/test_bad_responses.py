@@ -9,7 +9,6 @@ report; and a provider that quotes the key in its 401 body gets it redacted ever
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,12 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import (
     arithmetic_rows,
-    base_config,
     read_jsonl_file,
-    run_snakemake,
+    run_against_simulator,
     start_simulator,
     stop_simulator,
-    write_config,
     write_jsonl,
 )
 
@@ -31,24 +28,9 @@ from rewardflow.simulator import SimulatorConfig, fault_for
 pytestmark = pytest.mark.integration
 
 
-def run_against(tmp_path: Path, server_args: list[str], prompts: int = 16, env=None, **generation):
-    """Run the workflow against a fresh simulator; return (result, server stats, summary)."""
-    server = start_simulator("--latency-ms", "2", *server_args, env=env)
-    try:
-        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(prompts))
-        config = base_config(dataset, server.base_url)
-        config["generation"].update({"max_attempts": 5, "timeout_s": 5, **generation})
-        if "api_key_env" in generation:
-            config["model"]["api_key_env"] = config["generation"].pop("api_key_env")
-        result = run_snakemake(
-            tmp_path, "--configfile", str(write_config(tmp_path, config)), env=env
-        )
-        stats = server.stats()
-    finally:
-        stop_simulator(server)
-    summary_path = tmp_path / "results" / "test" / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return result, stats, summary
+def run_against(tmp_path: Path, server_args: list[str], **options):
+    options = {"latency_ms": 2, "max_attempts": 5, **options}
+    return run_against_simulator(tmp_path, server_args, **options)
 
 
 def responses(tmp_path: Path) -> list[dict]:

@@ -13,6 +13,7 @@ import pytest
 from conftest import (
     arithmetic_rows,
     base_config,
+    run_against_simulator,
     run_snakemake,
     start_simulator,
     stop_simulator,
@@ -23,24 +24,9 @@ from conftest import (
 pytestmark = pytest.mark.integration
 
 
-def run_against(tmp_path: Path, server_args: list[str], prompts: int = 16, env=None, **generation):
-    """Run the workflow against a fresh simulator; return (result, server stats, summary)."""
-    server = start_simulator("--latency-ms", "5", *server_args, env=env)
-    try:
-        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(prompts))
-        config = base_config(dataset, server.base_url)
-        config["generation"].update({"max_attempts": 8, "timeout_s": 5, **generation})
-        if "api_key_env" in generation:
-            config["model"]["api_key_env"] = config["generation"].pop("api_key_env")
-        result = run_snakemake(
-            tmp_path, "--configfile", str(write_config(tmp_path, config)), env=env
-        )
-        stats = server.stats()
-    finally:
-        stop_simulator(server)
-    summary_path = tmp_path / "results" / "test" / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return result, stats, summary
+def run_against(tmp_path: Path, server_args: list[str], **options):
+    options = {"latency_ms": 5, "max_attempts": 8, **options}
+    return run_against_simulator(tmp_path, server_args, **options)
 
 
 @pytest.mark.parametrize(
