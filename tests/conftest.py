@@ -110,13 +110,17 @@ def run_snakemake(
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 300,
+    cores: str | None = "2",
 ) -> SnakemakeResult:
-    """Run the repository's workflow in ``workdir`` and capture everything it printed."""
+    """Run the repository's workflow in ``workdir`` and capture everything it printed.
+
+    ``cores=None`` leaves ``--cores`` out, as the README's ``--unlock`` and ``--report`` do.
+    """
     command = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--cores", "2",
+        *(["--cores", cores] if cores is not None else []),
         *args,
     ]  # fmt: skip
     completed = subprocess.run(

@@ -2,11 +2,17 @@
 # Rules call these helpers and hold no logic of their own.
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from rewardflow.config import (
+    aggregate_files,
+    capped_shards,
+    dataset_files,
+    generation_files,
     generation_params,
     load_schema,
     prepare_params,
+    reward_files,
     shard_names,
     validate_config,
 )
@@ -27,6 +33,15 @@ config.update(_validated)
 workflow.register_resource("generation_jobs", config["generation"]["parallel_jobs"])
 
 RUN = config["run_name"]
+# An empty shard would still cost a generation and a scoring job. The capped count replaces
+# config["shards"], so that every job divides the budget and rate limits by the shards it has.
+_shards, _prompts = capped_shards(config)
+if _shards < config["shards"]:
+    logger.warning(
+        f"shards: {config['shards']} is more than the {_prompts} prompts; "
+        f"using {_shards} shards (one per prompt)"
+    )
+    config["shards"] = _shards
 SHARDS = shard_names(config)
 
 
@@ -67,7 +82,13 @@ def score_shards(wildcards):
 
 def scoring_threads():
     """Worker processes per scoring job: the configured number, else every core we have."""
-    return config["scoring"]["threads"] or workflow.cores
+    if config["scoring"]["threads"]:
+        return config["scoring"]["threads"]
+    try:
+        return workflow.cores
+    except WorkflowError:
+        # No --cores: --unlock, --report, --lint and the like, which run no scoring job.
+        return 1
 
 
 def writer_name(wildcards):
