@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+# 50 GSM8K test problems shipped with the repository (examples/data/gsm8k/README.md).
+GSM8K_TEST = REPO / "examples" / "data" / "gsm8k" / "test.jsonl"
 
 
 @dataclass
