@@ -24,9 +24,9 @@ import yaml
 
 from rewardflow.errors import ConfigError
 
-# Shipped inside the package (a link to workflow/schemas/config.schema.yaml in the repository),
-# so that commands run after a non-editable install find it too.
-SCHEMA_PATH = Path(__file__).resolve().parent / "config.schema.yaml"
+# Shipped inside the package so that a non-editable install finds it too; in the repository
+# the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
+SCHEMA_PATH = (Path(__file__).parent / "config.schema.yaml").resolve()
 
 _JSON_TYPE_NAMES = {
     "string": "string",
