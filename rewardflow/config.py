@@ -172,6 +172,19 @@ def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     return config
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order, recursively.
+
+    Snakemake compares a rule's params by ``repr()``, in which a dict's key order shows: without
+    this, writing the same config's keys in another order would rerun every step.
+    """
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def section_defaults(section: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A config section filled with nothing but its defaults (for callers given no config)."""
     schema = schema if schema is not None else load_schema()

@@ -157,3 +157,22 @@ def test_more_shards_than_prompts_are_capped(tmp_path, rows, shards, limit, expe
     assert f"generate_responses{' ' * 8}{expected}\n" in plan.output, plan.output
     assert f"score_responses{' ' * 11}{expected}\n" in plan.output
     assert f"shards: {shards} is more than the {expected} prompts" in plan.output
+
+
+def test_reordering_the_config_file_reruns_nothing(tmp_path, fresh_simulator):
+    # Snakemake compares params by repr(), in which a dict's key order shows.
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
+    config = base_config(dataset, fresh_simulator.base_url)
+    assert run(tmp_path, config).returncode == 0
+
+    def reversed_keys(value):
+        if isinstance(value, dict):
+            return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+        if isinstance(value, list):
+            return [reversed_keys(item) for item in value]
+        return value
+
+    again = run(tmp_path, reversed_keys(config))
+
+    assert again.returncode == 0, again.output
+    assert again.ran_rules == [], again.output

@@ -6,6 +6,7 @@ from snakemake.logging import logger
 
 from rewardflow.config import (
     aggregate_files,
+    canonical,
     capped_shards,
     dataset_files,
     generation_files,
@@ -24,9 +25,10 @@ try:
     )
 except RewardflowError as error:
     raise WorkflowError(str(error)) from None
-# Filled-in defaults must be visible to every job, so the config dict is updated in place.
+# Filled-in defaults must be visible to every job, so the config dict is updated in place;
+# its keys are sorted, so that params do not depend on the order they were written in.
 config.clear()
-config.update(_validated)
+config.update(canonical(_validated))
 
 # At most generation.parallel_jobs generation jobs run at once, locally or on a cluster, so
 # that each job's 1/parallel_jobs share of the rate limits adds up to the configured total.
