@@ -102,8 +102,15 @@ def test_demo_report_inspect_and_compare_run_in_the_clone(installed):
     assert report.returncode == 0, report.stdout + report.stderr
     assert (clone / "report.html").stat().st_size > 10_000
 
-    listing = run_in(clone, env, "rewardflow-inspect", "results/demo", "list", "--lowest", "3")
-    assert listing.returncode == 0, listing.stdout + listing.stderr
+    for command in [
+        ("rewardflow-inspect", "results/demo", "list", "--lowest", "3"),
+        ("rewardflow-inspect", "results/demo", "show", "arith-007"),
+        ("rewardflow-cache", "list"),
+        # The plan of the README's real-model run: needs neither network nor key.
+        ("snakemake", "-n", "--configfile", "config/math.yaml"),
+    ]:
+        result = run_in(clone, env, *command)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
     compare = run_in(
         clone, env, "rewardflow-compare", "results/demo", "results/demo", "--out", "cmp.md"
     )
