@@ -10,8 +10,12 @@ when generation is disabled) live here too, so every config mistake surfaces at 
 from __future__ import annotations
 
 import copy
+import importlib.machinery
+import importlib.util
 import re
-from collections.abc import Iterator, Mapping
+import site
+import sysconfig
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,9 @@ import yaml
 
 from rewardflow.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+# Shipped inside the package so that a non-editable install finds it too; in the repository
+# the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
+SCHEMA_PATH = (Path(__file__).parent / "config.schema.yaml").resolve()
 
 _JSON_TYPE_NAMES = {
     "string": "string",
@@ -172,6 +178,19 @@ def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = N
     return config
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys in sorted order, recursively.
+
+    Snakemake compares a rule's params by ``repr()``, in which a dict's key order shows: without
+    this, writing the same config's keys in another order would rerun every step.
+    """
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def section_defaults(section: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A config section filled with nothing but its defaults (for callers given no config)."""
     schema = schema if schema is not None else load_schema()
@@ -186,6 +205,33 @@ def primary_reward_name(config: Mapping[str, Any]) -> str:
         if reward.get("primary"):
             return reward["name"]
     return config["rewards"][0]["name"]
+
+
+def count_local_rows(path: str | Path) -> int:
+    """Non-blank lines of a JSONL file, counted without parsing them (cheap at parse time)."""
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
+    """``(shards to use, prompt count)``: never more shards than prompts.
+
+    An empty shard still costs a generation and a scoring job, so ``shards`` is capped at the
+    number of prompts where that is known before any job runs: ``dataset.limit``, and the row
+    count of a local file (a missing file is left for the prepare step to report). The size of
+    a hub dataset is unknown until it is downloaded, so without a limit it is not capped.
+    The prompt count is None when it is unknown.
+    """
+    dataset = config["dataset"]
+    prompts = dataset["limit"]
+    path = dataset["path"]
+    if path and Path(path).is_file():
+        rows = count_local_rows(path)
+        prompts = rows if prompts is None else min(prompts, rows)
+    shards = int(config["shards"])
+    if prompts is None:
+        return shards, None
+    return max(1, min(shards, prompts)), prompts
 
 
 def shard_names(config: Mapping[str, Any]) -> list[str]:
@@ -244,3 +290,108 @@ def prepare_params(config: Mapping[str, Any]) -> dict[str, Any]:
         "prompt": dict(config["prompt"]),
         "generation": {"enabled": config["generation"]["enabled"]},
     }
+
+
+# --- local files a rule reads: its inputs, so that editing one reruns it -----------------------
+
+
+def _install_dirs() -> list[Path]:
+    """Where installed code lives: rewardflow itself, site-packages and the standard library.
+
+    A module found there changes only with an install, not with an edit, so it is not tracked.
+    """
+    paths = sysconfig.get_paths()
+    dirs = [Path(__file__).resolve().parent]
+    dirs += [Path(paths[key]) for key in ("purelib", "platlib", "stdlib", "platstdlib")]
+    dirs += [Path(entry) for entry in site.getsitepackages()]
+    dirs.append(Path(site.getusersitepackages()))
+    return [directory.resolve() for directory in dirs]
+
+
+def module_source_file(module_name: str) -> Path | None:
+    """The file ``module_name`` would be imported from, found without running any of its code.
+
+    ``importlib.util.find_spec("a.b")`` imports package ``a`` first; here only the top-level
+    name goes through the import system (which finds it without importing it, editable
+    installs included) and each submodule is then looked up in its parent's directories.
+    None for a module that cannot be found, has no source file, or is installed code.
+    """
+    top, *rest = module_name.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    name = top
+    for part in rest:
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        name = f"{name}.{part}"
+        spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    if spec is None or not spec.has_location or not spec.origin:
+        return None
+    origin = Path(spec.origin).resolve()
+    if not origin.is_file() or any(origin.is_relative_to(d) for d in _install_dirs()):
+        return None
+    return origin
+
+
+def callable_source_file(reference: str) -> str | None:
+    """The local source file of ``path/file.py:name`` or ``package.module:name``, if any."""
+    target, _, _ = reference.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        return target if Path(target).is_file() else None
+    source = module_source_file(target) if target else None
+    return str(source) if source else None
+
+
+def _files_named_in(values: Iterable[Any]) -> list[str]:
+    """The strings among ``values`` (and lists of them) that name an existing file."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, list):
+            found += _files_named_in(value)
+        elif isinstance(value, str) and _is_file(value):
+            found.append(value)
+    return found
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return "\n" not in value and Path(value).is_file()
+    except (OSError, ValueError):  # too long for a path, or a NUL byte: not a file name
+        return False
+
+
+def _unique(paths: Iterable[str | None]) -> list[str]:
+    return list(dict.fromkeys(path for path in paths if path))
+
+
+def dataset_files(config: Mapping[str, Any]) -> list[str]:
+    """The local dataset file, the prepare rule's input (none for a hub dataset)."""
+    path = config["dataset"]["path"]
+    return [path] if path and Path(path).is_file() else []
+
+
+def generation_files(config: Mapping[str, Any]) -> list[str]:
+    """Files that decide the generated responses: the simulator's canned answers."""
+    if config["model"]["provider"] != "simulator":
+        return []
+    return dataset_files({"dataset": {"path": config["simulator"]["responses"]}})
+
+
+def reward_files(config: Mapping[str, Any]) -> list[str]:
+    """Source files of the rewards, and files their params name (a schema, a rubric)."""
+    return _unique(
+        path
+        for reward in config["rewards"]
+        for path in [
+            callable_source_file(reward["function"]),
+            *_files_named_in(reward["params"].values()),
+        ]
+    )
+
+
+def aggregate_files(config: Mapping[str, Any]) -> list[str]:
+    """The source of ``metrics.answer_extractor`` when it is the user's own code."""
+    extractor = config["metrics"]["answer_extractor"]
+    return _unique([callable_source_file(extractor) if extractor else None])

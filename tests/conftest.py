@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+# 50 GSM8K test problems shipped with the repository (examples/data/gsm8k/README.md).
+GSM8K_TEST = REPO / "examples" / "data" / "gsm8k" / "test.jsonl"
 
 
 @dataclass
@@ -110,13 +111,17 @@ def run_snakemake(
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 300,
+    cores: str | None = "2",
 ) -> SnakemakeResult:
-    """Run the repository's workflow in ``workdir`` and capture everything it printed."""
+    """Run the repository's workflow in ``workdir`` and capture everything it printed.
+
+    ``cores=None`` leaves ``--cores`` out, as the README's ``--unlock`` and ``--report`` do.
+    """
     command = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--cores", "2",
+        *(["--cores", cores] if cores is not None else []),
         *args,
     ]  # fmt: skip
     completed = subprocess.run(

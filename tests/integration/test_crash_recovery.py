@@ -64,7 +64,10 @@ def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal)
         os.killpg(run.pid, kill_signal)
         run.wait(timeout=60)
         if kill_signal == signal.SIGKILL:
-            unlock = run_snakemake(tmp_path, "--configfile", str(config_path), "--unlock")
+            # The README's recovery, exactly: no --cores.
+            unlock = run_snakemake(
+                tmp_path, "--unlock", "--configfile", str(config_path), cores=None
+            )
             assert unlock.returncode == 0, unlock.output
 
         kept = cached_entries(tmp_path)
@@ -85,3 +88,80 @@ def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal)
         assert cached_entries(tmp_path) == PROMPTS
     finally:
         stop_simulator(server)
+
+
+def test_plain_rerun_after_killing_snakemake_alone(tmp_path):
+    """kill -9 of the snakemake process only: its jobs are orphaned and still finish.
+
+    A job that publishes its shard after Snakemake died leaves the shard marked incomplete;
+    the workflow profile's rerun-incomplete makes the README's plain rerun redo it (from the
+    cache) instead of stopping with IncompleteFilesException.
+    """
+    server = start_simulator("--latency-ms", "100", "--latency-jitter-ms", "30")
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
+        config = base_config(dataset, server.base_url, shards=2)
+        config["generation"]["concurrency"] = 2
+        config_path = write_config(tmp_path, config)
+        command = [
+            sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(tmp_path), "--cores", "2", "--configfile", str(config_path),
+        ]  # fmt: skip
+        run = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
+        while cached_entries(tmp_path) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run finished before it could be interrupted"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+        # The orphaned generation jobs finish their shards; wait for the last of them.
+        deadline = time.monotonic() + 120
+        while _group_alive(run.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(run.pid), "orphaned jobs did not finish"
+        assert list((tmp_path / "results" / "test" / "responses").glob("shard-*.jsonl"))
+
+        unlock = run_snakemake(tmp_path, "--unlock", "--configfile", str(config_path), cores=None)
+        assert unlock.returncode == 0, unlock.output
+        kept = cached_entries(tmp_path)
+        server.reset()
+        rerun = run_snakemake(tmp_path, "--configfile", str(config_path))
+
+        assert rerun.returncode == 0, rerun.output
+        assert server.requests() == PROMPTS - kept
+        assert (tmp_path / "results" / "test" / "summary.json").is_file()
+        responses = [
+            record
+            for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")
+            for record in read_jsonl_file(path)
+        ]
+        assert len(responses) == PROMPTS
+        assert all(record["status"] == "ok" for record in responses)
+    finally:
+        stop_simulator(server)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_unlock_and_report_need_no_cores(tmp_path, fresh_simulator):
+    """The README's `snakemake --unlock` and `snakemake --report` commands, without --cores."""
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(6))
+    config_path = write_config(tmp_path, base_config(dataset, fresh_simulator.base_url))
+    assert run_snakemake(tmp_path, "--configfile", str(config_path)).returncode == 0
+
+    unlock = run_snakemake(tmp_path, "--unlock", "--configfile", str(config_path), cores=None)
+    report = run_snakemake(
+        tmp_path, "--report", "report.html", "--configfile", str(config_path), cores=None
+    )
+
+    assert unlock.returncode == 0, unlock.output
+    assert report.returncode == 0, report.output
+    assert (tmp_path / "report.html").stat().st_size > 10_000

@@ -4,9 +4,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import GSM8K_TEST
 
 from rewardflow.config import validate_config
 from rewardflow.dataset import Row, iter_hub_rows, iter_local_rows, iter_rows
@@ -24,7 +24,6 @@ from rewardflow.prepare import (
     template_fields,
 )
 
-GSM8K_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k" / "test.jsonl"
 GSM8K_PATTERN = r"####\s*(.+?)\s*$"
 CONTENT_ID = re.compile(r"^h-[0-9a-f]{16}$")
 

@@ -3,6 +3,7 @@ rule aggregate_scores:
         responses=response_shards,
         scores=score_shards,
         generation_stats=generation_stats,
+        answer_extractor=aggregate_files(config),
     output:
         json="results/{run}/summary.json",
         markdown=report(

@@ -2,11 +2,18 @@
 # Rules call these helpers and hold no logic of their own.
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from rewardflow.config import (
+    aggregate_files,
+    canonical,
+    capped_shards,
+    dataset_files,
+    generation_files,
     generation_params,
     load_schema,
     prepare_params,
+    reward_files,
     shard_names,
     validate_config,
 )
@@ -18,15 +25,25 @@ try:
     )
 except RewardflowError as error:
     raise WorkflowError(str(error)) from None
-# Filled-in defaults must be visible to every job, so the config dict is updated in place.
+# Filled-in defaults must be visible to every job, so the config dict is updated in place;
+# its keys are sorted, so that params do not depend on the order they were written in.
 config.clear()
-config.update(_validated)
+config.update(canonical(_validated))
 
 # At most generation.parallel_jobs generation jobs run at once, locally or on a cluster, so
 # that each job's 1/parallel_jobs share of the rate limits adds up to the configured total.
 workflow.register_resource("generation_jobs", config["generation"]["parallel_jobs"])
 
 RUN = config["run_name"]
+# An empty shard would still cost a generation and a scoring job. The capped count replaces
+# config["shards"], so that every job divides the budget and rate limits by the shards it has.
+_shards, _prompts = capped_shards(config)
+if _shards < config["shards"]:
+    logger.warning(
+        f"shards: {config['shards']} is more than the {_prompts} prompts; "
+        f"using {_shards} shards (one per prompt)"
+    )
+    config["shards"] = _shards
 SHARDS = shard_names(config)
 
 
@@ -67,7 +84,13 @@ def score_shards(wildcards):
 
 def scoring_threads():
     """Worker processes per scoring job: the configured number, else every core we have."""
-    return config["scoring"]["threads"] or workflow.cores
+    if config["scoring"]["threads"]:
+        return config["scoring"]["threads"]
+    try:
+        return workflow.cores
+    except WorkflowError:
+        # No --cores: --unlock, --report, --lint and the like, which run no scoring job.
+        return 1
 
 
 def writer_name(wildcards):

@@ -6,6 +6,7 @@ if config["generation"]["enabled"]:
     rule generate_responses:
         input:
             prompts="results/{run}/prompts/shard-{shard}.jsonl",
+            files=generation_files(config),
         output:
             responses="results/{run}/responses/shard-{shard}.jsonl",
             stats="results/{run}/responses/shard-{shard}.stats.json",

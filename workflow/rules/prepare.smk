@@ -1,4 +1,8 @@
 rule prepare_prompts:
+    input:
+        # Editing the dataset file reruns everything after it; the cache answers every
+        # request whose prompt did not change (editing ground truths sends none).
+        dataset_files(config),
     output:
         shards=expand("results/{{run}}/prompts/shard-{shard}.jsonl", shard=SHARDS),
     log:
