@@ -9,6 +9,7 @@ when generation is disabled) live here too, so every config mistake surfaces at 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.machinery
 import importlib.util
@@ -22,7 +23,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from rewardflow.errors import ConfigError
+from rewardflow.errors import ConfigError, RewardflowError
 
 # Shipped inside the package so that a non-editable install finds it too; in the repository
 # the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
@@ -207,27 +208,22 @@ def primary_reward_name(config: Mapping[str, Any]) -> str:
     return config["rewards"][0]["name"]
 
 
-def count_local_rows(path: str | Path) -> int:
-    """Non-blank lines of a JSONL file, counted without parsing them (cheap at parse time)."""
-    with open(path, "rb") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
 def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
     """``(shards to use, prompt count)``: never more shards than prompts.
 
     An empty shard still costs a generation and a scoring job, so ``shards`` is capped at the
     number of prompts where that is known before any job runs: ``dataset.limit``, and the row
-    count of a local file (a missing file is left for the prepare step to report). The size of
-    a hub dataset is unknown until it is downloaded, so without a limit it is not capped.
-    The prompt count is None when it is unknown.
+    count of a local file in any format (a missing or unreadable file is left for the prepare
+    step to report by file and line). The size of a hub dataset is unknown until it is
+    downloaded, so without a limit it is not capped. The prompt count is None when unknown.
     """
+    from rewardflow.dataset import count_rows  # the format readers: only when counting
+
     dataset = config["dataset"]
     prompts = dataset["limit"]
-    path = dataset["path"]
-    if path and Path(path).is_file():
-        rows = count_local_rows(path)
-        prompts = rows if prompts is None else min(prompts, rows)
+    if dataset["path"] and Path(dataset["path"]).is_file():
+        with contextlib.suppress(RewardflowError):  # prepare reports it by file and line
+            prompts = count_rows(dataset)
     shards = int(config["shards"])
     if prompts is None:
         return shards, None

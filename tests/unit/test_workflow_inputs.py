@@ -10,7 +10,6 @@ from rewardflow.config import (
     aggregate_files,
     callable_source_file,
     capped_shards,
-    count_local_rows,
     dataset_files,
     generation_files,
     module_source_file,
@@ -105,10 +104,18 @@ def test_simulator_answers_are_no_input_of_a_real_endpoint(tmp_path, monkeypatch
     assert generation_files(config) == []
 
 
-def test_rows_are_counted_without_blank_lines(tmp_path):
+def test_blank_lines_are_not_prompts(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"a": 1}\n\n{"a": 2}\n   \n{"a": 3}')
-    assert count_local_rows(path) == 3
+    config = make_config(shards=8, dataset={"path": str(path)})
+    assert capped_shards(config) == (3, 3)
+
+
+def test_shards_are_capped_for_every_file_format(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('question,answer\n"What is\n1 + 1?",2\nWhat is 2 + 2?,4\n')
+    config = make_config(shards=8, dataset={"path": str(path)})
+    assert capped_shards(config) == (2, 2)
 
 
 @pytest.mark.parametrize(
