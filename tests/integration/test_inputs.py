@@ -79,7 +79,8 @@ def test_editing_a_reward_module_on_the_python_path_rescores(tmp_path, fresh_sim
     module = package / "scoring.py"
     module.write_text("def evaluate(messages, ground_truth, **kwargs):\n    return 1.0\n")
     (package / "__init__.py").write_text("")
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "code"), os.environ["PYTHONPATH"]])}
+    paths = [str(tmp_path / "code"), os.environ.get("PYTHONPATH", "")]
+    env = {"PYTHONPATH": os.pathsep.join(path for path in paths if path)}
     dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(6))
     config = base_config(dataset, fresh_simulator.base_url)
     config["rewards"] = [{"name": "accuracy", "function": "myrewards.scoring:evaluate"}]
