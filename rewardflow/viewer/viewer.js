@@ -11,6 +11,8 @@
 var rewardflowViewer = (function () {
   const meta = JSON.parse(document.getElementById("rf-meta").textContent);
   const COMPARE = meta.mode === "compare";
+  // The reward a comparison is about (rewardflow-compare --reward), else each run's primary.
+  const CMP_REWARD = COMPARE && meta.comparison ? meta.comparison.reward : null;
   const ROW_H = 28; // keep in step with --row-h in viewer.css
   const OVERSCAN = 12;
   const STATUSES = ["scored", "score_error", "generation_failed", "not_attempted"];
@@ -59,8 +61,8 @@ var rewardflowViewer = (function () {
 
   // --- headline -----------------------------------------------------------------------------
 
-  function scoreBlock(run, label) {
-    const reward = (run.summary.rewards || {})[run.primary] || {};
+  function scoreBlock(run, label, name) {
+    const reward = (run.summary.rewards || {})[name] || {};
     const ci = reward.ci95
       ? `95% CI ${pct(reward.ci95[0])} – ${pct(reward.ci95[1])} (${reward.ci_method}) · ${int(reward.prompts)} prompts`
       : "no scored samples";
@@ -109,12 +111,13 @@ var rewardflowViewer = (function () {
       ]),
     );
     if (!COMPARE) {
-      head.append(scoreBlock(first, first.primary || "score"), runChips(first, ""));
+      head.append(scoreBlock(first, first.primary || "score", first.primary), runChips(first, ""));
       return;
     }
-    runs.forEach((run, index) =>
-      head.append(scoreBlock(run, `${index ? "candidate" : "baseline"} ${run.name} · ${run.primary}`)),
-    );
+    runs.forEach((run, index) => {
+      const name = CMP_REWARD || run.primary;
+      head.append(scoreBlock(run, `${index ? "B · candidate" : "A · baseline"} ${run.name} · ${name}`, name));
+    });
     const cmp = meta.comparison;
     if (cmp) {
       const pts = (x) => (x >= 0 ? "+" : "") + (100 * x).toFixed(1);
@@ -145,11 +148,18 @@ var rewardflowViewer = (function () {
     return result && typeof result.score === "number" ? result.score : null;
   }
 
+  // A sample's score in a comparison: as rewardflow-compare counts it (run_files.py).
+  function pairedScore(run, sample) {
+    if (!CMP_REWARD || CMP_REWARD === run.primary) return typeof sample.s === "number" ? sample.s : null;
+    return sample.st === "scored" || sample.st === "score_error" ? rewardScore(sample, CMP_REWARD) : null;
+  }
+
   function verdict(run, samples) {
     const threshold = (run.summary.sampling || {}).pass_threshold ?? 1;
-    const scored = samples.filter((s) => typeof s.s === "number");
+    const scores = samples.map((s) => pairedScore(run, s));
+    const scored = scores.filter((x) => x !== null);
     if (!scored.length) return samples.length ? samples[0].st : "missing";
-    const passed = scored.filter((s) => s.s >= threshold).length;
+    const passed = scored.filter((x) => x >= threshold).length;
     if (scored.length === 1 && samples.length === 1) return passed ? "pass" : "fail";
     return `${passed}/${scored.length} pass` + (scored.length < samples.length ? ` (${samples.length - scored.length} unscored)` : "");
   }
@@ -197,8 +207,8 @@ var rewardflowViewer = (function () {
     for (const pa of a.prompts) {
       const pb = b.byId.get(pa.id);
       if (!pb) continue;
-      const ma = mean(pa.samples.map((s) => s.s));
-      const mb = mean(pb.samples.map((s) => s.s));
+      const ma = mean(pa.samples.map((s) => pairedScore(a, s)));
+      const mb = mean(pb.samples.map((s) => pairedScore(b, s)));
       const va = verdict(a, pa.samples);
       const vb = verdict(b, pb.samples);
       rows.push({
