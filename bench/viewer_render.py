@@ -55,9 +55,14 @@ def measure(support: ModuleType, playwright, root: Path, samples: int) -> dict[s
         search_ms = 1000 * (time.perf_counter() - started)
     finally:
         context.close()
-    return {"samples": samples, "write_s": write_s, "mb": stats.bytes / 1e6,
-            "kb_per_1000": stats.bytes / 1e3 / (samples / 1000),
-            "render_ms": render_ms, "search_ms": search_ms}  # fmt: skip
+    return {
+        "samples": samples,
+        "write_s": write_s,
+        "mb": stats.bytes / 1e6,
+        "kb_per_1000": stats.bytes / 1e3 / (samples / 1000),
+        "render_ms": render_ms,
+        "search_ms": search_ms,
+    }
 
 
 def main() -> None:
@@ -69,8 +74,11 @@ def main() -> None:
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             row = measure(support, playwright, Path(tmp), size)
-            print(f"{row['samples']:>7}  {row['write_s']:>7.2f}  {row['mb']:>8.2f}  "
-                  f"{row['kb_per_1000']:>7.0f}  {row['render_ms']:>15.0f}  {row['search_ms']:>9.0f}")  # fmt: skip
+            print(
+                f"{row['samples']:>7}  {row['write_s']:>7.2f}  {row['mb']:>8.2f}  "
+                f"{row['kb_per_1000']:>7.0f}  {row['render_ms']:>15.0f}  "
+                f"{row['search_ms']:>9.0f}"
+            )
 
 
 if __name__ == "__main__":

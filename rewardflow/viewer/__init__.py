@@ -71,7 +71,11 @@ _MARKER = re.compile(r"<!--rf:title-->|/\*rf:(?:css|js|meta)\*/")
 
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    if name != "viewer.html" and re.search(r"<!--|<script|</script|</style", text, re.IGNORECASE):
+        # Inlined into a script or style element, these would end it or change how it parses.
+        raise RuntimeError(f"rewardflow/viewer/{name} contains a tag-like sequence")
+    return text
 
 
 @dataclass(frozen=True)
@@ -233,4 +237,3 @@ def build_viewer(
 ) -> ViewerStats:
     """The workflow's entry point: ``results/<run>/`` -> ``results/<run>/viewer.html``."""
     return write_viewer([load_run(run_dir)], out, group_fields)
-

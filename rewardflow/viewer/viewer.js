@@ -1,6 +1,6 @@
 /* rewardflow viewer: headline, a virtualised table of every sample, and a sample's detail.
  *
- * The data sits in <script type="application/json"> tags written by rewardflow/viewer.
+ * The data sits in JSON script tags (type application/json) written by rewardflow/viewer.
  * Model text is untrusted, so it only ever reaches the page through textContent (the el()
  * helper below); nothing here assigns innerHTML.
  *

@@ -35,13 +35,25 @@ def _sample(
         {"role": "user", "content": f"Problem {prompt}: what is {a} + {b}?"},
     ]
     truth = str(a + b)
-    common = {"id": prompt_id, "sample_index": sample, "messages": messages,
-              "ground_truth": truth, "metadata": metadata}  # fmt: skip
+    common = {
+        "id": prompt_id,
+        "sample_index": sample,
+        "messages": messages,
+        "ground_truth": truth,
+        "metadata": metadata,
+    }
     if index % 37 == 5:
         error = GenerationError("ModelRateLimitError", "HTTP 429: too many requests", 5)
         response = ResponseRecord(**common, status="failed", response=None, error=error)
-        score = ScoreRecord(prompt_id, sample, "generation_failed", None, {},
-                            "ModelRateLimitError: HTTP 429: too many requests", metadata)  # fmt: skip
+        score = ScoreRecord(
+            prompt_id,
+            sample,
+            "generation_failed",
+            None,
+            {},
+            "ModelRateLimitError: HTTP 429: too many requests",
+            metadata,
+        )
         return response, score
     wrong = (prompt + shift + sample) % 4 == 0
     answer = a + b + (1 if wrong else 0)
@@ -61,8 +73,15 @@ def _sample(
             "accuracy": {"error": "TimeoutError: reward took longer than 10 s"},
             "format": {"score": 1.0, "reason": "ends with 'Answer: N'", "is_score_valid": True},
         }
-        score = ScoreRecord(prompt_id, sample, "score_error", None, rewards,
-                            "TimeoutError: reward took longer than 10 s", metadata)  # fmt: skip
+        score = ScoreRecord(
+            prompt_id,
+            sample,
+            "score_error",
+            None,
+            rewards,
+            "TimeoutError: reward took longer than 10 s",
+            metadata,
+        )
         return response, score
     value = 0.0 if wrong else 1.0
     rewards = {
@@ -70,11 +89,19 @@ def _sample(
             "score": value,
             "reason": f"extracted {answer}, expected {truth}: {'no match' if wrong else 'match'}",
             "is_score_valid": True,
-            "metrics": {"answer_found": {"score": 1.0, "reason": "found by 'Answer:'",
-                                         "is_score_valid": True}},  # fmt: skip
+            "metrics": {
+                "answer_found": {
+                    "score": 1.0,
+                    "reason": "found by 'Answer:'",
+                    "is_score_valid": True,
+                }
+            },
         },
-        "format": {"score": 0.5 if truncated else 1.0, "reason": "format checked",
-                   "is_score_valid": True},  # fmt: skip
+        "format": {
+            "score": 0.5 if truncated else 1.0,
+            "reason": "format checked",
+            "is_score_valid": True,
+        },
     }
     return response, ScoreRecord(prompt_id, sample, "scored", value, rewards, None, metadata)
 
@@ -114,24 +141,39 @@ def write_run(
         write_jsonl_atomic(run / "scores" / f"shard-{shard:03d}.jsonl", scores[shard])
     mean = sum(scored) / len(scored) if scored else None
     total = prompts * samples
-    estimate = {"mean": mean, "ci95": [mean - 0.01, mean + 0.01] if mean is not None else None,
-                "ci_method": "bootstrap over prompts", "prompts": prompts}  # fmt: skip
+    estimate = {
+        "mean": mean,
+        "ci95": [mean - 0.01, mean + 0.01] if mean is not None else None,
+        "ci_method": "bootstrap over prompts",
+        "prompts": prompts,
+    }
     summary = {
         "summary_version": 1,
         "run_name": name,
         "model": "synthetic-model",
         "created_at": "2026-12-01T12:00:00+00:00",
-        "counts": {"prompts": prompts, "samples": total,
-                   "generated": total - counts["failed"], "failed": counts["failed"],
-                   "not_attempted": 0, "scored": len(scored),
-                   "score_errors": counts["score_errors"]},  # fmt: skip
+        "counts": {
+            "prompts": prompts,
+            "samples": total,
+            "generated": total - counts["failed"],
+            "failed": counts["failed"],
+            "not_attempted": 0,
+            "scored": len(scored),
+            "score_errors": counts["score_errors"],
+        },
         "primary_reward": "accuracy",
-        "rewards": {"accuracy": {**estimate, "samples": total}, "format": {**estimate, "mean": 0.99}},
+        "rewards": {
+            "accuracy": {**estimate, "samples": total},
+            "format": {**estimate, "mean": 0.99},
+        },
         "weighted": None,
         "sampling": {"pass_threshold": 1.0, "unparsable": 3},
         "breakdowns": {"level": {}, "subject": {}},
-        "usage": {"prompt_tokens": 40 * total, "completion_tokens": 60 * total,
-                  "total_tokens": 100 * total},  # fmt: skip
+        "usage": {
+            "prompt_tokens": 40 * total,
+            "completion_tokens": 60 * total,
+            "total_tokens": 100 * total,
+        },
         "cost_usd": 0.0123,
         "generation": None,
     }

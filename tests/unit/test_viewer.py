@@ -1,0 +1,131 @@
+"""The viewer file's contents: data that survives any model text, and assets that ship.
+
+What the page shows is checked in a real browser (tests/integration/test_viewer_browser.py);
+these tests read the written file itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from rewardflow.errors import RewardflowError
+from rewardflow.run_files import load_run
+from rewardflow.viewer import build_viewer, script_json, write_viewer
+
+_spec = importlib.util.spec_from_file_location(
+    "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
+)
+assert _spec is not None and _spec.loader is not None
+support = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(support)
+
+HOSTILE = "</script><script>alert(1)</script><!-- <script> & \u2028 </SCRIPT >"
+JSON_TAG = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.DOTALL)
+
+
+def data_tags(page: str) -> dict[str, object]:
+    """Each embedded JSON document by its tag id, cut out as an HTML parser would cut it."""
+    return {tag_id: json.loads(body) for tag_id, body in JSON_TAG.findall(page)}
+
+
+def test_script_json_round_trips_and_cannot_close_its_tag():
+    encoded = script_json({"text": HOSTILE})
+    assert "<" not in encoded and ">" not in encoded and "&" not in encoded
+    assert json.loads(encoded) == {"text": HOSTILE}
+
+
+def test_script_json_writes_non_finite_numbers_as_null():
+    """JSON.parse rejects NaN, which would leave the page empty."""
+    assert json.loads(script_json({"p": float("nan"), "ci": [float("inf"), 0.5]})) == {
+        "p": None,
+        "ci": [None, 0.5],
+    }
+
+
+def test_a_response_with_script_tags_stays_inside_its_data(tmp_path):
+    run = support.write_run(tmp_path, "hostile", prompts=6, special={"p000002": HOSTILE})
+    stats = build_viewer(run, tmp_path / "viewer.html")
+    page = stats.path.read_text(encoding="utf-8")
+
+    tags = data_tags(page)
+    assert set(tags) == {"rf-meta", "rf-prompts-0", "rf-samples-0"}
+    responses = [sample.get("r") for sample in tags["rf-samples-0"]]
+    assert HOSTILE in responses
+    # Only the page's own script elements exist: 3 data tags, the app and its start call.
+    assert len(re.findall(r"<script\b", page, re.IGNORECASE)) == 5
+
+
+def test_every_sample_is_written_with_its_status_error_and_rewards(tmp_path):
+    run_dir = support.write_run(tmp_path, "statuses", prompts=50, samples=2)
+    run = load_run(run_dir)
+    stats = write_viewer([run], tmp_path / "viewer.html", group_fields=["level"])
+    tags = data_tags(stats.path.read_text(encoding="utf-8"))
+
+    samples, prompts = tags["rf-samples-0"], tags["rf-prompts-0"]
+    assert (stats.samples, stats.prompts) == (100, 50) == (len(samples), len(prompts))
+    by_key = {(prompts[s["p"]]["id"], s["i"]): s for s in samples}
+    assert set(by_key) == set(run.responses)
+    for key, sample in by_key.items():
+        assert sample["st"] == run.status(key)
+        response, score = run.responses[key], run.scores[key]
+        if response.error:
+            assert sample["e"]["type"] == response.error.type
+            assert "r" not in sample
+        else:
+            assert sample["r"] == response.response
+            assert sample["sc"] == score.rewards
+        if score.status == "score_error":
+            assert sample["se"] == score.error
+    assert {s["st"] for s in samples} == {"scored", "score_error", "generation_failed"}
+    meta = tags["rf-meta"]
+    assert meta["mode"] == "run" and meta["runs"][0]["groups"] == ["level"]
+    assert meta["runs"][0]["rewards"] == ["accuracy", "format"]  # the primary first
+    assert meta["runs"][0]["truncated"] == sum(
+        r.finish_reason == "length" for r in run.responses.values()
+    )
+
+
+def test_the_viewer_loads_nothing_from_the_network(tmp_path):
+    run = support.write_run(tmp_path, "offline", prompts=3)
+    page = build_viewer(run, tmp_path / "viewer.html").path.read_text(encoding="utf-8")
+    assert not re.search(r"\b(?:src|href)\s*=", page)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_more_than_two_runs_are_refused(tmp_path):
+    run = load_run(support.write_run(tmp_path, "one", prompts=2))
+    with pytest.raises(RewardflowError, match="one run or a pair"):
+        write_viewer([run, run, run], tmp_path / "viewer.html")
+    assert not (tmp_path / "viewer.html").exists()
+
+
+def test_a_non_editable_install_ships_the_page_assets(tmp_path):
+    """setuptools copies only .py files unless package-data names the others."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "egg_info",
+            "--egg-base",
+            str(tmp_path),
+            "build_py",
+            "--build-lib",
+            str(tmp_path / "lib"),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    shipped = {path.name for path in Path(tmp_path / "lib" / "rewardflow" / "viewer").iterdir()}
+    assert {"viewer.html", "viewer.css", "viewer.js"} <= shipped
