@@ -164,6 +164,10 @@ var rewardflowViewer = (function () {
     return `${passed}/${scored.length} pass` + (scored.length < samples.length ? ` (${samples.length - scored.length} unscored)` : "");
   }
 
+  function verdictTone(value) {
+    return value === "pass" ? "good" : value === "fail" ? "bad" : "muted";
+  }
+
   function mean(values) {
     const scored = values.filter((x) => typeof x === "number");
     return scored.length ? scored.reduce((a, b) => a + b, 0) / scored.length : null;
@@ -185,11 +189,11 @@ var rewardflowViewer = (function () {
       ...run.groups.map((field) => ({
         key: "g:" + field, label: field, width: "minmax(4em, 1fr)", get: (s) => metaValue(prompt(s), field),
       })),
-      { key: "st", label: "status", width: "8.5em", status: true, get: (s) => s.st },
+      { key: "st", label: "status", width: "10.5em", status: true, get: (s) => s.st },
       ...run.rewards.map((name) => ({
-        key: "r:" + name, label: name, width: "minmax(4.5em, 0.8fr)", numeric: true, get: (s) => rewardScore(s, name), format: num,
+        key: "r:" + name, label: name, width: "minmax(6.5em, 0.8fr)", numeric: true, get: (s) => rewardScore(s, name), format: num,
       })),
-      { key: "tok", label: "out tokens", width: "6em", numeric: true, get: (s) => (s.u ? s.u.completion_tokens ?? null : null), format: int },
+      { key: "tok", label: "tokens", width: "6em", numeric: true, get: (s) => (s.u ? s.u.completion_tokens ?? null : null), format: int },
     ];
   }
 
@@ -227,12 +231,12 @@ var rewardflowViewer = (function () {
       ...a.groups.map((field) => ({
         key: "g:" + field, label: field, width: "minmax(4em, 1fr)", get: (r) => metaValue(r.pa, field),
       })),
-      { key: "va", label: "A: " + a.name, width: "minmax(5em, 1fr)", get: (r) => r.va },
-      { key: "vb", label: "B: " + b.name, width: "minmax(5em, 1fr)", get: (r) => r.vb },
+      { key: "va", label: "A", title: "verdict of A: " + a.name, width: "minmax(4em, 1fr)", get: (r) => r.va, tone: verdictTone },
+      { key: "vb", label: "B", title: "verdict of B: " + b.name, width: "minmax(4em, 1fr)", get: (r) => r.vb, tone: verdictTone },
       { key: "ma", label: "A mean", width: "5em", numeric: true, get: (r) => r.ma, format: num },
       { key: "mb", label: "B mean", width: "5em", numeric: true, get: (r) => r.mb, format: num },
       { key: "delta", label: "Δ", width: "5em", numeric: true, get: (r) => r.delta, format: (x) => (x > 0 ? "+" : "") + num(x) },
-      { key: "changed", label: "changed", width: "5.5em", get: (r) => (r.changed ? "changed" : "same") },
+      { key: "changed", label: "verdict", width: "6.5em", get: (r) => (r.changed ? "changed" : "same") },
     ];
     // Prompts whose verdict changed come first, the biggest moves at the top.
     rows.sort((x, y) => y.changed - x.changed || Math.abs(y.delta || 0) - Math.abs(x.delta || 0) || (x.key < y.key ? -1 : 1));
@@ -408,7 +412,7 @@ var rewardflowViewer = (function () {
     head.replaceChildren(...state.columns.map((column) => {
       const arrow = state.sortKey === column.key ? (state.sortDir > 0 ? " ▲" : " ▼") : "";
       return el("div", {
-        class: "cell" + (column.numeric ? " num" : ""), role: "columnheader", "data-key": column.key, title: "sort by " + column.label,
+        class: "cell" + (column.numeric ? " num" : ""), role: "columnheader", "data-key": column.key, title: "sort by " + (column.title || column.label),
         onclick: () => {
           if (state.sortKey === column.key) state.sortDir = -state.sortDir;
           else { state.sortKey = column.key; state.sortDir = 1; }
@@ -446,6 +450,7 @@ var rewardflowViewer = (function () {
         if (column.status) cell.append(el("span", { class: "status " + value, text: shown }));
         else if (column.key === "changed" && value === "changed") cell.append(el("b", { class: "warn", text: shown }));
         else cell.textContent = shown;
+        if (column.tone) cell.classList.add(column.tone(value));
         cell.title = shown;
         node.append(cell);
       }
@@ -626,5 +631,7 @@ var rewardflowViewer = (function () {
   }
 
   renderHeadline();
+  // The headline is on the page before the sample data is even parsed (the benchmark reads it).
+  window.rewardflowHeadlineMs = performance.now();
   return { start, state };
 })();
