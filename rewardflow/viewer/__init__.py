@@ -171,6 +171,13 @@ def _write_run_data(handle: IO[str], run: RunFiles, index: int) -> tuple[int, in
     return len(prompt_index), len(keys)
 
 
+def _new_file_mode() -> int:
+    """What ``open()`` would give a new file: mkstemp's 0600 would keep the page private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @dataclass(frozen=True)
 class _Template:
     before_data: str
@@ -225,6 +232,7 @@ def write_viewer(
                 run_prompts, run_samples = _write_run_data(handle, run, index)
                 prompts, samples = prompts + run_prompts, samples + run_samples
             handle.write(template.after_data)
+        os.chmod(tmp_name, _new_file_mode())
         os.replace(tmp_name, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

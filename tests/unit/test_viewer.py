@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +131,14 @@ def test_a_non_editable_install_ships_the_page_assets(tmp_path):
     )
     shipped = {path.name for path in Path(tmp_path / "lib" / "rewardflow" / "viewer").iterdir()}
     assert {"viewer.html", "viewer.css", "viewer.js"} <= shipped
+
+
+def test_the_viewer_file_is_readable_by_whoever_may_read_new_files(tmp_path):
+    """It is meant to be shared or served: the umask decides, not the temp file's 0600."""
+    run = support.write_run(tmp_path, "shared", prompts=2)
+    previous = os.umask(0o022)
+    try:
+        path = build_viewer(run, tmp_path / "viewer.html").path
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
