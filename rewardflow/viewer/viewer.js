@@ -472,7 +472,10 @@ var rewardflowViewer = (function () {
     renderRows();
     renderDetail(row);
     const hash = (COMPARE ? "#prompt=" : "#sample=") + encodeURIComponent(row.key);
-    if (location.hash !== hash) history.replaceState(null, "", hash);
+    if (location.hash !== hash) {
+      // Inside the Snakemake report the page runs in a frame that may refuse history changes.
+      try { history.replaceState(null, "", hash); } catch (error) { /* no permalink there */ }
+    }
   }
 
   function openFromHash() {

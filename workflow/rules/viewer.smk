@@ -9,7 +9,7 @@ rule build_viewer:
         viewer=report(
             "results/{run}/viewer.html",
             caption="../report/viewer.rst",
-            category="Samples",
+            category="Viewer",
             labels={"view": "every sample (viewer)"},
         ),
     log:
