@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from rewardflow.generate import cache_root
 from rewardflow.rule_script import run_rule
 from rewardflow.viewer import build_viewer
 
@@ -12,6 +13,8 @@ def main(snakemake) -> None:
         Path(snakemake.input.summary).parent,
         snakemake.output.viewer,
         snakemake.params.group_fields,
+        cache_root(snakemake.config),
+        snakemake.config["model"]["name"],
     )
     logging.info(
         "viewer: %s (%d samples, %d prompts, %.1f MB)",

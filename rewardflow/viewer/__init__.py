@@ -23,14 +23,16 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from rewardflow.cache import CachedResponse, _slug
 from rewardflow.errors import RewardflowError
+from rewardflow.jsonl import read_jsonl_tolerant
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.run_files import RunFiles, SampleKey, load_run
 
@@ -88,12 +90,41 @@ class ViewerStats:
     bytes: int
 
 
+def cached_latencies(cache_root: str | Path, model: str, keys: Collection[str]) -> dict[str, float]:
+    """Request latency in seconds by cache key, from the response cache's journals.
+
+    Response records do not carry latency; the cache entry of each response does. Only the
+    partitions of ``model`` are read (``<model>-<fingerprint>/``), and only ``keys`` kept, so a
+    large shared cache costs reading time, not memory. Unusable lines are skipped, as the
+    cache's own reader does.
+    """
+    latencies: dict[str, float] = {}
+    if not keys:
+        return latencies
+    for journal in sorted(Path(cache_root).glob(f"{_slug(model)}-*/*.jsonl")):
+        for entry in read_jsonl_tolerant(journal):
+            if entry.get("key") not in keys or entry["key"] in latencies:
+                continue
+            try:
+                latency = CachedResponse.from_dict(entry).latency_s
+            except (KeyError, TypeError, ValueError):
+                continue
+            if latency is not None:
+                latencies[entry["key"]] = latency
+    return latencies
+
+
 def _sample(
-    prompt_index: int, response: ResponseRecord, score: ScoreRecord | None, status: str
+    prompt_index: int,
+    response: ResponseRecord,
+    score: ScoreRecord | None,
+    status: str,
+    latency_s: float | None,
 ) -> dict[str, Any]:
     """One sample in the viewer's compact shape; absent fields are left out to save bytes."""
     sample: dict[str, Any] = {"p": prompt_index, "i": response.sample_index, "st": status}
     optional = {
+        "l": latency_s,
         "r": response.response,
         "fr": response.finish_reason,
         "u": response.usage,
@@ -139,7 +170,9 @@ def _run_meta(run: RunFiles, group_fields: Sequence[str] | None) -> dict[str, An
     }
 
 
-def _write_run_data(handle: IO[str], run: RunFiles, index: int) -> tuple[int, int]:
+def _write_run_data(
+    handle: IO[str], run: RunFiles, index: int, latencies: Mapping[str, float]
+) -> tuple[int, int]:
     """Stream one run's prompts and samples into two JSON script tags; return their counts.
 
     Responses repeat their prompt's messages, so each prompt is written once and its samples
@@ -163,8 +196,10 @@ def _write_run_data(handle: IO[str], run: RunFiles, index: int) -> tuple[int, in
     handle.write("]</script>\n")
     handle.write(f'<script type="application/json" id="rf-samples-{index}">[')
     for position, key in enumerate(keys):
+        response = run.responses[key]
+        latency = latencies.get(response.cache_key) if response.cache_key else None
         sample = _sample(
-            prompt_index[key[0]], run.responses[key], run.scores.get(key), run.status(key)
+            prompt_index[key[0]], response, run.scores.get(key), run.status(key), latency
         )
         handle.write(("," if position else "") + script_json(sample))
     handle.write("]</script>\n")
@@ -205,11 +240,13 @@ def write_viewer(
     out: str | Path,
     group_fields: Sequence[str] | None = None,
     comparison: dict[str, Any] | None = None,
+    latencies: Mapping[str, float] | None = None,
 ) -> ViewerStats:
     """Write the viewer for one run, or the paired view of a baseline and a candidate.
 
     ``group_fields`` are the metadata fields offered as filters and columns (default: the
-    summary's breakdowns); ``comparison`` is the paired test's result, shown in the headline.
+    summary's breakdowns); ``comparison`` is the paired test's result, shown in the headline;
+    ``latencies`` maps cache keys to request seconds (:func:`cached_latencies`).
     """
     if len(runs) not in (1, 2):
         raise RewardflowError(f"the viewer shows one run or a pair, not {len(runs)} runs")
@@ -229,7 +266,7 @@ def write_viewer(
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(template.before_data)
             for index, run in enumerate(runs):
-                run_prompts, run_samples = _write_run_data(handle, run, index)
+                run_prompts, run_samples = _write_run_data(handle, run, index, latencies or {})
                 prompts, samples = prompts + run_prompts, samples + run_samples
             handle.write(template.after_data)
         os.chmod(tmp_name, _new_file_mode())
@@ -241,7 +278,20 @@ def write_viewer(
 
 
 def build_viewer(
-    run_dir: str | Path, out: str | Path, group_fields: Sequence[str] | None = None
+    run_dir: str | Path,
+    out: str | Path,
+    group_fields: Sequence[str] | None = None,
+    cache_root: str | Path | None = None,
+    model: str | None = None,
 ) -> ViewerStats:
-    """The workflow's entry point: ``results/<run>/`` -> ``results/<run>/viewer.html``."""
-    return write_viewer([load_run(run_dir)], out, group_fields)
+    """The workflow's entry point: ``results/<run>/`` -> ``results/<run>/viewer.html``.
+
+    With ``cache_root`` and ``model`` (the configured model name, which names the cache
+    partition) each generated sample also shows its request latency.
+    """
+    run = load_run(run_dir)
+    latencies: dict[str, float] = {}
+    if cache_root is not None and model:
+        keys = {r.cache_key for r in run.responses.values() if r.cache_key}
+        latencies = cached_latencies(cache_root, model, keys)
+    return write_viewer([run], out, group_fields, latencies=latencies)

@@ -523,6 +523,7 @@ var rewardflowViewer = (function () {
     const details = [
       sample.fr ? "finish: " + sample.fr : null,
       sample.u ? `tokens: ${int(usage.prompt_tokens)} in, ${int(usage.completion_tokens)} out` : null,
+      typeof sample.l === "number" ? `latency: ${sample.l.toFixed(2)} s` : null,
       sample.m ? "model: " + sample.m : null,
     ].filter(Boolean);
     return el("div", { class: "card" + (current ? " current" : ""), "data-sample": sample.i }, [

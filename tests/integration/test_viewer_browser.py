@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +138,8 @@ def test_a_pipeline_run_builds_its_viewer_which_opens_on_the_headline(tmp_path, 
         assert "What is 3 + 7?" in detail
         response = load_run(viewer.parent).responses[("q0003", 0)].response
         assert page.text_content("#detail .card.current .response pre") == response
+        # Latency comes from the response cache, the only place that records it.
+        assert re.search(r"latency: \d+\.\d\d s", page.text_content("#detail .card.current .meta"))
         context.close()
 
     report = run_snakemake(

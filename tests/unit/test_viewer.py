@@ -20,7 +20,7 @@ from conftest import REPO
 
 from rewardflow.errors import RewardflowError
 from rewardflow.run_files import load_run
-from rewardflow.viewer import build_viewer, script_json, write_viewer
+from rewardflow.viewer import build_viewer, cached_latencies, script_json, write_viewer
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
@@ -142,3 +142,23 @@ def test_the_viewer_file_is_readable_by_whoever_may_read_new_files(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path):
+    def entry(key: str, latency: float | None) -> str:
+        fields = {"response": "4", "finish_reason": "stop", "usage": None, "model": "m"}
+        return json.dumps({"key": key, "sample_index": 0, **fields, "latency_s": latency})
+
+    mine = tmp_path / "gpt-x-0123456789abcdef"
+    mine.mkdir()
+    (mine / "run.shard-000.jsonl").write_text(
+        entry("a", 0.25) + "\n" + '{"key": "b", "torn' + "\n" + entry("c", 1.5) + "\n"
+    )
+    (mine / "run.shard-001.jsonl").write_text(entry("d", None) + "\n" + entry("e", 9.0) + "\n")
+    other = tmp_path / "other-model-0123456789abcdef"
+    other.mkdir()
+    (other / "x.jsonl").write_text(entry("f", 3.0) + "\n")
+
+    latencies = cached_latencies(tmp_path, "gpt-x", {"a", "b", "c", "d", "f"})
+    assert latencies == {"a": 0.25, "c": 1.5}
+    assert cached_latencies(tmp_path / "missing", "gpt-x", {"a"}) == {}
