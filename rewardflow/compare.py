@@ -6,11 +6,16 @@ difference is only news if it is bigger than noise; so every run is compared wit
 means and, when both runs have one pass/fail sample per prompt, McNemar's test.
 
     rewardflow-compare results/base results/candidate [--reward accuracy] [--out cmp.md]
+        [--viewer pair.html]
+
+``--viewer`` writes the paired results viewer (rewardflow/viewer/): every shared prompt with
+both runs' responses side by side, the prompts whose verdict changed first.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import sys
 from collections.abc import Sequence
@@ -21,6 +26,7 @@ from rewardflow.errors import RewardflowError
 from rewardflow.jsonl import write_text_atomic
 from rewardflow.metrics import McNemar, PairedDiff, mcnemar, paired_bootstrap_diff
 from rewardflow.run_files import RunFiles, load_run
+from rewardflow.viewer import write_viewer
 
 
 @dataclass(frozen=True)
@@ -118,11 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reward", help="reward to compare (default: the baseline's primary)")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument("--html", type=Path, help="also write a self-contained HTML page here")
+    parser.add_argument(
+        "--viewer",
+        type=Path,
+        metavar="OUT",
+        help="also write the paired results viewer (exactly two runs) as one HTML file here",
+    )
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("give at least two run directories")
+    if args.viewer and len(args.runs) != 2:
+        parser.error("--viewer pairs exactly two runs: give a baseline and one candidate")
     try:
         runs = [load_run(path) for path in args.runs]
         reward = args.reward or runs[0].summary["primary_reward"]
@@ -136,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_text_atomic(args.out, markdown)
     if args.html:
         write_text_atomic(args.html, render_html(markdown))
+    if args.viewer:
+        paired = dataclasses.asdict(comparisons[0].paired)
+        try:
+            write_viewer(runs, args.viewer, comparison={"reward": reward, **paired})
+        except RewardflowError as error:
+            print(f"rewardflow-compare: {error}", file=sys.stderr)
+            return 1
+        print(f"paired viewer: {args.viewer}", file=sys.stderr)
     return 0
 
 

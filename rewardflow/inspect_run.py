@@ -18,14 +18,6 @@ from rewardflow.run_files import RunFiles, load_run
 STATUSES = ("scored", "score_error", "generation_failed", "not_attempted")
 
 
-def _status(run: RunFiles, key: tuple[str, int]) -> str:
-    score = run.scores.get(key)
-    if score is not None:
-        return score.status
-    response = run.responses[key]
-    return "generation_failed" if response.status == "failed" else response.status
-
-
 def select(
     run: RunFiles,
     status: str | None = None,
@@ -35,7 +27,7 @@ def select(
     """Sample keys matching a status and metadata filters, lowest primary score first if asked."""
     keys = sorted(run.responses)
     if status:
-        keys = [key for key in keys if _status(run, key) == status]
+        keys = [key for key in keys if run.status(key) == status]
     for field, value in where:
         keys = [k for k in keys if str(run.responses[k].metadata.get(field)) == value]
     if lowest is not None:
@@ -56,7 +48,7 @@ def list_lines(run: RunFiles, keys: Iterable[tuple[str, int]]) -> list[str]:
         value = "-" if score is None or score.score is None else f"{score.score:.3g}"
         response = run.responses[key]
         detail = (score.error if score and score.error else None) or response.response
-        lines.append(f"{key[0]}  #{key[1]}  {_status(run, key):<17} {value:>5}  {_short(detail)}")
+        lines.append(f"{key[0]}  #{key[1]}  {run.status(key):<17} {value:>5}  {_short(detail)}")
     return lines
 
 
@@ -71,7 +63,7 @@ def show_lines(run: RunFiles, prompt_id: str, sample: int | None) -> list[str]:
     lines += [f"  [{m['role']}] {m['content']}" for m in first.messages]
     for key in keys:
         response, score = run.responses[key], run.scores.get(key)
-        lines += ["", f"sample {key[1]}: {_status(run, key)}"]
+        lines += ["", f"sample {key[1]}: {run.status(key)}"]
         if response.error:
             lines.append(f"  error: {response.error.type}: {response.error.message}")
         if response.response is not None:

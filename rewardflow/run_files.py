@@ -49,6 +49,14 @@ class RunFiles:
     def name(self) -> str:
         return str(self.summary.get("run_name", self.path.name))
 
+    def status(self, key: SampleKey) -> str:
+        """A sample's one status: its score record's, else what its generation came to."""
+        score = self.scores.get(key)
+        if score is not None:
+            return score.status
+        response = self.responses[key]
+        return "generation_failed" if response.status == "failed" else response.status
+
     def per_prompt_scores(self, reward: str) -> dict[str, list[float]]:
         """Scored samples' scores for ``reward``, by prompt (failures and errors left out)."""
         by_prompt: dict[str, list[float]] = defaultdict(list)

@@ -58,6 +58,7 @@ def final_outputs():
         f"results/{RUN}/summary.md",
         f"results/{RUN}/run_complete.txt",
         *expand(rules.build_report.output, run=RUN),
+        f"results/{RUN}/viewer.html",
     ]
 
 

@@ -1,0 +1,297 @@
+"""The results viewer: one self-contained HTML file to read every sample of a run (or two).
+
+People judge an evaluation by reading samples, so the viewer shows the headline first, then a
+table of every sample (virtualised, so 100,000 rows stay responsive) and each sample's full
+detail. It must open offline and survive being attached to a message, so the page carries its
+own CSS, JavaScript and data: no CDN, no server.
+
+The data is embedded as JSON in ``<script type="application/json">`` tags. Model text is
+arbitrary, so the JSON is escaped (``<``, ``>``, ``&`` as ``\\u003c`` …) and a response saying
+``</script>`` cannot end the tag; the page's script only ever puts that text into the DOM as
+text (``textContent``), never as HTML.
+
+Records are streamed into the file one sample at a time, so the page itself is never held in
+memory as one string. The page's sources are package data files beside this module
+(``viewer.html``, ``viewer.css``, ``viewer.js``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from rewardflow.cache import CachedResponse, _slug
+from rewardflow.errors import RewardflowError
+from rewardflow.jsonl import read_jsonl_tolerant
+from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.run_files import RunFiles, SampleKey, load_run
+
+VIEWER_FILE = "viewer.html"
+
+# JSON never needs these characters outside strings, and inside strings the \u escapes mean
+# the same; so the escaped text parses to the same value and cannot close the script tag.
+_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no such numbers, JSON.parse fails."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe inside ``<script type="application/json">``."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_ESCAPES)
+
+
+_MARKER = re.compile(r"<!--rf:title-->|/\*rf:(?:css|js|meta)\*/")
+
+
+def _asset(name: str) -> str:
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    if name != "viewer.html" and re.search(r"<!--|<script|</script|</style", text, re.IGNORECASE):
+        # Inlined into a script or style element, these would end it or change how it parses.
+        raise RuntimeError(f"rewardflow/viewer/{name} contains a tag-like sequence")
+    return text
+
+
+@dataclass(frozen=True)
+class ViewerStats:
+    """What was written, for the rule's log and the benchmark."""
+
+    path: Path
+    samples: int
+    prompts: int
+    bytes: int
+
+
+def cached_latencies(cache_root: str | Path, model: str, keys: Collection[str]) -> dict[str, float]:
+    """Request latency in seconds by cache key, from the response cache's journals.
+
+    Response records do not carry latency; the cache entry of each response does. Only the
+    partitions of ``model`` are read (``<model>-<fingerprint>/``), and only ``keys`` kept, so a
+    large shared cache costs reading time, not memory. Unusable lines are skipped, as the
+    cache's own reader does.
+    """
+    latencies: dict[str, float] = {}
+    if not keys:
+        return latencies
+    for journal in sorted(Path(cache_root).glob(f"{_slug(model)}-*/*.jsonl")):
+        for entry in read_jsonl_tolerant(journal):
+            if entry.get("key") not in keys or entry["key"] in latencies:
+                continue
+            try:
+                latency = CachedResponse.from_dict(entry).latency_s
+            except (KeyError, TypeError, ValueError):
+                continue
+            if latency is not None:
+                latencies[entry["key"]] = latency
+    return latencies
+
+
+def _sample(
+    prompt_index: int,
+    response: ResponseRecord,
+    score: ScoreRecord | None,
+    status: str,
+    latency_s: float | None,
+) -> dict[str, Any]:
+    """One sample in the viewer's compact shape; absent fields are left out to save bytes."""
+    sample: dict[str, Any] = {"p": prompt_index, "i": response.sample_index, "st": status}
+    optional = {
+        "l": latency_s,
+        "r": response.response,
+        "fr": response.finish_reason,
+        "u": response.usage,
+        "m": response.model,
+        "e": (
+            {
+                "type": response.error.type,
+                "message": response.error.message,
+                "attempts": response.error.attempts,
+            }
+            if response.error
+            else None
+        ),
+    }
+    if score is not None:
+        optional |= {
+            "s": score.score,
+            "sc": score.rewards or None,
+            "se": score.error if response.error is None else None,
+            "ws": score.weighted_score,
+        }
+    sample.update({key: value for key, value in optional.items() if value is not None})
+    return sample
+
+
+def _run_meta(run: RunFiles, group_fields: Sequence[str] | None) -> dict[str, Any]:
+    summary = run.summary
+    primary = summary.get("primary_reward")
+    rewards = list(summary.get("rewards") or {})
+    if primary in rewards:
+        rewards.remove(primary)
+        rewards.insert(0, primary)
+    groups = list(group_fields if group_fields is not None else summary.get("breakdowns") or {})
+    truncated = sum(1 for r in run.responses.values() if r.finish_reason == "length")
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "summary": summary,
+        "primary": primary,
+        "rewards": rewards,
+        "groups": groups,
+        "truncated": truncated,
+    }
+
+
+def _write_run_data(
+    handle: IO[str], run: RunFiles, index: int, latencies: Mapping[str, float]
+) -> tuple[int, int]:
+    """Stream one run's prompts and samples into two JSON script tags; return their counts.
+
+    Responses repeat their prompt's messages, so each prompt is written once and its samples
+    point at it by index: several samples per prompt cost one copy of a long prompt.
+    """
+    keys: list[SampleKey] = sorted(run.responses)
+    prompt_index: dict[str, int] = {}
+    handle.write(f'<script type="application/json" id="rf-prompts-{index}">[')
+    for key in keys:
+        if key[0] in prompt_index:
+            continue
+        response = run.responses[key]
+        prompt = {
+            "id": key[0],
+            "messages": response.messages,
+            "ground_truth": response.ground_truth,
+            "metadata": response.metadata,
+        }
+        handle.write(("," if prompt_index else "") + script_json(prompt))
+        prompt_index[key[0]] = len(prompt_index)
+    handle.write("]</script>\n")
+    handle.write(f'<script type="application/json" id="rf-samples-{index}">[')
+    for position, key in enumerate(keys):
+        response = run.responses[key]
+        latency = latencies.get(response.cache_key) if response.cache_key else None
+        sample = _sample(
+            prompt_index[key[0]], response, run.scores.get(key), run.status(key), latency
+        )
+        handle.write(("," if position else "") + script_json(sample))
+    handle.write("]</script>\n")
+    return len(prompt_index), len(keys)
+
+
+def _new_file_mode() -> int:
+    """What ``open()`` would give a new file: mkstemp's 0600 would keep the page private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@dataclass(frozen=True)
+class _Template:
+    before_data: str
+    after_data: str
+
+
+def _template(title: str, meta: dict[str, Any]) -> _Template:
+    page = _asset("viewer.html")
+    head, sep, tail = page.partition("<!--rf:data-->")
+    if not sep:
+        raise RuntimeError("viewer.html lacks its <!--rf:data--> marker")
+    filled = {
+        "<!--rf:title-->": html.escape(title),
+        "/*rf:css*/": _asset("viewer.css"),
+        "/*rf:js*/": _asset("viewer.js"),
+        "/*rf:meta*/": script_json(meta),
+    }
+    # One pass, so a marker-like string inside a filled-in value is never replaced again.
+    head = _MARKER.sub(lambda match: filled[match.group(0)], head)
+    return _Template(head, tail)
+
+
+def write_viewer(
+    runs: Sequence[RunFiles],
+    out: str | Path,
+    group_fields: Sequence[str] | None = None,
+    comparison: dict[str, Any] | None = None,
+    latencies: Mapping[str, float] | None = None,
+) -> ViewerStats:
+    """Write the viewer for one run, or the paired view of a baseline and a candidate.
+
+    ``group_fields`` are the metadata fields offered as filters and columns (default: the
+    summary's breakdowns); ``comparison`` is the paired test's result, shown in the headline;
+    ``latencies`` maps cache keys to request seconds (:func:`cached_latencies`).
+    """
+    if len(runs) not in (1, 2):
+        raise RewardflowError(f"the viewer shows one run or a pair, not {len(runs)} runs")
+    meta = {
+        "mode": "run" if len(runs) == 1 else "compare",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": [_run_meta(run, group_fields) for run in runs],
+        "comparison": comparison,
+    }
+    title = " vs ".join(run.name for run in runs)
+    template = _template(f"rewardflow: {title}", meta)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    prompts = samples = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(template.before_data)
+            for index, run in enumerate(runs):
+                run_prompts, run_samples = _write_run_data(handle, run, index, latencies or {})
+                prompts, samples = prompts + run_prompts, samples + run_samples
+            handle.write(template.after_data)
+        os.chmod(tmp_name, _new_file_mode())
+        os.replace(tmp_name, out)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return ViewerStats(out, samples, prompts, out.stat().st_size)
+
+
+def build_viewer(
+    run_dir: str | Path,
+    out: str | Path,
+    group_fields: Sequence[str] | None = None,
+    cache_root: str | Path | None = None,
+    model: str | None = None,
+) -> ViewerStats:
+    """The workflow's entry point: ``results/<run>/`` -> ``results/<run>/viewer.html``.
+
+    With ``cache_root`` and ``model`` (the configured model name, which names the cache
+    partition) each generated sample also shows its request latency.
+    """
+    run = load_run(run_dir)
+    latencies: dict[str, float] = {}
+    if cache_root is not None and model:
+        keys = {r.cache_key for r in run.responses.values() if r.cache_key}
+        latencies = cached_latencies(cache_root, model, keys)
+    return write_viewer([run], out, group_fields, latencies=latencies)

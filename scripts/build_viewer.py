@@ -1,0 +1,28 @@
+"""Rule build_viewer: a run's summary and shards -> results/<run>/viewer.html."""
+
+import logging
+from pathlib import Path
+
+from rewardflow.generate import cache_root
+from rewardflow.rule_script import run_rule
+from rewardflow.viewer import build_viewer
+
+
+def main(snakemake) -> None:
+    stats = build_viewer(
+        Path(snakemake.input.summary).parent,
+        snakemake.output.viewer,
+        snakemake.params.group_fields,
+        cache_root(snakemake.config),
+        snakemake.config["model"]["name"],
+    )
+    logging.info(
+        "viewer: %s (%d samples, %d prompts, %.1f MB)",
+        stats.path,
+        stats.samples,
+        stats.prompts,
+        stats.bytes / 1e6,
+    )
+
+
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake

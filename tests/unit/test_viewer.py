@@ -1,0 +1,174 @@
+"""The viewer file's contents: data that survives any model text, and assets that ship.
+
+What the page shows is checked in a real browser (tests/integration/test_viewer_browser.py);
+these tests read the written file itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from rewardflow.compare import main as compare_main
+from rewardflow.errors import RewardflowError
+from rewardflow.run_files import load_run
+from rewardflow.viewer import build_viewer, cached_latencies, script_json, write_viewer
+
+_spec = importlib.util.spec_from_file_location(
+    "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
+)
+assert _spec is not None and _spec.loader is not None
+support = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(support)
+
+HOSTILE = "</script><script>alert(1)</script><!-- <script> & \u2028 </SCRIPT >"
+JSON_TAG = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.DOTALL)
+
+
+def data_tags(page: str) -> dict[str, object]:
+    """Each embedded JSON document by its tag id, cut out as an HTML parser would cut it."""
+    return {tag_id: json.loads(body) for tag_id, body in JSON_TAG.findall(page)}
+
+
+def test_script_json_round_trips_and_cannot_close_its_tag():
+    encoded = script_json({"text": HOSTILE})
+    assert "<" not in encoded and ">" not in encoded and "&" not in encoded
+    assert json.loads(encoded) == {"text": HOSTILE}
+
+
+def test_script_json_writes_non_finite_numbers_as_null():
+    """JSON.parse rejects NaN, which would leave the page empty."""
+    assert json.loads(script_json({"p": float("nan"), "ci": [float("inf"), 0.5]})) == {
+        "p": None,
+        "ci": [None, 0.5],
+    }
+
+
+def test_a_response_with_script_tags_stays_inside_its_data(tmp_path):
+    run = support.write_run(tmp_path, "hostile", prompts=6, special={"p000002": HOSTILE})
+    stats = build_viewer(run, tmp_path / "viewer.html")
+    page = stats.path.read_text(encoding="utf-8")
+
+    tags = data_tags(page)
+    assert set(tags) == {"rf-meta", "rf-prompts-0", "rf-samples-0"}
+    responses = [sample.get("r") for sample in tags["rf-samples-0"]]
+    assert HOSTILE in responses
+    # Only the page's own script elements exist: 3 data tags, the app and its start call.
+    assert len(re.findall(r"<script\b", page, re.IGNORECASE)) == 5
+
+
+def test_every_sample_is_written_with_its_status_error_and_rewards(tmp_path):
+    run_dir = support.write_run(tmp_path, "statuses", prompts=50, samples=2)
+    run = load_run(run_dir)
+    stats = write_viewer([run], tmp_path / "viewer.html", group_fields=["level"])
+    tags = data_tags(stats.path.read_text(encoding="utf-8"))
+
+    samples, prompts = tags["rf-samples-0"], tags["rf-prompts-0"]
+    assert (stats.samples, stats.prompts) == (100, 50) == (len(samples), len(prompts))
+    by_key = {(prompts[s["p"]]["id"], s["i"]): s for s in samples}
+    assert set(by_key) == set(run.responses)
+    for key, sample in by_key.items():
+        assert sample["st"] == run.status(key)
+        response, score = run.responses[key], run.scores[key]
+        if response.error:
+            assert sample["e"]["type"] == response.error.type
+            assert "r" not in sample
+        else:
+            assert sample["r"] == response.response
+            assert sample["sc"] == score.rewards
+        if score.status == "score_error":
+            assert sample["se"] == score.error
+    assert {s["st"] for s in samples} == {"scored", "score_error", "generation_failed"}
+    meta = tags["rf-meta"]
+    assert meta["mode"] == "run" and meta["runs"][0]["groups"] == ["level"]
+    assert meta["runs"][0]["rewards"] == ["accuracy", "format"]  # the primary first
+    assert meta["runs"][0]["truncated"] == sum(
+        r.finish_reason == "length" for r in run.responses.values()
+    )
+
+
+def test_the_viewer_loads_nothing_from_the_network(tmp_path):
+    run = support.write_run(tmp_path, "offline", prompts=3)
+    page = build_viewer(run, tmp_path / "viewer.html").path.read_text(encoding="utf-8")
+    assert not re.search(r"\b(?:src|href)\s*=", page)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_more_than_two_runs_are_refused(tmp_path):
+    run = load_run(support.write_run(tmp_path, "one", prompts=2))
+    with pytest.raises(RewardflowError, match="one run or a pair"):
+        write_viewer([run, run, run], tmp_path / "viewer.html")
+    assert not (tmp_path / "viewer.html").exists()
+
+
+def test_a_non_editable_install_ships_the_page_assets(tmp_path):
+    """setuptools copies only .py files unless package-data names the others."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "egg_info",
+            "--egg-base",
+            str(tmp_path),
+            "build_py",
+            "--build-lib",
+            str(tmp_path / "lib"),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    shipped = {path.name for path in Path(tmp_path / "lib" / "rewardflow" / "viewer").iterdir()}
+    assert {"viewer.html", "viewer.css", "viewer.js"} <= shipped
+
+
+def test_the_viewer_file_is_readable_by_whoever_may_read_new_files(tmp_path):
+    """It is meant to be shared or served: the umask decides, not the temp file's 0600."""
+    run = support.write_run(tmp_path, "shared", prompts=2)
+    previous = os.umask(0o022)
+    try:
+        path = build_viewer(run, tmp_path / "viewer.html").path
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path):
+    def entry(key: str, latency: float | None) -> str:
+        fields = {"response": "4", "finish_reason": "stop", "usage": None, "model": "m"}
+        return json.dumps({"key": key, "sample_index": 0, **fields, "latency_s": latency})
+
+    mine = tmp_path / "gpt-x-0123456789abcdef"
+    mine.mkdir()
+    (mine / "run.shard-000.jsonl").write_text(
+        entry("a", 0.25) + "\n" + '{"key": "b", "torn' + "\n" + entry("c", 1.5) + "\n"
+    )
+    (mine / "run.shard-001.jsonl").write_text(entry("d", None) + "\n" + entry("e", 9.0) + "\n")
+    other = tmp_path / "other-model-0123456789abcdef"
+    other.mkdir()
+    (other / "x.jsonl").write_text(entry("f", 3.0) + "\n")
+
+    latencies = cached_latencies(tmp_path, "gpt-x", {"a", "b", "c", "d", "f"})
+    assert latencies == {"a": 0.25, "c": 1.5}
+    assert cached_latencies(tmp_path / "missing", "gpt-x", {"a"}) == {}
+
+
+def test_compare_viewer_needs_exactly_two_runs(tmp_path, capsys):
+    runs = [str(support.write_run(tmp_path, name, prompts=2)) for name in ("a", "b", "c")]
+    with pytest.raises(SystemExit) as exit_info:
+        compare_main([*runs, "--viewer", str(tmp_path / "pair.html")])
+    assert exit_info.value.code == 2
+    assert "--viewer pairs exactly two runs" in capsys.readouterr().err
+    assert not (tmp_path / "pair.html").exists()

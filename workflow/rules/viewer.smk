@@ -1,0 +1,23 @@
+# The results viewer: one self-contained HTML page of every sample (rewardflow/viewer/).
+# Flagged report(...) so `snakemake --report` embeds it and links it from the report.
+rule build_viewer:
+    input:
+        summary="results/{run}/summary.json",
+        responses=response_shards,
+        scores=score_shards,
+    output:
+        viewer=report(
+            "results/{run}/viewer.html",
+            caption="../report/viewer.rst",
+            category="Viewer",
+            labels={"view": "every sample (viewer)"},
+        ),
+    log:
+        "logs/{run}/build_viewer.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        group_fields=config["metrics"]["group_by"],
+    script:
+        "../../scripts/build_viewer.py"
