@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rewardflow import choices
 from rewardflow.dataset import Row, iter_rows, resolve_dataset_config
 from rewardflow.errors import DatasetError
 from rewardflow.fields import MISSING, get_field
@@ -163,7 +164,7 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
     # The prompt's own messages are the record's `messages`; a second copy would only bloat it.
     left_out = {response_field, messages_field}
     metadata = {key: value for key, value in row.data.items() if key not in left_out}
-    return PromptRecord(
+    record = PromptRecord(
         id=prompt_id,
         messages=messages,
         ground_truth=extract_ground_truth(
@@ -173,12 +174,15 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
         source=row.source,
         responses=responses,
     )
+    # The prompts file shows sample 0's order; generation shuffles the other samples' own.
+    return choices.for_sample(record, 0, prompt)
 
 
 def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list[PromptRecord]:
     """All prompt records; a repeated explicit id is an error, a repeated row gets ``~2``."""
     config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
     _check_chat_prompt_settings(config)
+    choices.check_config(config)
     records: list[PromptRecord] = []
     first_seen: dict[str, str] = {}
     occurrences: Counter[str] = Counter()
