@@ -164,7 +164,7 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
     # The prompt's own messages are the record's `messages`; a second copy would only bloat it.
     left_out = {response_field, messages_field}
     metadata = {key: value for key, value in row.data.items() if key not in left_out}
-    record = PromptRecord(
+    return PromptRecord(
         id=prompt_id,
         messages=messages,
         ground_truth=extract_ground_truth(
@@ -174,8 +174,6 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
         source=row.source,
         responses=responses,
     )
-    # The prompts file shows sample 0's order; generation shuffles the other samples' own.
-    return choices.for_sample(record, 0, prompt)
 
 
 def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list[PromptRecord]:
@@ -197,7 +195,9 @@ def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list
                 )
             record = replace(record, id=f"{record.id}~{occurrences[record.id]}")
         first_seen.setdefault(record.id, row.location)
-        records.append(record)
+        # Once the id is final (the shuffle depends on it), as sample 0 will see it: the
+        # generation job renders the other samples' own orders the same way.
+        records.append(choices.for_sample(record, 0, config["prompt"]))
     if not records:
         raise DatasetError("the dataset has no rows")
     return records

@@ -140,3 +140,16 @@ def test_a_row_without_a_list_of_options_is_named_by_location():
                source={"file": "mc.jsonl", "line": 4})]  # fmt: skip
     with pytest.raises(DatasetError, match=r"mc.jsonl:4: .*'options' must hold a list"):
         build_prompt_records(bad, config())
+
+
+def test_a_repeated_row_is_shuffled_under_its_final_id_in_the_prompts_file_too():
+    # Without id_field, repeats get ids "...~2", "...~3": the prompts file must show the order
+    # generation gives sample 0 under that final id.
+    data = {"question": "Capital of France?", "options": OPTIONS, "answer": "Paris"}
+    repeats = [Row(data=data, source={"file": "mc.jsonl", "line": n + 1}) for n in range(4)]
+    cfg = config(dataset={"id_field": None})
+    prompts = build_prompt_records(repeats, cfg)
+
+    assert [prompt.id.rpartition("~")[2] for prompt in prompts][1:] == ["2", "3", "4"]
+    for prompt in prompts:
+        assert for_sample(prompt, 0, cfg["prompt"]) == prompt
