@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardflow import choices
 from rewardflow.adaptive import AdaptiveRate
 from rewardflow.budget import Spend, SpendGuard, price_of, spent_by_writer
 from rewardflow.cache import (
@@ -127,13 +128,17 @@ def plan_work(
     settings: GenerationSettings,
     samples: int,
     independent_samples: bool = False,
+    prompt_config: Mapping[str, Any] | None = None,
 ) -> list[WorkItem]:
+    """One item per sample; each sample's prompt as it sees it (``prompt.shuffle_options``)."""
     greedy = shares_greedy_samples(settings, independent_samples)
-    return [
-        WorkItem(prompt, index, cache_key(settings, prompt.messages, 0 if greedy else index))
-        for prompt in prompts
-        for index in range(samples)
-    ]
+    items = []
+    for prompt in prompts:
+        for index in range(samples):
+            sample = choices.for_sample(prompt, index, prompt_config or {})
+            key = cache_key(settings, sample.messages, 0 if greedy else index)
+            items.append(WorkItem(sample, index, key))
+    return items
 
 
 def distinct_requests(items: Sequence[WorkItem]) -> list[WorkItem]:
@@ -338,6 +343,7 @@ def assemble_records(
             "ground_truth": item.prompt.ground_truth,
             "cache_key": item.key,
             "metadata": item.prompt.metadata,
+            "choices": item.prompt.choices,
         }
         if item.key in responses:
             cached = responses[item.key]
@@ -499,7 +505,10 @@ def generate_shard(
     settings = GenerationSettings.from_config(config, endpoint_identity(config))
     generation = config["generation"]
     independent = bool(generation.get("independent_samples", False))
-    items = plan_work(read_prompts(prompts_path), settings, int(generation["samples"]), independent)
+    items = plan_work(
+        read_prompts(prompts_path), settings, int(generation["samples"]), independent,
+        config["prompt"],
+    )  # fmt: skip
     cache = ResponseCache(cache_root(config), settings)
     tail = cache.tail(item.key for item in items)
     responses = dict(tail.read_new())

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rewardflow import choices
 from rewardflow.dataset import Row, iter_rows, resolve_dataset_config
 from rewardflow.errors import DatasetError
 from rewardflow.fields import MISSING, get_field
@@ -179,6 +180,7 @@ def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list
     """All prompt records; a repeated explicit id is an error, a repeated row gets ``~2``."""
     config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
     _check_chat_prompt_settings(config)
+    choices.check_config(config)
     records: list[PromptRecord] = []
     first_seen: dict[str, str] = {}
     occurrences: Counter[str] = Counter()
@@ -193,7 +195,9 @@ def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list
                 )
             record = replace(record, id=f"{record.id}~{occurrences[record.id]}")
         first_seen.setdefault(record.id, row.location)
-        records.append(record)
+        # Once the id is final (the shuffle depends on it), as sample 0 will see it: the
+        # generation job renders the other samples' own orders the same way.
+        records.append(choices.for_sample(record, 0, config["prompt"]))
     if not records:
         raise DatasetError("the dataset has no rows")
     return records

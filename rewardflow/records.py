@@ -27,11 +27,14 @@ class PromptRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     responses: list[str] | None = None
+    #: With ``prompt.shuffle_options``: the options' order and the right letter (sample 0's).
+    choices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
-        if self.responses is None:
-            del record["responses"]
+        for optional in ("responses", "choices"):
+            if record[optional] is None:
+                del record[optional]
         return record
 
     @classmethod
@@ -43,6 +46,7 @@ class PromptRecord:
             metadata=data.get("metadata") or {},
             source=data.get("source") or {},
             responses=data.get("responses"),
+            choices=data.get("choices"),
         )
 
 
@@ -82,9 +86,14 @@ class ResponseRecord:
     cache_key: str | None = None
     error: GenerationError | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: With ``prompt.shuffle_options``: this sample's order of the options and right letter.
+    choices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        if self.choices is None:
+            del record["choices"]
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResponseRecord:
@@ -102,6 +111,7 @@ class ResponseRecord:
             cache_key=data.get("cache_key"),
             error=GenerationError(**error) if error else None,
             metadata=data.get("metadata") or {},
+            choices=data.get("choices"),
         )
 
 

@@ -1,4 +1,5 @@
-"""Built-in rewards for structured output: is the response JSON, and does it fit a schema?
+"""Built-in rewards for structured output: is the response JSON, does it fit a schema, and does
+it hold the expected values?
 
 Models asked for JSON often wrap it ("Here is the result: ```json {...} ```"), so by default
 the JSON is looked for, in this order of preference:
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,8 +42,9 @@ from rewardflow.rewards._messages import (
     shorten,
 )
 from rewardflow.rewards.result import MetricResult, RewardResult
+from rewardflow.rewards.text import normalize_answer
 
-__all__ = ["json_schema", "json_valid"]
+__all__ = ["json_fields", "json_schema", "json_valid"]
 
 _FENCE_START = re.compile(r"```[ \t]*json[ \t]*\r?\n", re.IGNORECASE)
 _OPENER = re.compile(r"[\[{]")
@@ -278,3 +281,87 @@ def json_schema(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Rewar
         schema_valid = MetricResult(0.0, reason)
     metrics = {"valid_json": valid_json, "schema_valid": schema_valid}
     return RewardResult(schema_valid.score, reason, metrics=metrics)
+
+
+# --- json_fields ---------------------------------------------------------------------------
+
+
+def _same_value(actual: Any, expected: Any, normalize: bool) -> bool:
+    """JSON equality as a grader means it: 3 == 3.0, but true != 1; strings maybe normalised."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=0.0)
+    if isinstance(expected, str) and isinstance(actual, str):
+        return (
+            normalize_answer(actual) == normalize_answer(expected)
+            if normalize
+            else (actual == expected)
+        )
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(actual) == len(expected) and all(
+            _same_value(a, e, normalize) for a, e in zip(actual, expected, strict=True)
+        )
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return actual.keys() == expected.keys() and all(
+            _same_value(actual[key], value, normalize) for key, value in expected.items()
+        )
+    return actual is None and expected is None
+
+
+def _expected_object(ground_truth: Any) -> dict[str, Any]:
+    value = ground_truth
+    if isinstance(ground_truth, str):
+        ok, value, error = _loads(ground_truth)
+        if not ok:
+            raise ValueError(f"json_fields: the ground truth is not JSON: {error}")
+    if not isinstance(value, dict) or not value:
+        raise ValueError("json_fields: the ground truth must be a non-empty JSON object")
+    return value
+
+
+def json_fields(messages: list[dict], ground_truth: Any, **kwargs: Any) -> RewardResult:
+    """The fraction of the ground truth's fields that the response's JSON object holds.
+
+    The ground truth is a JSON object (text or parsed); each of its top-level keys is a field,
+    right when the response's object has that key with an equal value: numbers by value
+    (``3`` equals ``3.0``), booleans and null only as themselves, strings after SQuAD-style
+    normalisation (case, punctuation, articles and spacing ignored; ``normalize_strings:
+    false`` compares them exactly), lists and objects element by element with the same rules.
+    Keys the ground truth lacks are ignored: pair this with :func:`json_schema` to refuse
+    them. The JSON is found as by :func:`json_valid` (param ``extract``). One metric per field
+    (``field.<key>``) plus ``valid_json``; ``all_or_nothing: true`` scores 1 only if every
+    field is right.
+
+    Raises:
+        ValueError: the ground truth is not a non-empty JSON object, or a bad parameter.
+    """
+    expected = _expected_object(ground_truth)
+    normalize = bool_param(kwargs, "normalize_strings", True, "json_fields")
+    all_or_nothing = bool_param(kwargs, "all_or_nothing", False, "json_fields")
+    parsed = _parse_response(messages, kwargs, "json_fields")
+    valid_json = _validity_metric(parsed)
+    metrics: dict[str, MetricResult] = {"valid_json": valid_json}
+    if not parsed.ok or not isinstance(parsed.value, dict):
+        reason = valid_json.reason if not parsed.ok else "the JSON is not an object"
+        for key in expected:
+            metrics[f"field.{key}"] = MetricResult(0.0, "not checked: no JSON object")
+        return RewardResult(0.0, reason, metrics=metrics)
+    wrong = []
+    for key, value in expected.items():
+        if key not in parsed.value:
+            metrics[f"field.{key}"] = MetricResult(0.0, "missing")
+            wrong.append(key)
+        elif _same_value(parsed.value[key], value, normalize):
+            metrics[f"field.{key}"] = MetricResult(1.0, "right")
+        else:
+            got = shorten(json.dumps(parsed.value[key], ensure_ascii=False), 60)
+            want = shorten(json.dumps(value, ensure_ascii=False), 60)
+            metrics[f"field.{key}"] = MetricResult(0.0, f"got {got}, expected {want}")
+            wrong.append(key)
+    right = len(expected) - len(wrong)
+    score = float(not wrong) if all_or_nothing else right / len(expected)
+    reason = f"{right}/{len(expected)} fields right" + (
+        f"; wrong: {', '.join(wrong)}" if wrong else ""
+    )
+    return RewardResult(score, shorten(reason, 300), metrics=metrics)

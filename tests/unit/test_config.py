@@ -371,11 +371,20 @@ def test_generation_params_omit_simulator_for_openai_provider():
     assert generation_params(validate_config(raw)) == generation_params(base)
 
 
-@pytest.mark.parametrize(
-    "name", sorted(path.name for path in (REPO_ROOT / "config").glob("*.yaml"))
+REPOSITORY_CONFIGS = sorted(
+    str(path.relative_to(REPO_ROOT))
+    for pattern in ("config/*.yaml", "examples/*/config.yaml")
+    for path in REPO_ROOT.glob(pattern)
 )
+
+
+def test_the_examples_configs_are_among_the_validated_ones():
+    assert len([name for name in REPOSITORY_CONFIGS if name.startswith("examples/")]) >= 7
+
+
+@pytest.mark.parametrize("name", REPOSITORY_CONFIGS)
 def test_repository_configs_validate(name):
-    with open(REPO_ROOT / "config" / name, encoding="utf-8") as handle:
+    with open(REPO_ROOT / name, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     config = validate_config(raw)
     assert config["run_name"] == raw["run_name"]

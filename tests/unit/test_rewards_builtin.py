@@ -23,7 +23,7 @@ from conftest import REPO
 
 from rewardflow.rewards.choice import multiple_choice
 from rewardflow.rewards.format import tag_count, think_answer_format
-from rewardflow.rewards.json_rewards import json_schema, json_valid
+from rewardflow.rewards.json_rewards import json_fields, json_schema, json_valid
 from rewardflow.rewards.length import cosine_scaled_length, length_reward, repetition_penalty
 from rewardflow.rewards.loader import load_reward_function, load_rewards
 from rewardflow.rewards.result import RewardResult, to_reward_result
@@ -762,6 +762,49 @@ def test_json_schema_refuses_a_schema_file_that_is_not_json(tmp_path: Any) -> No
         json_schema(conversation("{}"), None, schema_path=str(bad))
 
 
+# --- json_fields ---------------------------------------------------------------------------
+
+ORDER = '{"customer": "Maria Lopez", "quantity": 3, "gift": false, "tags": ["blue", "mug"]}'
+
+
+@pytest.mark.parametrize(
+    ("response", "expected", "wrong"),
+    [
+        (ORDER, 1.0, []),
+        # Strings are compared as answers (case, spacing, punctuation); numbers by value.
+        ('Here: {"customer": "maria  lopez.", "quantity": 3.0, "gift": false,'
+         ' "tags": ["Blue", "mug"], "extra": 1}', 1.0, []),
+        ('{"customer": "Maria Lopez", "quantity": "3", "gift": 0, "tags": ["mug", "blue"]}',
+         0.25, ["quantity", "gift", "tags"]),
+        ('{"customer": "Maria Lopez", "quantity": 4}', 0.25, ["quantity", "gift", "tags"]),
+        ("[1, 2]", 0.0, ["customer", "quantity", "gift", "tags"]),
+    ],
+)  # fmt: skip
+def test_json_fields(response: str, expected: float, wrong: list[str]) -> None:
+    result = run(json_fields, response, ORDER)
+    assert result.score == expected
+    failed = [name for name, metric in result.metrics.items() if metric.score == 0.0]
+    assert failed == [f"field.{key}" for key in wrong]
+    assert result.metrics["valid_json"].score == 1.0
+
+
+def test_json_fields_options_and_reasons() -> None:
+    half = '{"customer": "maria lopez", "quantity": 3}'
+    truth = '{"customer": "Maria Lopez", "quantity": 3}'
+    assert run(json_fields, half, truth, normalize_strings=False).score == 0.5
+    result = run(json_fields, '{"customer": "Maria Lopez", "quantity": 5}', truth,
+                 all_or_nothing=True)  # fmt: skip
+    assert result.score == 0.0
+    assert result.metrics["field.quantity"].reason == "got 5, expected 3"
+    assert run(json_fields, '{"customer": "Maria', truth).metrics["valid_json"].score == 0.0
+
+
+@pytest.mark.parametrize("ground_truth", [None, "", "[1]", "{}", "not json", '"text"'])
+def test_json_fields_needs_a_json_object_as_ground_truth(ground_truth: Any) -> None:
+    with pytest.raises(ValueError, match="json_fields: the ground truth"):
+        json_fields(conversation("{}"), ground_truth)
+
+
 # --- every built-in: odd input -------------------------------------------------------------
 
 # Each built-in with a configuration, a ground truth, and a response it scores 1.0.
@@ -778,6 +821,7 @@ BUILTINS: dict[str, tuple[Reward, Any, dict[str, Any], str]] = {
     "repetition_penalty": (repetition_penalty, None, {}, "no repeats at all here"),
     "json_valid": (json_valid, None, {}, "{}"),
     "json_schema": (json_schema, None, {"schema": {"type": "object"}}, "{}"),
+    "json_fields": (json_fields, '{"a": 1}', {}, '{"a": 1.0}'),
 }
 
 ODD_CONVERSATIONS = {
