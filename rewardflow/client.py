@@ -360,7 +360,7 @@ class OpenAICompatibleClient(ModelClient):
         return ChatResponse(content, finish_reason, usage, model, time.monotonic() - started)
 
 
-def _as_client_error(error: Exception) -> ModelClientError:
+def as_client_error(error: Exception) -> ModelClientError:
     """Any exception from a client as a rewardflow error class, its message redacted."""
     if isinstance(error, ModelClientError):
         # Redacted in place, so the class and its fields (retry_after_s) stay what they were.
@@ -407,7 +407,7 @@ class ResilientClient:
         try:
             response = await self.client.complete(request)
         except Exception as error:
-            mapped = _as_client_error(error)
+            mapped = as_client_error(error)
             if isinstance(mapped, RateLimitError):
                 self.stats.rate_limited += 1
                 wait = mapped.retry_after_s

@@ -43,8 +43,20 @@ from rewardflow.cache import (
     ResponseCache,
     cache_key,
 )
-from rewardflow.client import ChatClient, ChatRequest, ClientStats, OpenAIChatClient
-from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key, request_seed
+from rewardflow.client import (
+    ChatClient,
+    ChatRequest,
+    ClientSettings,
+    ClientStats,
+    ResilientClient,
+)
+from rewardflow.endpoint import (
+    client_class,
+    endpoint_identity,
+    model_base_url,
+    read_api_key,
+    request_seed,
+)
 from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
@@ -382,24 +394,50 @@ def job_budget(config: Mapping[str, Any]) -> RateBudget:
     return run_budget.share(jobs_sharing_limits(config))
 
 
-def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> OpenAIChatClient:
+def launched_without_limits(config: Mapping[str, Any]) -> bool:
+    """A server this job launched batches its own load: no client-side rate limits."""
+    launch = config["model"].get("launch")
+    return bool(launch) and not launch["rate_limits"]
+
+
+def job_concurrency(config: Mapping[str, Any]) -> int:
+    """Requests in flight: ``model.launch.concurrency`` for a launched server."""
+    launch = config["model"].get("launch")
+    return int(launch["concurrency"] if launch else config["generation"]["concurrency"])
+
+
+def make_limiter(config: Mapping[str, Any]) -> RequestLimiter:
     generation = config["generation"]
-    largest_request = int(generation["max_tokens"]) * 2
-    return OpenAIChatClient(
-        base_url,
-        api_key,
-        api_key_env=config["model"].get("api_key_env"),
+    if launched_without_limits(config):
+        return RequestLimiter(RateBudget())
+    return RequestLimiter(
+        job_budget(config),
+        int(generation["max_tokens"]) * 2,
+        adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
+        if generation["adaptive_rate"]
+        else None,
+    )
+
+
+def make_client(
+    config: Mapping[str, Any], base_url: str | None, api_key: str | None
+) -> ResilientClient:
+    """The configured provider's client, inside the job's limits and retries."""
+    generation = config["generation"]
+    model = config["model"]
+    settings = ClientSettings(
+        base_url=base_url,
+        api_key=api_key,
+        api_key_env=model.get("api_key_env"),
         timeout_s=float(generation["timeout_s"]),
+        connection_limit=job_concurrency(config),
+        options=dict(model.get("options") or {}),
+    )
+    return ResilientClient(
+        client_class(model["provider"])(settings),
         max_attempts=int(generation["max_attempts"]),
         max_request_time_s=float(generation["max_request_time_s"]),
-        connection_limit=int(generation["concurrency"]),
-        limiter=RequestLimiter(
-            job_budget(config),
-            largest_request,
-            adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
-            if generation["adaptive_rate"]
-            else None,
-        ),
+        limiter=make_limiter(config),
     )
 
 
@@ -419,14 +457,17 @@ def _fetch_missing(
     tail: JournalTail,
     writer_name: str,
     label: str,
+    server_log: str | Path | None = None,
 ) -> _Fetched:
     api_key = read_api_key(config)
     guard = make_spend_guard(config, writer_name)
-    with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
+    # The client is built (and a custom one imported) before a server takes minutes to load.
+    client_class(config["model"]["provider"])
+    with cache.writer(writer_name) as writer, model_base_url(config, server_log) as base_url:
         client = make_client(config, base_url, api_key)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
-        concurrency = int(config["generation"]["concurrency"])
+        concurrency = job_concurrency(config)
 
         async def fetch() -> Requested:
             try:
@@ -493,8 +534,12 @@ def generate_shard(
     config: Mapping[str, Any],
     writer_name: str,
     stats_path: str | Path | None = None,
+    server_log: str | Path | None = None,
 ) -> GenerationReport:
-    """Generate one shard's responses and publish ``output_path``; see the module docstring."""
+    """Generate one shard's responses and publish ``output_path``; see the module docstring.
+
+    ``server_log`` receives the output of a model server the job launches (``model.launch``).
+    """
     label = Path(prompts_path).stem
     settings = GenerationSettings.from_config(config, endpoint_identity(config))
     generation = config["generation"]
@@ -510,7 +555,7 @@ def generate_shard(
         len(distinct_requests(missing)),
     )  # fmt: skip
     fetched = (
-        _fetch_missing(missing, config, settings, cache, tail, writer_name, label)
+        _fetch_missing(missing, config, settings, cache, tail, writer_name, label, server_log)
         if missing
         else _Fetched(Requested(), ClientStats(), 0.0)
     )
