@@ -38,6 +38,7 @@ from rewardflow.errors import (
     ModelInvalidRequestError,
     ModelUnusableResponseError,
     RateLimitError,
+    RewardflowError,
 )
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
@@ -407,6 +408,8 @@ class ResilientClient:
         try:
             response = await self.client.complete(request)
         except Exception as error:
+            if isinstance(error, RewardflowError) and not isinstance(error, ModelClientError):
+                raise  # a config or server problem (ModelServerError): the job stops
             mapped = as_client_error(error)
             if isinstance(mapped, RateLimitError):
                 self.stats.rate_limited += 1

@@ -15,19 +15,25 @@ one exception: the built-in simulator at temperature > 0 is always sent one per 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from rewardflow.cache import GenerationSettings, normalize_endpoint
-from rewardflow.client import ModelClient, OpenAICompatibleClient
+from rewardflow.client import ChatRequest, ChatResponse, ModelClient, OpenAICompatibleClient
 from rewardflow.errors import ConfigError, MissingApiKeyError
-from rewardflow.launch import LaunchSpec, launched_server
+from rewardflow.launch import LaunchedServer, LaunchSpec, launched_server
 from rewardflow.redaction import register_secret
 from rewardflow.rewards.loader import load_callable
 
@@ -178,20 +184,67 @@ def launched_simulator(config: Mapping[str, Any]) -> Iterator[str]:
         yield server.base_url
 
 
-@contextmanager
-def model_base_url(
-    config: Mapping[str, Any], server_log: str | Path | None = None
-) -> Iterator[str | None]:
-    """The base URL to send requests to, starting the model server when the config asks.
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a job sends its requests: the base URL, and the server it launched, if any.
 
-    None for a custom client configured without ``model.base_url`` (it knows its endpoint).
+    ``base_url`` is None for a custom client configured without one (it knows its endpoint).
     """
+
+    base_url: str | None
+    server: LaunchedServer | None = None
+
+
+@contextmanager
+def model_endpoint(
+    config: Mapping[str, Any], server_log: str | Path | None = None
+) -> Iterator[Endpoint]:
+    """The endpoint to send requests to, starting the model server when the config asks."""
     spec = launch_spec(config)
     if spec is None:
-        yield config["model"]["base_url"]
+        yield Endpoint(config["model"]["base_url"])
         return
     with launched_server(spec, server_log) as server:
-        yield server.base_url
+        yield Endpoint(server.base_url, server)
+
+
+#: How long a failed request waits for the guard to report a dead server (it polls at 4 Hz).
+_SERVER_EXIT_GRACE_S = 2.0
+
+
+class WatchedServerClient(ModelClient):
+    """Any client talking to a launched server: a failure while that server is dead stops the
+    job (:class:`ModelServerError`, with the server log's tail) rather than failing, and
+    retrying, every remaining sample against a port nobody listens on."""
+
+    def __init__(self, inner: ModelClient, server: LaunchedServer) -> None:
+        self.inner = inner  # first: the base class sets rate_observer, forwarded to it
+        super().__init__(inner.settings)
+        self.server = server
+
+    @property  # type: ignore[override]
+    def rate_observer(self) -> Callable[[int, Mapping[str, str]], None] | None:
+        return self.inner.rate_observer
+
+    @rate_observer.setter
+    def rate_observer(self, observer: Callable[[int, Mapping[str, str]], None] | None) -> None:
+        self.inner.rate_observer = observer
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        try:
+            return await self.inner.complete(request)
+        except (aiohttp.ClientConnectionError, ConnectionError):
+            # Refused or cut: the server may be dying right now; give the guard time to see it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.server.guard.wait, _SERVER_EXIT_GRACE_S)
+            self.server.check_alive()
+            raise
+        except Exception:
+            self.server.check_alive()
+            raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def client_class(provider: str) -> type[ModelClient]:

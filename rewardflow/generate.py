@@ -51,14 +51,16 @@ from rewardflow.client import (
     ResilientClient,
 )
 from rewardflow.endpoint import (
+    WatchedServerClient,
     client_class,
     endpoint_identity,
-    model_base_url,
+    model_endpoint,
     read_api_key,
     request_seed,
 )
-from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
+from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
+from rewardflow.launch import LaunchedServer
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.progress import Progress
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
@@ -197,7 +199,8 @@ async def request_missing(
     does not hold it by then; a key claimed by another live process waits, without taking a
     worker, until its response lands or its claim comes free. Keys left unsent because the spend
     guard refused them are in no field of the result. Raises ModelAuthError as soon as any
-    request is refused for its credentials.
+    request is refused for its credentials, and ModelServerError as soon as a request finds the
+    server this job launched dead.
     """
     result = Requested()
     todo = distinct_requests(items)
@@ -210,7 +213,8 @@ async def request_missing(
     for item in todo:
         queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
-    auth_failure: list[ModelAuthError] = []
+    # Errors after which no request can succeed: the key was refused, the server is gone.
+    fatal: list[ModelAuthError | ModelServerError] = []
     stop = asyncio.Event()
 
     def finish() -> None:
@@ -289,8 +293,8 @@ async def request_missing(
                     continue
                 if not await send(item):
                     finish()  # the budget is reached: send nothing more
-            except ModelAuthError as error:
-                auth_failure.append(error)
+            except (ModelAuthError, ModelServerError) as error:
+                fatal.append(error)
                 finish()
             finally:
                 claim.release()
@@ -331,8 +335,8 @@ async def request_missing(
     tail.read_new()
     for item in waiting.values():
         landed(item)  # the budget stopped this job: still take what others have obtained
-    if auth_failure:
-        raise auth_failure[0]
+    if fatal:
+        raise fatal[0]
     return result
 
 
@@ -420,7 +424,10 @@ def make_limiter(config: Mapping[str, Any]) -> RequestLimiter:
 
 
 def make_client(
-    config: Mapping[str, Any], base_url: str | None, api_key: str | None
+    config: Mapping[str, Any],
+    base_url: str | None,
+    api_key: str | None,
+    server: LaunchedServer | None = None,
 ) -> ResilientClient:
     """The configured provider's client, inside the job's limits and retries."""
     generation = config["generation"]
@@ -433,8 +440,9 @@ def make_client(
         connection_limit=job_concurrency(config),
         options=dict(model.get("options") or {}),
     )
+    client = client_class(model["provider"])(settings)
     return ResilientClient(
-        client_class(model["provider"])(settings),
+        client if server is None else WatchedServerClient(client, server),
         max_attempts=int(generation["max_attempts"]),
         max_request_time_s=float(generation["max_request_time_s"]),
         limiter=make_limiter(config),
@@ -463,8 +471,8 @@ def _fetch_missing(
     guard = make_spend_guard(config, writer_name)
     # The client is built (and a custom one imported) before a server takes minutes to load.
     client_class(config["model"]["provider"])
-    with cache.writer(writer_name) as writer, model_base_url(config, server_log) as base_url:
-        client = make_client(config, base_url, api_key)
+    with cache.writer(writer_name) as writer, model_endpoint(config, server_log) as endpoint:
+        client = make_client(config, endpoint.base_url, api_key, endpoint.server)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
         concurrency = job_concurrency(config)

@@ -4,8 +4,8 @@
 llama.cpp, or the built-in simulator). Each generation job then:
 
 1. picks a free loopback port and renders the command template (``{model}``, ``{name}``,
-   ``{port}``, ``{gpus}``; each token of the template is filled separately, so a path with
-   spaces stays one argument);
+   ``{port}``, ``{gpus}``, and ``{python}``, the interpreter running the job; each token of the
+   template is filled separately, so a path with spaces stays one argument);
 2. starts it under a *guard*: ``python -m rewardflow.launch -- <command>``, in a new process
    group whose leader is the guard. The guard holds the read end of a pipe from the job; when
    the job ends in any way (even ``kill -9``, which runs no cleanup) the pipe closes and the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from rewardflow.errors import RewardflowError
+from rewardflow.errors import ModelServerError
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _LOG_TAIL_CHARS = 3000
 _HOST = "127.0.0.1"
-
-
-class ModelServerError(RewardflowError):
-    """A launched model server did not become ready; the message carries its log's tail."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         "/health",
     ),
     "sglang": Preset(
-        "python -m sglang.launch_server --model-path {model} --host 127.0.0.1 --port {port} "
+        "{python} -m sglang.launch_server --model-path {model} --host 127.0.0.1 --port {port} "
         "--served-model-name {name} --tp-size {gpus}",
         "/health",
     ),
@@ -83,7 +79,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 _DEFAULT_READY_PATH = "/v1/models"
-_PLACEHOLDERS = ("model", "name", "port", "gpus")
+_PLACEHOLDERS = ("model", "name", "port", "gpus", "python")
 
 
 @dataclass(frozen=True)
@@ -115,18 +111,22 @@ class LaunchSpec:
             startup_timeout_s=float(launch.get("startup_timeout_s", 600)),
         )
 
-    def render(self, port: int | str, gpus: int | str | None = None) -> list[str]:
+    def render(
+        self, port: int | str, gpus: int | str | None = None, python: str = sys.executable
+    ) -> list[str]:
         values = {
             "model": self.model,
             "name": self.name,
             "port": port,
             "gpus": self.gpus if gpus is None else gpus,
+            "python": python,
         }
         return [token.format(**values) for token in self.template]
 
     def identity(self) -> str:
-        """The command as it decides answers: the port and GPU count left as placeholders."""
-        return shlex.join(self.render("{port}", "{gpus}"))
+        """The command as it decides answers: port, GPU count and interpreter left as
+        placeholders, so neither another node nor another virtualenv changes a cache key."""
+        return shlex.join(self.render("{port}", "{gpus}", "{python}"))
 
 
 def template_problems(command: str, key: str = "model.launch.command") -> list[str]:
@@ -163,6 +163,16 @@ class LaunchedServer:
     #: The guard's PID, which is also the process group of the server and its workers.
     pgid: int
     log_path: Path
+    guard: subprocess.Popen[bytes]
+
+    def check_alive(self) -> None:
+        """Raise :class:`ModelServerError` with the log's tail if the server has exited."""
+        if self.guard.poll() is not None:
+            raise ModelServerError(
+                f"the model server exited (status {self.guard.returncode}) while the job was "
+                f"using it; finished responses are cached, a rerun requests only the rest. "
+                f"Last lines of {self.log_path}:\n{_log_tail(self.log_path)}"
+            )
 
 
 def _log_tail(path: Path) -> str:
@@ -242,14 +252,14 @@ def launched_server(
             )
         try:
             logger.info(
-                "model server: process group %d, port %d, log %s: %s",
-                guard.pid, port, log_path, shlex.join(command),
+                "model server: process group %d, port %d, job pid %d, log %s: %s",
+                guard.pid, port, os.getpid(), log_path, shlex.join(command),
             )  # fmt: skip
             ready_url = f"http://{_HOST}:{port}{spec.ready_path}"
             started = time.monotonic()
             _wait_until_ready(guard, ready_url, spec.startup_timeout_s, log_path)
             logger.info("model server ready after %.1fs", time.monotonic() - started)
-            yield LaunchedServer(f"http://{_HOST}:{port}/v1", port, guard.pid, log_path)
+            yield LaunchedServer(f"http://{_HOST}:{port}/v1", port, guard.pid, log_path, guard)
         finally:
             stop_group(guard)
             logger.info("model server stopped (process group %d)", guard.pid)
