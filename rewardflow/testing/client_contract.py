@@ -39,6 +39,7 @@ from rewardflow.errors import (
     ModelUnusableResponseError,
     RateLimitError,
 )
+from rewardflow.redaction import register_secret
 from rewardflow.simulator import SimulatorConfig, running_simulator
 
 ClientFactory = Callable[[ClientSettings], ModelClient]
@@ -67,6 +68,9 @@ async def _outcome(
     before: int = 0,
 ) -> ChatResponse | ModelClientError:
     """The response, or the error as rewardflow sees it (mapped and redacted)."""
+    # As in a job: the key from model.api_key_env is registered for redaction before any
+    # client sees it (rewardflow.endpoint.read_api_key).
+    register_secret(api_key)
     async with running_simulator(config) as base_url:
         client = factory(ClientSettings(base_url, api_key=api_key, timeout_s=10.0))
         try:
@@ -106,7 +110,8 @@ async def check_max_tokens_cut_is_length(factory: ClientFactory) -> None:
 
 
 async def check_auth_error(factory: ClientFactory) -> None:
-    """A refused key is ModelAuthError, and the key quoted back in the body is not in it."""
+    """A refused key is ModelAuthError, and the key the server quotes back is not in its
+    message once rewardflow has redacted it (a client must not cut or re-encode the key)."""
     config = SimulatorConfig(api_key="the-right-key", echo_key_on_401=True)
     error = await _outcome(factory, config, _request(), api_key=WRONG_KEY)
     error = _expect(error, ModelAuthError, "check_auth_error")
