@@ -248,8 +248,12 @@ OPERATIONAL_LAUNCH_KEYS = frozenset(
 
 
 def _model_params(model: Mapping[str, Any]) -> dict[str, Any]:
-    params = dict(model)
-    if model.get("launch"):
+    # Unset options and launch are left out, so that configs written before these keys existed
+    # keep the params their finished shards were made with (and are not rerun).
+    params = {key: value for key, value in model.items() if key not in ("options", "launch")}
+    if model.get("options"):
+        params["options"] = model["options"]
+    if model.get("launch") is not None:
         launch = model["launch"]
         params["launch"] = {k: v for k, v in launch.items() if k not in OPERATIONAL_LAUNCH_KEYS}
     return params

@@ -451,3 +451,10 @@ def test_invalid_ground_truth_pattern_is_a_config_error():
     raw = minimal_config(dataset={"path": "d.jsonl", "ground_truth_field": "answer"})
     raw["dataset"]["ground_truth_pattern"] = "####\\s*((.+?)\\s*$"
     assert "dataset.ground_truth_pattern" in config_error(raw)
+
+
+def test_configs_without_the_new_model_keys_keep_their_generation_params():
+    # The params a finished shard was made with before model.options / model.launch existed.
+    model = {"provider": "openai", "name": "m", "base_url": "http://h/v1", "api_key_env": None}
+    params = generation_params(validate_config(minimal_config(model=model)))
+    assert params["model"] == model
