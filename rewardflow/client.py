@@ -1,9 +1,11 @@
 """The model client: one chat-completion request in, one response or a named error out.
 
-:class:`ChatClient` is the small interface the generation stage depends on, so another
-provider's API can be added without touching it. :class:`OpenAIChatClient` speaks the
-OpenAI-compatible ``/chat/completions`` wire format (Fireworks, OpenAI, vLLM, Ollama,
-llama.cpp, the built-in simulator) over aiohttp, retrying transient failures with tenacity.
+:class:`ModelClient` is the small provider interface (one attempt, rewardflow's error
+classes; docs/clients.md): :class:`OpenAICompatibleClient` implements it for the
+OpenAI-compatible ``/chat/completions`` wire format (Fireworks, OpenAI, vLLM, SGLang,
+llama.cpp, the built-in simulator), and ``model.provider: module:Class`` loads a user's.
+:class:`ResilientClient` wraps any of them with the job's rate limiter and tenacity retries,
+so limits and retries behave the same whichever client is plugged in.
 
 Deciding what a response *means* (:func:`classify_http_error`, :func:`parse_chat_response`,
 :func:`parse_retry_after`) is kept in pure functions so it is tested without a network.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -30,10 +33,12 @@ from tenacity import (
 
 from rewardflow.errors import (
     ModelAuthError,
+    ModelClientError,
     ModelGenerationError,
     ModelInvalidRequestError,
     ModelUnusableResponseError,
     RateLimitError,
+    RewardflowError,
 )
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
@@ -82,7 +87,7 @@ class ChatResponse:
 
 
 class ChatClient(Protocol):
-    """What the generation stage needs from a provider."""
+    """What the generation stage needs: a :class:`ResilientClient` (or a test double)."""
 
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
@@ -253,43 +258,81 @@ class ClientStats:
     retries: int = 0
 
 
-class OpenAIChatClient:
-    """Chat completions against any OpenAI-compatible endpoint, with limits and retries.
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a :class:`ModelClient` is built from: the endpoint, the key and the user's options.
 
-    Every attempt (first try or retry) passes the job's :class:`RequestLimiter`; a 429 pauses
-    that limiter, i.e. the whole job, for the server's ``Retry-After``. A request gives up
-    after ``max_attempts`` attempts or ``max_request_time_s`` seconds, whichever comes first.
+    ``base_url`` is ``model.base_url`` (or the URL of the server the job launched; None when
+    the config gives none), ``options`` is ``model.options`` verbatim, for whatever a custom
+    client needs beyond them (an API version, a prompt template). The key has already been
+    read from ``model.api_key_env`` and registered for redaction.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        api_key_env: str | None = None,
-        timeout_s: float = 120.0,
-        max_attempts: int = 5,
-        max_request_time_s: float = 600.0,
-        connection_limit: int = 100,
-        limiter: RequestLimiter | None = None,
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+    base_url: str | None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 120.0
+    connection_limit: int = 100
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ModelClient(ABC):
+    """The provider interface: one chat request in, text + usage + finish reason out.
+
+    A subclass implements :meth:`complete` as ONE attempt: no retries, no rate limiting, no
+    caching. Those live around every client (:class:`ResilientClient`, the generation job),
+    so they behave the same for every provider. Failures are raised as rewardflow's classes,
+    which decide what happens next:
+
+    * :class:`ModelAuthError` -- the key was refused: the job stops at once.
+    * :class:`RateLimitError` -- slow down (``retry_after_s`` if the server said): retried
+      without using up an attempt; the whole job pauses.
+    * :class:`ModelInvalidRequestError` -- this request can never succeed: a failure record.
+    * :class:`ModelGenerationError` -- transient (5xx, timeout, garbled body): retried.
+    * :class:`ModelUnusableResponseError` -- a well-formed answer without text: not retried.
+
+    Any other exception is mapped too (timeouts and connection errors to
+    :class:`ModelGenerationError`, anything else to a non-retried :class:`ModelClientError`),
+    and every message is redacted, so a client quoting the key cannot leak it.
+    """
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        #: Set by :class:`ResilientClient`: feeds answers' rate-limit headers to the limiter.
+        self.rate_observer: Callable[[int, Mapping[str, str]], None] | None = None
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Send ``request`` once; the answer, or one of the error classes above."""
+
+    async def aclose(self) -> None:  # noqa: B027 -- optional hook, nothing to close by default
+        """Release connections; called once when the job is done with the client."""
+
+    def observe_rate_headers(self, status: int, headers: Mapping[str, str]) -> None:
+        """Optional: pass each HTTP answer's status and headers to the adaptive rate limit."""
+        if self.rate_observer is not None:
+            self.rate_observer(status, headers)
+
+
+class OpenAICompatibleClient(ModelClient):
+    """``POST {base_url}/chat/completions``: OpenAI, Fireworks, vLLM, SGLang, llama.cpp, the
+    built-in simulator. The key is only ever placed in the ``Authorization`` header."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        super().__init__(settings)
+        if not settings.base_url:
+            raise ValueError("OpenAICompatibleClient needs a base_url")
+        self.url = settings.base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-            register_secret(api_key)
-        self._api_key_env = api_key_env
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._max_attempts = max_attempts
-        self._max_request_time_s = max_request_time_s
-        self._connection_limit = connection_limit
-        self.limiter = limiter or RequestLimiter(RateBudget())
+        if settings.api_key:
+            self._headers["Authorization"] = f"Bearer {settings.api_key}"
+            register_secret(settings.api_key)
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         self._session: aiohttp.ClientSession | None = None
-        self.stats = ClientStats()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connection_limit)
+            connector = aiohttp.TCPConnector(limit=self.settings.connection_limit)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
 
@@ -298,36 +341,86 @@ class OpenAIChatClient:
             await self._session.close()
             self._session = None
 
-    async def _post_once(self, request: ChatRequest, estimated_tokens: int) -> ChatResponse:
-        await self.limiter.acquire(estimated_tokens)
-        self.stats.attempts += 1
+    async def complete(self, request: ChatRequest) -> ChatResponse:
         started = time.monotonic()
-        try:
-            async with self._get_session().post(
-                self.url, json=request.to_payload(), headers=self._headers
-            ) as http_response:
-                raw = await http_response.read()
-                self.limiter.observe(http_response.status, http_response.headers)
-                body = decode_body(raw, http_response.charset)
-                if http_response.status != 200:
-                    # An error's body is only read for its message: garbled bytes may be lossy.
-                    text = raw.decode("utf-8", errors="replace") if body is None else body
-                    raise classify_http_error(
-                        http_response.status, text, http_response.headers, self._api_key_env
-                    )
-        except RateLimitError as error:
-            self.stats.rate_limited += 1
-            self.limiter.pause(
-                error.retry_after_s if error.retry_after_s is not None else _RATE_LIMIT_PAUSE_S
-            )
-            raise
-        except (TimeoutError, aiohttp.ClientError) as error:
-            kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
-            raise ModelGenerationError(f"request {kind}: {type(error).__name__}") from None
+        async with self._get_session().post(
+            self.url, json=request.to_payload(), headers=self._headers
+        ) as http_response:
+            raw = await http_response.read()
+            self.observe_rate_headers(http_response.status, http_response.headers)
+            body = decode_body(raw, http_response.charset)
+            if http_response.status != 200:
+                # An error's body is only read for its message: garbled bytes may be lossy.
+                text = raw.decode("utf-8", errors="replace") if body is None else body
+                raise classify_http_error(
+                    http_response.status, text, http_response.headers, self.settings.api_key_env
+                )
         if body is None:
             raise ModelGenerationError("HTTP 200 with a body that is not valid UTF-8")
         content, finish_reason, usage, model = parse_chat_response(body)
         return ChatResponse(content, finish_reason, usage, model, time.monotonic() - started)
+
+
+def as_client_error(error: Exception) -> ModelClientError:
+    """Any exception from a client as a rewardflow error class, its message redacted."""
+    if isinstance(error, ModelClientError):
+        # Redacted in place, so the class and its fields (retry_after_s) stay what they were.
+        error.args = tuple(redact(str(arg)) if isinstance(arg, str) else arg for arg in error.args)
+        return error
+    if isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError):
+        kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
+        return ModelGenerationError(f"request {kind}: {type(error).__name__}")
+    return ModelClientError(
+        redact(f"the model client raised {type(error).__name__}: {error}")[:_BODY_EXCERPT_CHARS]
+    )
+
+
+class ResilientClient:
+    """Limits, retries and error mapping around any :class:`ModelClient`.
+
+    Every attempt (first try or retry) passes the job's :class:`RequestLimiter`; a 429 pauses
+    that limiter, i.e. the whole job, for the server's ``Retry-After``. A request gives up
+    after ``max_attempts`` attempts or ``max_request_time_s`` seconds, whichever comes first.
+    """
+
+    def __init__(
+        self,
+        client: ModelClient,
+        *,
+        max_attempts: int = 5,
+        max_request_time_s: float = 600.0,
+        limiter: RequestLimiter | None = None,
+    ) -> None:
+        self.client = client
+        self._max_attempts = max_attempts
+        self._max_request_time_s = max_request_time_s
+        self.limiter = limiter or RequestLimiter(RateBudget())
+        self.client.rate_observer = self.limiter.observe
+        self.stats = ClientStats()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def _attempt(self, request: ChatRequest, estimated_tokens: int) -> ChatResponse:
+        await self.limiter.acquire(estimated_tokens)
+        self.stats.attempts += 1
+        started = time.monotonic()
+        try:
+            response = await self.client.complete(request)
+        except Exception as error:
+            if isinstance(error, RewardflowError) and not isinstance(error, ModelClientError):
+                raise  # a config or server problem (ModelServerError): the job stops
+            mapped = as_client_error(error)
+            if isinstance(mapped, RateLimitError):
+                self.stats.rate_limited += 1
+                wait = mapped.retry_after_s
+                self.limiter.pause(wait if wait is not None else _RATE_LIMIT_PAUSE_S)
+            if mapped is error:
+                raise
+            raise mapped from None
+        if response.latency_s is None:
+            response = replace(response, latency_s=time.monotonic() - started)
+        return response
 
     def _count_retry(self, retry_state: RetryCallState) -> None:
         self.stats.retries += 1
@@ -345,7 +438,7 @@ class OpenAIChatClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self._post_once(
+                    response = await self._attempt(
                         request, prompt_estimate + (request.max_tokens or 0)
                     )
         except Exception as error:
@@ -354,3 +447,27 @@ class OpenAIChatClient:
         reported_prompt = (response.usage or {}).get("prompt_tokens", 0)
         await self.limiter.charge_extra_tokens(reported_prompt - prompt_estimate)
         return replace(response, attempts=retrying.statistics.get("attempt_number", 1))
+
+
+class OpenAIChatClient(ResilientClient):
+    """:class:`OpenAICompatibleClient` inside a :class:`ResilientClient`, built in one call."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        api_key_env: str | None = None,
+        timeout_s: float = 120.0,
+        max_attempts: int = 5,
+        max_request_time_s: float = 600.0,
+        connection_limit: int = 100,
+        limiter: RequestLimiter | None = None,
+    ) -> None:
+        settings = ClientSettings(base_url, api_key, api_key_env, timeout_s, connection_limit)
+        super().__init__(
+            OpenAICompatibleClient(settings),
+            max_attempts=max_attempts,
+            max_request_time_s=max_request_time_s,
+            limiter=limiter,
+        )

@@ -24,6 +24,7 @@ import jsonschema
 import yaml
 
 from rewardflow.errors import ConfigError, RewardflowError
+from rewardflow.launch import template_problems
 
 # Shipped inside the package so that a non-editable install finds it too; in the repository
 # the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
@@ -64,6 +65,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
     if error.validator == "required":
         return f"{key}: {error.message}"
+    if error.validator == "pattern" and "x-expected" in error.schema:
+        return f"{key}: expected {error.schema['x-expected']}, got {error.instance!r}"
     if error.validator == "enum":
         return f"{key}: expected one of {error.validator_value}, got {error.instance!r}"
     return f"{key}: {error.message}"
@@ -133,14 +136,13 @@ def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
             re.compile(dataset["ground_truth_pattern"])
         except re.error as error:
             problems.append(f"dataset.ground_truth_pattern: not a valid regex ({error})")
-    model = config["model"]
-    if model["provider"] == "openai" and not model["base_url"]:
-        problems.append("model.base_url: required when model.provider is 'openai'")
+    problems += _model_problems(config["model"])
     if not config["generation"]["enabled"] and not dataset["response_field"]:
         problems.append(
             "dataset.response_field: required when generation.enabled is false "
             "(it names the row field holding the responses to score)"
         )
+    model = config["model"]
     if config["budget"]["max_cost_usd"] is not None and model["name"] not in config["prices"]:
         problems.append(
             f"budget.max_cost_usd: needs a price for model {model['name']!r} in prices "
@@ -158,6 +160,30 @@ def _check_cross_field_rules(config: dict[str, Any]) -> list[str]:
             "simulator.latency_jitter_ms: applies to the uniform latency distribution only; "
             f"with {simulator['latency_distribution']} set simulator.latency_sigma instead"
         )
+    return problems
+
+
+def _model_problems(model: Mapping[str, Any]) -> list[str]:
+    """The ``model`` keys' cross-field rules: the base URL, and ``launch``'s command."""
+    provider, launch = model["provider"], model["launch"]
+    problems = []
+    if provider == "openai" and not model["base_url"] and launch is None:
+        problems.append(
+            "model.base_url: required when model.provider is 'openai' (or set model.launch)"
+        )
+    if launch is not None:
+        if provider == "simulator":
+            problems.append("model.launch: not with provider simulator, which launches itself")
+        if model["base_url"]:
+            problems.append(
+                "model.base_url: leave it unset with model.launch (the job's server is it)"
+            )
+        if not launch["command"] and not launch["preset"]:
+            problems.append("model.launch: set preset (vllm, sglang, llama.cpp) or command")
+        if launch["command"]:
+            problems += template_problems(launch["command"])
+        if launch["args"]:
+            problems += template_problems(launch["args"] + " {port}", "model.launch.args")
     return problems
 
 
@@ -257,10 +283,28 @@ OPERATIONAL_SIMULATOR_KEYS = frozenset(
 )
 
 
+# model.launch keys that change how the server is started or used, never what it answers.
+OPERATIONAL_LAUNCH_KEYS = frozenset(
+    {"startup_timeout_s", "gpus", "concurrency", "rate_limits", "ready_path"}
+)
+
+
+def _model_params(model: Mapping[str, Any]) -> dict[str, Any]:
+    # Unset options and launch are left out, so that configs written before these keys existed
+    # keep the params their finished shards were made with (and are not rerun).
+    params = {key: value for key, value in model.items() if key not in ("options", "launch")}
+    if model.get("options"):
+        params["options"] = model["options"]
+    if model.get("launch") is not None:
+        launch = model["launch"]
+        params["launch"] = {k: v for k, v in launch.items() if k not in OPERATIONAL_LAUNCH_KEYS}
+    return params
+
+
 def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide a shard's responses: the generation rule's rerun trigger."""
     return {
-        "model": dict(config["model"]),
+        "model": _model_params(config["model"]),
         "generation": {
             key: value
             for key, value in config["generation"].items()

@@ -1,11 +1,12 @@
 """Which endpoint a run talks to, and how it is identified in the cache.
 
-For ``provider: openai`` the endpoint is the configured base URL. For ``provider: simulator``
-each generation job starts the built-in simulated server as a subprocess on a free loopback
-port, so the offline demo needs no setup and still goes through real HTTP. The port changes
-every time, so the simulator's cache identity is derived from the settings that decide its
-answers (rule, responses file content, wrong rate, seed, and the simulator's answer version),
-not from its URL.
+For ``provider: openai`` the endpoint is the configured base URL, unless ``model.launch`` has
+each generation job start its own model server (:mod:`rewardflow.launch`). For ``provider:
+simulator`` each job launches the built-in simulated server the same way, so the offline demo
+needs no setup and still goes through real HTTP. The port changes every time, so the
+simulator's cache identity is derived from the settings that decide its answers (rule,
+responses file content, wrong rate, seed, and the simulator's answer version), not from its
+URL. ``provider: module:Class`` plugs in a user's :class:`~rewardflow.client.ModelClient`.
 
 Each sample's request carries a ``seed`` only when the config sets ``generation.seed``, with
 one exception: the built-in simulator at temperature > 0 is always sent one per sample (see
@@ -14,25 +15,35 @@ one exception: the built-in simulator at temperature > 0 is always sent one per 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+import aiohttp
 
 from rewardflow.cache import GenerationSettings, normalize_endpoint
+from rewardflow.client import ChatRequest, ChatResponse, ModelClient, OpenAICompatibleClient
 from rewardflow.errors import ConfigError, MissingApiKeyError
+from rewardflow.launch import LaunchedServer, LaunchSpec, launched_server
 from rewardflow.redaction import register_secret
+from rewardflow.rewards.loader import load_callable
 
 _STARTUP_TIMEOUT_S = 60.0
 #: How the built-in simulator appears as the endpoint in cache keys and settings.json.
 SIMULATOR_SCHEME = "simulator://"
+#: How a server started from ``model.launch`` appears there (its port changes every job).
+LAUNCHED_SCHEME = "launched://"
+#: Providers served by the built-in OpenAI-compatible client; anything else is ``module:Class``.
+BUILTIN_PROVIDERS = frozenset({"openai", "simulator"})
 
 
 def _file_digest(path: str | None) -> str | None:
@@ -45,10 +56,34 @@ def _file_digest(path: str | None) -> str | None:
 
 
 def endpoint_identity(config: Mapping[str, Any]) -> str:
-    """The endpoint part of every cache key for this config."""
+    """The endpoint part of every cache key for this config.
+
+    ``openai`` with a base URL: the normalized URL (as it always was, so existing caches keep
+    answering). A launched server: ``launched://`` + a digest of its command as it decides
+    answers (model path, served name, preset or command and extra args; not the port, GPU count
+    or timeouts). A custom client adds ``#client=module:Class`` (and its options' digest), since
+    another client at the same URL (a completions API, another prompt template) answers
+    differently.
+    """
     model = config["model"]
-    if model["provider"] != "simulator":
-        return normalize_endpoint(model["base_url"])
+    if model["provider"] == "simulator":
+        return _simulator_identity(config)
+    if model.get("launch"):
+        command = LaunchSpec.from_config(config).identity()
+        endpoint = f"{LAUNCHED_SCHEME}{_digest({'command': command})}"
+    else:
+        endpoint = normalize_endpoint(model["base_url"] or "")
+    if model["provider"] in BUILTIN_PROVIDERS:
+        return endpoint
+    options = f";options={_digest(model['options'])}" if model.get("options") else ""
+    return f"{endpoint}#client={model['provider']}{options}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _simulator_identity(config: Mapping[str, Any]) -> str:
     # Imported here: the simulator pulls in aiohttp's server, which every snakemake start
     # would otherwise pay for through the preflight checks.
     from rewardflow.simulator import ANSWER_VERSION
@@ -62,8 +97,7 @@ def endpoint_identity(config: Mapping[str, Any]) -> str:
         # A simulator that answers differently must not be served its predecessor's answers.
         "answer_version": ANSWER_VERSION,
     }
-    digest = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()
-    return f"{SIMULATOR_SCHEME}{digest[:16]}"
+    return f"{SIMULATOR_SCHEME}{_digest(answers)}"
 
 
 def request_seed(settings: GenerationSettings, sample_index: int) -> int | None:
@@ -94,11 +128,12 @@ def read_api_key(config: Mapping[str, Any]) -> str | None:
     return key
 
 
-def simulator_command(config: Mapping[str, Any]) -> list[str]:
+def simulator_command(config: Mapping[str, Any], port: int | str = 0) -> list[str]:
+    """The command that serves the built-in simulator as ``config`` describes it."""
     simulator = config["simulator"]
     command = [
         sys.executable, "-m", "rewardflow.simulator",
-        "--host", "127.0.0.1", "--port", "0",
+        "--host", "127.0.0.1", "--port", str(port),
         "--model-name", config["model"]["name"],
         "--rule", simulator["rule"],
         "--wrong-rate", str(simulator["wrong_rate"]),
@@ -107,7 +142,6 @@ def simulator_command(config: Mapping[str, Any]) -> list[str]:
         "--latency-distribution", simulator["latency_distribution"],
         "--latency-sigma", str(simulator["latency_sigma"]),
         "--seed", str(simulator["seed"]),
-        "--exit-on-stdin-eof",
     ]  # fmt: skip
     if simulator.get("responses"):
         command += ["--responses", simulator["responses"]]
@@ -116,52 +150,111 @@ def simulator_command(config: Mapping[str, Any]) -> list[str]:
     return command
 
 
+def simulator_launch(config: Mapping[str, Any]) -> LaunchSpec:
+    """``provider: simulator`` as a launched server, started like any ``model.launch``."""
+    marker = "\0port\0"
+    # Braces in a path or model name are literal: only the port is a placeholder here.
+    template = tuple(
+        "{port}" if token == marker else token.replace("{", "{{").replace("}", "}}")
+        for token in simulator_command(config, marker)
+    )
+    return LaunchSpec(
+        template=template,
+        model=config["model"]["name"],
+        name=config["model"]["name"],
+        gpus=0,
+        ready_path="/health",
+        startup_timeout_s=_STARTUP_TIMEOUT_S,
+    )
+
+
+def launch_spec(config: Mapping[str, Any]) -> LaunchSpec | None:
+    """The server this config's generation jobs start, or None when they start none."""
+    if config["model"]["provider"] == "simulator":
+        return simulator_launch(config)
+    if config["model"].get("launch"):
+        return LaunchSpec.from_config(config)
+    return None
+
+
 @contextmanager
 def launched_simulator(config: Mapping[str, Any]) -> Iterator[str]:
     """Start the simulator on a free port, yield its base URL, stop it on exit."""
-    # stderr goes to a file, not a pipe: an unread pipe would fill up and stall the server.
-    with tempfile.TemporaryFile(mode="w+") as stderr_file:
-        process = subprocess.Popen(
-            simulator_command(config),
-            stdin=subprocess.PIPE,  # closed by the OS when this process dies: the server exits
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            text=True,
-        )
-        try:
-            yield _announced_url(process, stderr_file)
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    with launched_server(simulator_launch(config)) as server:
+        yield server.base_url
 
 
-def _announced_url(process: subprocess.Popen[str], stderr_file: IO[str]) -> str:
-    """The URL from the simulator's first stdout line, waiting at most a minute for it."""
-    first_line: list[str] = []
-    reader = threading.Thread(
-        target=lambda: first_line.append(process.stdout.readline()), daemon=True
-    )
-    reader.start()
-    reader.join(_STARTUP_TIMEOUT_S)
-    announced = first_line[0].strip() if first_line else ""
-    if "http://" not in announced:
-        process.kill()
-        process.wait(timeout=10)
-        stderr_file.seek(0)
-        raise RuntimeError(f"the simulator did not start: {stderr_file.read()[-2000:]}")
-    return announced[announced.index("http://") :]
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a job sends its requests: the base URL, and the server it launched, if any.
+
+    ``base_url`` is None for a custom client configured without one (it knows its endpoint).
+    """
+
+    base_url: str | None
+    server: LaunchedServer | None = None
 
 
 @contextmanager
-def model_base_url(config: Mapping[str, Any]) -> Iterator[str]:
-    """The base URL to send requests to, starting the simulator when the config asks for it."""
-    if config["model"]["provider"] == "simulator":
-        with launched_simulator(config) as base_url:
-            yield base_url
-    else:
-        yield config["model"]["base_url"]
+def model_endpoint(
+    config: Mapping[str, Any], server_log: str | Path | None = None
+) -> Iterator[Endpoint]:
+    """The endpoint to send requests to, starting the model server when the config asks."""
+    spec = launch_spec(config)
+    if spec is None:
+        yield Endpoint(config["model"]["base_url"])
+        return
+    with launched_server(spec, server_log) as server:
+        yield Endpoint(server.base_url, server)
+
+
+#: How long a failed request waits for the guard to report a dead server (it polls at 4 Hz).
+_SERVER_EXIT_GRACE_S = 2.0
+
+
+class WatchedServerClient(ModelClient):
+    """Any client talking to a launched server: a failure while that server is dead stops the
+    job (:class:`ModelServerError`, with the server log's tail) rather than failing, and
+    retrying, every remaining sample against a port nobody listens on."""
+
+    def __init__(self, inner: ModelClient, server: LaunchedServer) -> None:
+        self.inner = inner  # first: the base class sets rate_observer, forwarded to it
+        super().__init__(inner.settings)
+        self.server = server
+
+    @property  # type: ignore[override]
+    def rate_observer(self) -> Callable[[int, Mapping[str, str]], None] | None:
+        return self.inner.rate_observer
+
+    @rate_observer.setter
+    def rate_observer(self, observer: Callable[[int, Mapping[str, str]], None] | None) -> None:
+        self.inner.rate_observer = observer
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        try:
+            return await self.inner.complete(request)
+        except (aiohttp.ClientConnectionError, ConnectionError):
+            # Refused or cut: the server may be dying right now; give the guard time to see it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.server.guard.wait, _SERVER_EXIT_GRACE_S)
+            self.server.check_alive()
+            raise
+        except Exception:
+            self.server.check_alive()
+            raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def client_class(provider: str) -> type[ModelClient]:
+    """The :class:`ModelClient` subclass ``model.provider`` names (built-in or ``module:Class``)."""
+    if provider in BUILTIN_PROVIDERS:
+        return OpenAICompatibleClient
+    loaded = load_callable(provider, "model.provider", ConfigError)
+    if not (isinstance(loaded, type) and issubclass(loaded, ModelClient)):
+        raise ConfigError(
+            f"model.provider {provider!r}: not a subclass of rewardflow.client.ModelClient "
+            "(see docs/clients.md)"
+        )
+    return loaded

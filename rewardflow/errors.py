@@ -39,6 +39,14 @@ class RewardResultError(RewardflowError):
     """A reward function returned something that is not a score in [0, 1]."""
 
 
+class ModelServerError(RewardflowError):
+    """A model server the job launched did not start, or died; carries its log's tail.
+
+    Not a :class:`ModelClientError`: no request can succeed without the server, so the job
+    stops (its finished responses are cached) instead of failing every remaining sample.
+    """
+
+
 class ModelClientError(RewardflowError):
     """A request to the model endpoint failed; base of the client's error classes."""
 

@@ -44,10 +44,24 @@ from rewardflow.cache import (
     ResponseCache,
     cache_key,
 )
-from rewardflow.client import ChatClient, ChatRequest, ClientStats, OpenAIChatClient
-from rewardflow.endpoint import endpoint_identity, model_base_url, read_api_key, request_seed
-from rewardflow.errors import ModelAuthError, ModelClientError, RewardflowError
+from rewardflow.client import (
+    ChatClient,
+    ChatRequest,
+    ClientSettings,
+    ClientStats,
+    ResilientClient,
+)
+from rewardflow.endpoint import (
+    WatchedServerClient,
+    client_class,
+    endpoint_identity,
+    model_endpoint,
+    read_api_key,
+    request_seed,
+)
+from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
+from rewardflow.launch import LaunchedServer
 from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.progress import Progress
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
@@ -190,7 +204,8 @@ async def request_missing(
     does not hold it by then; a key claimed by another live process waits, without taking a
     worker, until its response lands or its claim comes free. Keys left unsent because the spend
     guard refused them are in no field of the result. Raises ModelAuthError as soon as any
-    request is refused for its credentials.
+    request is refused for its credentials, and ModelServerError as soon as a request finds the
+    server this job launched dead.
     """
     result = Requested()
     todo = distinct_requests(items)
@@ -203,7 +218,8 @@ async def request_missing(
     for item in todo:
         queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
-    auth_failure: list[ModelAuthError] = []
+    # Errors after which no request can succeed: the key was refused, the server is gone.
+    fatal: list[ModelAuthError | ModelServerError] = []
     stop = asyncio.Event()
 
     def finish() -> None:
@@ -282,8 +298,8 @@ async def request_missing(
                     continue
                 if not await send(item):
                     finish()  # the budget is reached: send nothing more
-            except ModelAuthError as error:
-                auth_failure.append(error)
+            except (ModelAuthError, ModelServerError) as error:
+                fatal.append(error)
                 finish()
             finally:
                 claim.release()
@@ -324,8 +340,8 @@ async def request_missing(
     tail.read_new()
     for item in waiting.values():
         landed(item)  # the budget stopped this job: still take what others have obtained
-    if auth_failure:
-        raise auth_failure[0]
+    if fatal:
+        raise fatal[0]
     return result
 
 
@@ -388,24 +404,54 @@ def job_budget(config: Mapping[str, Any]) -> RateBudget:
     return run_budget.share(jobs_sharing_limits(config))
 
 
-def make_client(config: Mapping[str, Any], base_url: str, api_key: str | None) -> OpenAIChatClient:
+def launched_without_limits(config: Mapping[str, Any]) -> bool:
+    """A server this job launched batches its own load: no client-side rate limits."""
+    launch = config["model"].get("launch")
+    return bool(launch) and not launch["rate_limits"]
+
+
+def job_concurrency(config: Mapping[str, Any]) -> int:
+    """Requests in flight: ``model.launch.concurrency`` for a launched server."""
+    launch = config["model"].get("launch")
+    return int(launch["concurrency"] if launch else config["generation"]["concurrency"])
+
+
+def make_limiter(config: Mapping[str, Any]) -> RequestLimiter:
     generation = config["generation"]
-    largest_request = int(generation["max_tokens"]) * 2
-    return OpenAIChatClient(
-        base_url,
-        api_key,
-        api_key_env=config["model"].get("api_key_env"),
+    if launched_without_limits(config):
+        return RequestLimiter(RateBudget())
+    return RequestLimiter(
+        job_budget(config),
+        int(generation["max_tokens"]) * 2,
+        adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
+        if generation["adaptive_rate"]
+        else None,
+    )
+
+
+def make_client(
+    config: Mapping[str, Any],
+    base_url: str | None,
+    api_key: str | None,
+    server: LaunchedServer | None = None,
+) -> ResilientClient:
+    """The configured provider's client, inside the job's limits and retries."""
+    generation = config["generation"]
+    model = config["model"]
+    settings = ClientSettings(
+        base_url=base_url,
+        api_key=api_key,
+        api_key_env=model.get("api_key_env"),
         timeout_s=float(generation["timeout_s"]),
+        connection_limit=job_concurrency(config),
+        options=dict(model.get("options") or {}),
+    )
+    client = client_class(model["provider"])(settings)
+    return ResilientClient(
+        client if server is None else WatchedServerClient(client, server),
         max_attempts=int(generation["max_attempts"]),
         max_request_time_s=float(generation["max_request_time_s"]),
-        connection_limit=int(generation["concurrency"]),
-        limiter=RequestLimiter(
-            job_budget(config),
-            largest_request,
-            adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
-            if generation["adaptive_rate"]
-            else None,
-        ),
+        limiter=make_limiter(config),
     )
 
 
@@ -425,14 +471,17 @@ def _fetch_missing(
     tail: JournalTail,
     writer_name: str,
     label: str,
+    server_log: str | Path | None = None,
 ) -> _Fetched:
     api_key = read_api_key(config)
     guard = make_spend_guard(config, writer_name)
-    with cache.writer(writer_name) as writer, model_base_url(config) as base_url:
-        client = make_client(config, base_url, api_key)
+    # The client is built (and a custom one imported) before a server takes minutes to load.
+    client_class(config["model"]["provider"])
+    with cache.writer(writer_name) as writer, model_endpoint(config, server_log) as endpoint:
+        client = make_client(config, endpoint.base_url, api_key, endpoint.server)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
-        concurrency = int(config["generation"]["concurrency"])
+        concurrency = job_concurrency(config)
 
         async def fetch() -> Requested:
             try:
@@ -499,8 +548,12 @@ def generate_shard(
     config: Mapping[str, Any],
     writer_name: str,
     stats_path: str | Path | None = None,
+    server_log: str | Path | None = None,
 ) -> GenerationReport:
-    """Generate one shard's responses and publish ``output_path``; see the module docstring."""
+    """Generate one shard's responses and publish ``output_path``; see the module docstring.
+
+    ``server_log`` receives the output of a model server the job launches (``model.launch``).
+    """
     label = Path(prompts_path).stem
     settings = GenerationSettings.from_config(config, endpoint_identity(config))
     generation = config["generation"]
@@ -519,7 +572,7 @@ def generate_shard(
         len(distinct_requests(missing)),
     )  # fmt: skip
     fetched = (
-        _fetch_missing(missing, config, settings, cache, tail, writer_name, label)
+        _fetch_missing(missing, config, settings, cache, tail, writer_name, label, server_log)
         if missing
         else _Fetched(Requested(), ClientStats(), 0.0)
     )

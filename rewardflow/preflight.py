@@ -2,7 +2,8 @@
 
 The workflow calls :func:`preflight_checks` from ``onstart`` (which runs in the main process
 only, never in a dry run): every reward function must import, and if responses still have to
-be generated, the API key must be present.
+be generated, a custom model client (``model.provider: module:Class``) must import and the API
+key must be present.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.config import shard_names
-from rewardflow.endpoint import read_api_key
+from rewardflow.endpoint import client_class, read_api_key
 from rewardflow.rewards.loader import load_rewards
 
 
@@ -28,4 +29,5 @@ def preflight_checks(config: Mapping[str, Any]) -> None:
     """Raise a RewardflowError naming the problem, or return if the run can start."""
     load_rewards(config["rewards"])
     if generation_pending(config):
+        client_class(config["model"]["provider"])
         read_api_key(config)

@@ -9,7 +9,13 @@ Endpoints (see :func:`build_app`):
 
 * ``POST /v1/chat/completions`` -- OpenAI request and response shapes, OpenAI-style error
   bodies for invalid requests (400) and a wrong or missing API key (401).
+* ``POST /v1/completions`` -- the legacy text-completions shape (``prompt`` in, ``choices[].text``
+  out), answered as a chat whose one user message is the prompt, with the same auth, limits and
+  faults. It exists so that a custom client for a non-chat API can be tested for real
+  (``examples/completions_client``).
 * ``GET /v1/models`` -- lists the one simulated model.
+* ``GET /health`` -- 200 once the server is up: the readiness probe of a launched server, as
+  vLLM, SGLang and llama.cpp offer it.
 * ``GET /_simulator/stats`` and ``POST /_simulator/reset`` -- request counters, so a test can
   assert how many requests a pipeline run sent (for example, zero on a fully cached rerun), and
   how many were rate limited or hit by each injected fault. Reset also forgets the fault
@@ -155,6 +161,7 @@ __all__ = [
     "main",
     "messages_key",
     "parse_chat_request",
+    "parse_text_completion_request",
     "running_simulator",
     "sample_stream_key",
     "solve",
@@ -934,6 +941,40 @@ def parse_chat_request(body: object) -> ChatRequest:
     )
 
 
+def parse_text_completion_request(body: object) -> ChatRequest:
+    """A ``/v1/completions`` body as the chat request it is answered as: prompt = user message.
+
+    ``prompt`` must be one string (the legacy API's lists of prompts or token ids are refused,
+    as the one-answer-per-request client never sends them); other parameters as for chat.
+    """
+    if not isinstance(body, dict):
+        raise _invalid("The request body must be a JSON object.")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise _invalid("Invalid type for 'prompt': expected a string.", "prompt")
+    chat = {key: value for key, value in body.items() if key != "prompt"}
+    return parse_chat_request({**chat, "messages": [{"role": "user", "content": prompt}]})
+
+
+def text_completion_body(chat_body: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``chat.completion`` object reshaped as a ``text_completion`` (``text`` per choice)."""
+    choices = [
+        {
+            "index": choice["index"],
+            "text": (choice.get("message") or {}).get("content"),
+            "logprobs": None,
+            "finish_reason": choice["finish_reason"],
+        }
+        for choice in chat_body.get("choices", [])
+    ]
+    return {
+        **chat_body,
+        "id": str(chat_body["id"]).replace("chatcmpl-", "cmpl-"),
+        "object": "text_completion",
+        "choices": choices,
+    }
+
+
 def generate_choices(
     request: ChatRequest, config: SimulatorConfig, first_sample: int = 0
 ) -> list[Choice]:
@@ -1144,7 +1185,9 @@ def build_app(config: SimulatorConfig) -> web.Application:
     app[STATE_KEY] = _State(config, SimulatorStats(), random.Random(config.seed))
     app.on_shutdown.append(_release_hanging_requests)
     app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_post("/v1/completions", _text_completions)
     app.router.add_get("/v1/models", _list_models)
+    app.router.add_get("/health", _health)
     app.router.add_get("/_simulator/stats", _get_stats)
     app.router.add_post("/_simulator/reset", _reset_stats)
     return app
@@ -1230,11 +1273,20 @@ def _latency_s(state: _State) -> float:
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     """Count the request, then answer it; only a well-formed answer counts as a completion."""
+    return await _counted(request, text=False)
+
+
+async def _text_completions(request: web.Request) -> web.StreamResponse:
+    """``/v1/completions``: the chat path, with the prompt as the user message."""
+    return await _counted(request, text=True)
+
+
+async def _counted(request: web.Request, text: bool) -> web.StreamResponse:
     stats = request.app[STATE_KEY].stats
     stats.requests += 1
     completed = False
     try:
-        response, completed = await _answer_chat(request, request.app[STATE_KEY])
+        response, completed = await _answer_chat(request, request.app[STATE_KEY], text)
         return response
     finally:
         if completed:
@@ -1243,7 +1295,9 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
             stats.errors += 1
 
 
-async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamResponse, bool]:
+async def _answer_chat(
+    request: web.Request, state: _State, text: bool = False
+) -> tuple[web.StreamResponse, bool]:
     """The single chat-completions path: authenticate, parse, limit, decide, wait, answer.
 
     Returns the response and whether it is a well-formed answer. Rate limiting and faults come
@@ -1252,7 +1306,8 @@ async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamR
     faster than an answer. Errors are raised as :class:`ApiError`.
     """
     _authenticate(request, state.config)
-    chat = parse_chat_request(await _read_json(request))
+    parse = parse_text_completion_request if text else parse_chat_request
+    chat = parse(await _read_json(request))
     headers = _admit(state, chat)
     fault = _decide_fault(state, chat)
     malformed_ordinal = state.stats.faults["malformed"]  # read now: others may count meanwhile
@@ -1272,11 +1327,12 @@ async def _answer_chat(request: web.Request, state: _State) -> tuple[web.StreamR
     if fault == "drop":
         return _drop_connection(request), False
     body = completion_body(chat, generate_choices(chat, state.config, state.first_sample(chat)))
+    shape = text_completion_body if text else dict
     if fault == "malformed":
-        return _malformed_response(body, malformed_ordinal, headers), False
+        return _malformed_response(shape(body), malformed_ordinal, headers), False
     if fault in ("non_utf8", "null_content", "tool_calls_only", "empty_choices"):
-        return _bad_200(body, fault, headers), False
-    return web.json_response(body, headers=headers), True
+        return _bad_200(body, fault, headers, shape), False
+    return web.json_response(shape(body), headers=headers), True
 
 
 def _admit(state: _State, chat: ChatRequest) -> dict[str, str]:
@@ -1356,11 +1412,19 @@ def _malformed_response(
     return web.Response(text=text, content_type="application/json", headers=headers)
 
 
-def _bad_200(body: dict[str, Any], fault: Fault, headers: Mapping[str, str]) -> web.Response:
-    """A 200 a client cannot use: a body that is not UTF-8, or valid JSON without an answer."""
+def _bad_200(
+    body: dict[str, Any],
+    fault: Fault,
+    headers: Mapping[str, str],
+    shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+) -> web.Response:
+    """A 200 a client cannot use: a body that is not UTF-8, or valid JSON without an answer.
+
+    ``shape`` turns the chat body into the endpoint's own (text completions) at the end.
+    """
     if fault == "non_utf8":
         # A Latin-1 byte in a body declared UTF-8, as a misconfigured proxy sends it.
-        raw = json.dumps(body).encode()[:-1] + b', "note": "caf\xe9"}'
+        raw = json.dumps(shape(body)).encode()[:-1] + b', "note": "caf\xe9"}'
         return web.Response(body=raw, content_type="application/json", headers=headers)
     if fault == "empty_choices":
         body = {**body, "choices": []}
@@ -1375,7 +1439,7 @@ def _bad_200(body: dict[str, Any], fault: Fault, headers: Mapping[str, str]) -> 
             finish = "tool_calls" if fault == "tool_calls_only" else choice["finish_reason"]
             choices.append({**choice, "message": message, "finish_reason": finish})
         body = {**body, "choices": choices}
-    return web.json_response(body, headers=headers)
+    return web.json_response(shape(body), headers=headers)
 
 
 async def _release_hanging_requests(app: web.Application) -> None:
@@ -1388,6 +1452,11 @@ async def _list_models(request: web.Request) -> web.Response:
     _authenticate(request, config)
     model = {"id": config.model_name, "object": "model", "created": 0, "owned_by": "rewardflow"}
     return web.json_response({"object": "list", "data": [model]})
+
+
+async def _health(request: web.Request) -> web.Response:
+    """Readiness: answering at all means ready (the simulator has nothing to load)."""
+    return web.json_response({"status": "ok"})
 
 
 async def _get_stats(request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
 """Rule generate_responses: one shard's prompts -> responses, through the response cache."""
 
 import logging
+from pathlib import Path
 
 from rewardflow.generate import generate_shard
 from rewardflow.rule_script import run_rule
@@ -15,6 +16,9 @@ def main(snakemake) -> None:
         snakemake.config,
         snakemake.params.writer_name,
         snakemake.output.stats,
+        # A launched model server's own output, beside the job's log (not a declared log:
+        # most runs launch no server).
+        server_log=Path(snakemake.log[0]).with_suffix(".server.log"),
     )
     logging.info("%s: %s", snakemake.wildcards.shard, report.line())
 

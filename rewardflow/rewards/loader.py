@@ -39,14 +39,16 @@ class RewardSpec:
     weight: float | None = None
 
 
-def _load_module_from_file(path: Path, reference: str) -> Any:
+def _load_module_from_file(
+    path: Path, reference: str, what: str = "reward", error_class: type[Exception] = RewardLoadError
+) -> Any:
     if not path.is_file():
-        raise RewardLoadError(f"reward {reference!r}: file {path} not found")
+        raise error_class(f"{what} {reference!r}: file {path} not found")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     module_name = f"rewardflow_user_reward_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise RewardLoadError(f"reward {reference!r}: cannot import {path}")
+        raise error_class(f"{what} {reference!r}: cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     # The file's own folder is importable, so a reward can import its helper modules.
@@ -54,8 +56,8 @@ def _load_module_from_file(path: Path, reference: str) -> Any:
     try:
         spec.loader.exec_module(module)
     except _IMPORT_FAILURES as error:
-        raise RewardLoadError(
-            f"reward {reference!r}: importing {path} failed: {type(error).__name__}: {error}"
+        raise error_class(
+            f"{what} {reference!r}: importing {path} failed: {type(error).__name__}: {error}"
         ) from error
     finally:
         sys.path.remove(str(path.resolve().parent))
@@ -69,31 +71,35 @@ def load_reward_function(reference: str) -> RewardFunction:
     return function
 
 
-def load_callable(reference: str) -> Callable[..., Any]:
-    """Import ``package.module:name`` or ``path/file.py:name`` and check it is callable."""
+def load_callable(
+    reference: str, what: str = "reward", error_class: type[Exception] = RewardLoadError
+) -> Callable[..., Any]:
+    """Import ``package.module:name`` or ``path/file.py:name`` and check it is callable.
+
+    ``what`` names the thing in errors ("reward", "model.provider"), raised as ``error_class``.
+    """
     target, sep, attribute = reference.rpartition(":")
     if not sep or not target or not attribute:
-        raise RewardLoadError(
-            f"reward {reference!r}: expected 'package.module:function' or 'path/file.py:function'"
+        noun = "function" if what == "reward" else "name"
+        raise error_class(
+            f"{what} {reference!r}: expected 'package.module:{noun}' or 'path/file.py:{noun}'"
         )
     if target.endswith(".py") or "/" in target:
-        module = _load_module_from_file(Path(target), reference)
+        module = _load_module_from_file(Path(target), reference, what, error_class)
     else:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as error:
-            raise RewardLoadError(
-                f"reward {reference!r}: module {error.name!r} not found"
-            ) from error
+            raise error_class(f"{what} {reference!r}: module {error.name!r} not found") from error
         except _IMPORT_FAILURES as error:
-            raise RewardLoadError(
-                f"reward {reference!r}: importing {target} failed: {type(error).__name__}: {error}"
+            raise error_class(
+                f"{what} {reference!r}: importing {target} failed: {type(error).__name__}: {error}"
             ) from error
     function = getattr(module, attribute, None)
     if function is None:
-        raise RewardLoadError(f"reward {reference!r}: {target} has no attribute {attribute!r}")
+        raise error_class(f"{what} {reference!r}: {target} has no attribute {attribute!r}")
     if not callable(function):
-        raise RewardLoadError(f"reward {reference!r}: {attribute!r} is not callable")
+        raise error_class(f"{what} {reference!r}: {attribute!r} is not callable")
     return function
 
 

@@ -213,3 +213,31 @@ def test_reasoning_format_example_combines_format_and_accuracy_by_weight(tmp_pat
         chatter["rewards"]["accuracy"]["score"] == 1 and chatter["rewards"]["format"]["score"] == 0
     )
     assert chatter["weighted_score"] == pytest.approx(0.8)
+
+
+def test_completions_client_example_runs_through_snakemake_as_its_readme_shows(tmp_path):
+    # A custom client (legacy /v1/completions) against a server each job launches itself.
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    config = "examples/completions_client/config.yaml"
+
+    result = run_snakemake(tmp_path, "--configfile", config)
+
+    assert result.returncode == 0, result.output
+    results = tmp_path / "results" / "completions-client"
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["counts"]["prompts"] == 40 and summary["counts"]["failed"] == 0
+    assert 0.7 < summary["rewards"]["accuracy"]["mean"] < 1.0  # wrong_rate 0.1 on purpose
+    log = (tmp_path / "logs/completions-client/generate_responses/shard-000.log").read_text()
+    assert "model server ready" in log and "model server stopped" in log
+    settings = next((tmp_path / "results" / "cache").glob("*/settings.json")).read_text()
+    assert "#client=examples/completions_client/completions_client.py:CompletionsClient" in settings
+
+    rerun = run_snakemake(tmp_path, "--configfile", config, "--forcerun", "generate_responses")
+
+    assert rerun.returncode == 0, rerun.output
+    stats = json.loads((results / "responses" / "shard-000.stats.json").read_text())
+    assert stats["requested"] == 0 and stats["cached"] == stats["samples"]
+    assert (
+        "model server"
+        not in (tmp_path / "logs/completions-client/generate_responses/shard-000.log").read_text()
+    )  # a fully cached shard starts no server

@@ -167,8 +167,63 @@ def test_unknown_key_in_huggingface_block():
 
 
 def test_enum_error_names_key_choices_and_value():
+    model = {"provider": "openai", "name": "m", "launch": {"preset": "tgi"}}
+    message = config_error(minimal_config(model=model))
+    assert "model.launch.preset: expected one of ['vllm', 'sglang', 'llama.cpp', None]" in message
+    assert "got 'tgi'" in message
+
+
+def test_a_provider_that_is_neither_builtin_nor_a_class_reference_is_named():
     message = config_error(minimal_config(model={"provider": "anthropic", "name": "m"}))
-    assert "model.provider: expected one of ['openai', 'simulator'], got 'anthropic'" in message
+    assert "model.provider: expected openai, simulator, package.module:ClassName" in message
+    assert "got 'anthropic'" in message
+
+
+def test_a_custom_client_needs_no_base_url():
+    model = {"provider": "my_clients.native:NativeClient", "name": "m"}
+    assert validate_config(minimal_config(model=model))["model"]["options"] == {}
+
+
+@pytest.mark.parametrize(
+    ("launch", "fragment"),
+    [
+        ({}, "model.launch: set preset (vllm, sglang, llama.cpp) or command"),
+        ({"command": "serve {model}"}, "model.launch.command: must contain {port}"),
+        ({"command": "serve {modle} --port {port}"}, "bad placeholder in '{modle}'"),
+        ({"command": "serve 'unclosed --port {port}"}, "cannot split into arguments"),
+        ({"preset": "vllm", "args": "--x {oops}"}, "model.launch.args: bad placeholder"),
+    ],
+)
+def test_bad_launch_settings_name_the_key(launch, fragment):
+    model = {"provider": "openai", "name": "m", "launch": launch}
+    assert fragment in config_error(minimal_config(model=model))
+
+
+def test_launch_replaces_the_base_url_and_excludes_the_simulator():
+    launch = {"preset": "vllm"}
+    with_url = {"provider": "openai", "name": "m", "base_url": "http://h/v1", "launch": launch}
+    assert "model.base_url: leave it unset with model.launch" in config_error(
+        minimal_config(model=with_url)
+    )
+    simulator = {"provider": "simulator", "name": "m", "launch": launch}
+    assert "model.launch: not with provider simulator" in config_error(
+        minimal_config(model=simulator)
+    )
+    filled = validate_config(
+        minimal_config(model={"provider": "openai", "name": "m", "launch": launch})
+    )
+    assert filled["model"]["launch"]["gpus"] == 1
+    assert filled["model"]["launch"]["rate_limits"] is False
+
+
+def test_operational_launch_keys_do_not_rerun_a_shard_but_the_checkpoint_does():
+    def params(**launch):
+        model = {"provider": "openai", "name": "m", "launch": {"preset": "vllm", **launch}}
+        return generation_params(validate_config(minimal_config(model=model)))
+
+    assert params() == params(gpus=4, concurrency=8, startup_timeout_s=60, ready_path="/x")
+    assert params() != params(model_path="/ckpt/step-200")
+    assert params() != params(args="--dtype float16")
 
 
 def test_simulator_rule_enum_error():
@@ -197,7 +252,7 @@ def test_several_problems_are_reported_at_once():
     assert any(line.startswith("unknown key(s) bogus") for line in lines)
     assert "generation.temperature: expected number, got 'hot'" in lines
     assert any(line.startswith("generation.samples:") for line in lines)
-    assert any(line.startswith("model.provider: expected one of") for line in lines)
+    assert any(line.startswith("model.provider: expected openai, simulator") for line in lines)
 
 
 def test_bounds_are_enforced():
@@ -405,3 +460,10 @@ def test_invalid_ground_truth_pattern_is_a_config_error():
     raw = minimal_config(dataset={"path": "d.jsonl", "ground_truth_field": "answer"})
     raw["dataset"]["ground_truth_pattern"] = "####\\s*((.+?)\\s*$"
     assert "dataset.ground_truth_pattern" in config_error(raw)
+
+
+def test_configs_without_the_new_model_keys_keep_their_generation_params():
+    # The params a finished shard was made with before model.options / model.launch existed.
+    model = {"provider": "openai", "name": "m", "base_url": "http://h/v1", "api_key_env": None}
+    params = generation_params(validate_config(minimal_config(model=model)))
+    assert params["model"] == model

@@ -563,13 +563,13 @@ def test_stats_count_requests_completions_and_errors() -> None:
 def test_unknown_paths_get_json_errors() -> None:
     async def scenario() -> tuple[int, Any, int]:
         async with serving(SimulatorConfig()) as client:
-            missing = await client.post("/v1/completions", json={})
+            missing = await client.post("/v1/embeddings", json={})
             wrong_method = await client.get("/v1/chat/completions")
             return missing.status, await missing.json(), wrong_method.status
 
     status, body, method_status = run(scenario())
     assert status == 404
-    assert body["error"]["message"] == "Invalid URL (POST /v1/completions)"
+    assert body["error"]["message"] == "Invalid URL (POST /v1/embeddings)"
     assert method_status == 405
 
 
@@ -638,3 +638,71 @@ def test_cli_subprocess_announces_its_url_and_serves(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert stdout == ""  # exactly one line was printed, and it was read above
     assert "cli-secret" not in stderr
+
+
+# --------------------------------------------------------------------------------------------
+# /v1/completions and /health
+# --------------------------------------------------------------------------------------------
+
+
+def test_text_completions_answer_the_prompt_as_a_chat_would() -> None:
+    async def scenario() -> tuple[Any, Any]:
+        async with serving(SimulatorConfig(wrong_rate=0.0)) as client:
+            text = await client.post(
+                "/v1/completions",
+                json={"model": "m", "prompt": "What is 6 * 7?", "temperature": 0},
+            )
+            chat = await post_chat(
+                client,
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "What is 6 * 7?"}],
+                    "temperature": 0,
+                },
+            )
+            return await text.json(), chat[1]
+
+    text, chat = run(scenario())
+    assert text["object"] == "text_completion"
+    assert text["id"].startswith("cmpl-")
+    assert text["choices"][0]["text"] == chat["choices"][0]["message"]["content"]
+    assert "42" in text["choices"][0]["text"]
+    assert "message" not in text["choices"][0]
+    assert text["usage"] == chat["usage"]
+
+
+def test_text_completions_refuse_a_missing_prompt_and_share_auth_and_faults() -> None:
+    async def scenario() -> tuple[int, Any, int, int, Any]:
+        async with serving(SimulatorConfig(api_key="k", error_500_rate=1.0)) as client:
+            unauthorized = await client.post("/v1/completions", json={"model": "m", "prompt": "x"})
+            headers = {"Authorization": "Bearer k"}
+            bad = await client.post("/v1/completions", json={"model": "m"}, headers=headers)
+            failing = await client.post(
+                "/v1/completions", json={"model": "m", "prompt": "1+1"}, headers=headers
+            )
+            return bad.status, await bad.json(), unauthorized.status, failing.status, None
+
+    bad_status, bad_body, unauthorized, failing, _ = run(scenario())
+    assert bad_status == 400
+    assert bad_body["error"]["param"] == "prompt"
+    assert unauthorized == 401
+    assert failing == 500
+
+
+def test_null_content_fault_on_text_completions_has_null_text() -> None:
+    async def scenario() -> Any:
+        async with serving(SimulatorConfig(null_content_rate=1.0)) as client:
+            answer = await client.post("/v1/completions", json={"model": "m", "prompt": "1+1"})
+            return await answer.json()
+
+    body = run(scenario())
+    assert body["choices"][0]["text"] is None
+
+
+def test_health_answers_200() -> None:
+    async def scenario() -> tuple[int, Any]:
+        async with serving(SimulatorConfig(api_key="k")) as client:
+            answer = await client.get("/health")
+            return answer.status, await answer.json()
+
+    assert run(scenario()) == (200, {"status": "ok"})

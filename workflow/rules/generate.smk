@@ -18,6 +18,7 @@ if config["generation"]["enabled"]:
             "../../environment.yml"
         resources:
             generation_jobs=1,
+            gpu=(config["model"]["launch"] or {}).get("gpus", 0),
         params:
             settings=generation_params(config),
             writer_name=writer_name,

@@ -1,0 +1,1 @@
+"""Helpers for testing code written against rewardflow (custom model clients, for now)."""
