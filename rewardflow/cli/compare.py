@@ -36,7 +36,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     options.add_run(
         parser, many=True, help="run directories, results/<run_name>; first is the baseline"
     )
-    parser.add_argument("--reward", help="reward to compare (default: the baseline's primary)")
+    parser.add_argument(
+        "--reward", metavar="NAME", help="reward to compare (default: the baseline's primary)"
+    )
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="also write the Markdown table here"
     )
@@ -51,10 +53,14 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     options.add_json(parser)
     parser.add_argument(
-        "--resamples", type=int, default=2000, help="bootstrap resamples (%(default)s)"
+        "--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (%(default)s)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the bootstrap resampling (%(default)s)"
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seeds the bootstrap resampling (%(default)s)",
     )
     parser.set_defaults(handler=run)
     return parser

@@ -60,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "rewards with reasons, and errors.",
     )
     options.add_run(shower)
-    shower.add_argument("id", help="the prompt's id")
+    shower.add_argument("id", metavar="ID", help="the prompt's id")
     shower.add_argument("--sample", type=int, metavar="N", help="only sample N")
     shower.set_defaults(handler=run_show)
     return parser

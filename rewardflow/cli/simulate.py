@@ -82,7 +82,11 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="shape of the lognormal latency; larger means a longer tail (%(default)s)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the latency draws, never answers (%(default)s)"
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seeds the latency draws, never answers (%(default)s)",
     )
     parser.add_argument(
         "--exit-on-stdin-eof",

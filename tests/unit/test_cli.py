@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import select
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -191,6 +192,30 @@ def test_status_failed_lists_the_failed_generations_the_summary_counts(tmp_path,
     summary = json.loads((run / "summary.json").read_text())
     assert len(listed) == summary["counts"]["failed"]
     assert all(r["response"]["status"] == "failed" for r in records)
+
+
+def documented_commands() -> Iterator[tuple[str, list[str]]]:
+    """(file:line, arguments) of every ``rewardflow ...`` line in the docs' shell code blocks."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    pages += sorted((REPO / "examples").glob("*/README.md"))
+    for page in pages:
+        fence = None  # the open code block's language, "" if none given
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if line.startswith("```"):
+                fence = line[3:].strip() if fence is None else None
+            elif fence in ("", "bash", "sh") and line.startswith("rewardflow "):
+                words = shlex.split(line, comments=True)
+                yield f"{page.relative_to(REPO)}:{number}", [w for w in words[1:] if w != "&"]
+
+
+def test_every_command_the_docs_show_is_accepted(capsys):
+    documented = list(documented_commands())
+    assert len(documented) >= 10  # README, docs/cli.md, docs/workflow.md, an example
+    for where, argv in documented:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{where}: `rewardflow {shlex.join(argv)}`: {capsys.readouterr().err}")
 
 
 def test_a_missing_run_exits_1_naming_it(tmp_path, capsys):
