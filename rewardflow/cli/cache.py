@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from rewardflow.cache_admin import PartitionInfo, describe, prune
 from rewardflow.cli import options
 from rewardflow.cli.errors import UsageError
 
-NAME = "cache"
-SUMMARY = "list or prune the response cache"
 
-
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:
+    """Register the command; ``named`` is its name, aliases and one-line help (cli/main.py)."""
     parser = commands.add_parser(
-        NAME,
-        help=SUMMARY,
+        **named,
         description="List or prune rewardflow's response cache. Pruning skips (and names) "
         "any journal a running job is writing to, so it is safe while runs are going on.",
     )

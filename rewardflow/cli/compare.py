@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rewardflow.cli import options
 from rewardflow.cli.errors import UsageError
@@ -20,14 +21,11 @@ from rewardflow.jsonl import write_text_atomic
 from rewardflow.run_files import load_run
 from rewardflow.viewer import write_viewer
 
-NAME = "compare"
-SUMMARY = "compare runs with the first on their shared prompts (paired bootstrap, McNemar)"
 
-
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:
+    """Register the command; ``named`` is its name, aliases and one-line help (cli/main.py)."""
     parser = commands.add_parser(
-        NAME,
-        help=SUMMARY,
+        **named,
         description="Compare every run with the first (the baseline) on the prompts both "
         "scored: the difference of means with a paired-bootstrap 95%% interval and p-value, "
         "and McNemar's test when both runs have one pass/fail sample per prompt. Prints a "

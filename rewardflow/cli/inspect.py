@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from rewardflow.cli import options
 from rewardflow.inspect_run import STATUS_CHOICES, list_lines, sample_record, select, show_lines
 from rewardflow.run_files import load_run
-
-NAME = "inspect"
-SUMMARY = "list a run's samples, or show one prompt's responses, scores and reasons"
 
 
 def _where(text: str) -> tuple[str, str]:
@@ -23,10 +21,10 @@ def _where(text: str) -> tuple[str, str]:
     return field, value
 
 
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:
+    """Register the command; ``named`` is its name, aliases and one-line help (cli/main.py)."""
     parser = commands.add_parser(
-        NAME,
-        help=SUMMARY,
+        **named,
         description="Read a finished run's response and score shards directly.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")

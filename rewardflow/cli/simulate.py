@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 from rewardflow.cli.errors import UsageError
 from rewardflow.simulator import (
@@ -26,16 +27,11 @@ from rewardflow.simulator import (
     serve_until_signalled,
 )
 
-NAME = "simulate"
-ALIASES = ("simulator",)
-SUMMARY = "serve a simulated OpenAI-compatible model for demos, tests and benchmarks"
 
-
-def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:
+    """Register the command; ``named`` is its name, aliases and one-line help (cli/main.py)."""
     parser = commands.add_parser(
-        NAME,
-        aliases=list(ALIASES),
-        help=SUMMARY,
+        **named,
         description="Serve a simulated OpenAI-compatible chat model for demos and tests. "
         "It prints 'rewardflow simulator listening on URL' once it is ready.",
     )

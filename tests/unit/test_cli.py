@@ -264,3 +264,18 @@ def test_the_simulator_starts_as_a_subcommand_and_by_its_old_module(command):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_command_imports_only_its_own_feature():
+    # `rewardflow inspect` must not pay for the simulator's aiohttp server at every start.
+    code = (
+        "import sys; from rewardflow.cli.main import build_parser; "
+        "build_parser({'inspect'}).parse_args(['inspect', 'list', 'results/x']); "
+        "print(sorted(m for m in ('rewardflow.simulator', 'aiohttp') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
