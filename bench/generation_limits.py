@@ -57,7 +57,7 @@ class Outcome:
 
 def start_simulator(*args: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "rewardflow.simulator", "--port", "0", *args],
+        [sys.executable, "-m", "rewardflow", "simulate", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -259,7 +259,7 @@ class JournalTail:
             if size == offset:
                 continue  # most journals are finished: a stat, not an open
             if size < offset:
-                offset = 0  # rewritten shorter by ``rewardflow-cache prune``
+                offset = 0  # rewritten shorter by ``rewardflow cache prune``
             self._offsets[journal] = self._read_from(journal, offset, new, skipped)
         _warn_skipped(skipped)
         for key, entry in new.items():

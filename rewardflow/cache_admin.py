@@ -1,4 +1,4 @@
-"""Inspect and prune the response cache: ``rewardflow-cache list`` and ``rewardflow-cache prune``.
+"""Inspect and prune the response cache (``rewardflow cache list`` / ``rewardflow cache prune``).
 
 The cache (see :mod:`rewardflow.cache`) is a directory of partitions, one per generation
 settings, each holding ``settings.json`` and append-only journals. Pruning by model removes
@@ -9,15 +9,12 @@ pruning is safe while runs are going on.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
 import shutil
 import stat
-import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +34,13 @@ class PartitionInfo:
     @property
     def model(self) -> str:
         return str(self.settings.get("model", "?"))
+
+    def age(self) -> str:
+        """How long ago the newest response was cached, for people: "2.5 days ago"."""
+        if self.newest is None:
+            return "-"
+        days = (time.time() - self.newest) / 86400
+        return f"{days:.1f} days ago" if days >= 1 else f"{days * 24:.1f} hours ago"
 
 
 def _settings(partition: Path) -> dict:
@@ -119,59 +123,3 @@ def prune(
             else:
                 report.entries_removed += removed
     return report
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    days = (time.time() - seconds) / 86400
-    return f"{days:.1f} days ago" if days >= 1 else f"{days * 24:.1f} hours ago"
-
-
-def _list(args: argparse.Namespace) -> int:
-    infos = describe(args.dir)
-    if not infos:
-        print(f"no cached responses in {args.dir}")
-        return 0
-    for info in infos:
-        settings = info.settings
-        print(
-            f"{info.path.name}\n  model {info.model} at {settings.get('endpoint', '?')}\n"
-            f"  temperature {settings.get('temperature')}, top_p {settings.get('top_p')}, "
-            f"max_tokens {settings.get('max_tokens')}, seed {settings.get('seed')}\n"
-            f"  {info.responses} responses, {info.bytes / 1e6:.1f} MB, newest {_age(info.newest)}"
-        )
-    return 0
-
-
-def _prune(args: argparse.Namespace) -> int:
-    if args.model is None and args.older_than_days is None:
-        print("prune: give --model and/or --older-than-days", file=sys.stderr)
-        return 2
-    older_than_s = None if args.older_than_days is None else args.older_than_days * 86400
-    report = prune(args.dir, args.model, older_than_s, dry_run=args.dry_run)
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb} {report.entries_removed} responses", end="")
-    print(f" and {len(report.partitions_removed)} partitions" if report.partitions_removed else "")
-    for journal in report.journals_busy:
-        print(f"skipped {journal}: a running job is writing to it")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rewardflow-cache", description="Inspect or prune rewardflow's response cache."
-    )
-    parser.add_argument("--dir", default=DEFAULT_CACHE_DIR, help="cache directory (%(default)s)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="partitions with their settings and sizes")
-    pruner = commands.add_parser("prune", help="remove cached responses")
-    pruner.add_argument("--model", help="remove every response of this model")
-    pruner.add_argument("--older-than-days", type=float, help="remove responses older than this")
-    pruner.add_argument("--dry-run", action="store_true", help="report, change nothing")
-    args = parser.parse_args(argv)
-    return _list(args) if args.command == "list" else _prune(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

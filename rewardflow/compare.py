@@ -1,11 +1,11 @@
-"""``rewardflow-compare``: two or more runs side by side, on the prompts they share.
+"""Two or more runs side by side, on the prompts they share (``rewardflow compare``).
 
 Comparing checkpoint A with checkpoint B is only meaningful on the same prompts, and a
 difference is only news if it is bigger than noise; so every run is compared with the first
 (the baseline) on their shared prompts, with a paired bootstrap interval for the difference of
 means and, when both runs have one pass/fail sample per prompt, McNemar's test.
 
-    rewardflow-compare results/base results/candidate [--reward accuracy] [--out cmp.md]
+    rewardflow compare results/base results/candidate [--reward accuracy] [--out cmp.md]
         [--viewer pair.html]
 
 ``--viewer`` writes the paired results viewer (rewardflow/viewer/): every shared prompt with
@@ -14,19 +14,12 @@ both runs' responses side by side, the prompts whose verdict changed first.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import html
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from rewardflow.errors import RewardflowError
-from rewardflow.jsonl import write_text_atomic
 from rewardflow.metrics import McNemar, PairedDiff, mcnemar, paired_bootstrap_diff
-from rewardflow.run_files import RunFiles, load_run
-from rewardflow.viewer import write_viewer
+from rewardflow.run_files import RunFiles
 
 
 @dataclass(frozen=True)
@@ -114,52 +107,3 @@ def render_html(markdown: str) -> str:
         "table{border-collapse:collapse}</style>"
         f"{intro}<table>{''.join(body)}</table>"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rewardflow-compare", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "runs", nargs="+", help="run directories, results/<run_name>; first is the baseline"
-    )
-    parser.add_argument("--reward", help="reward to compare (default: the baseline's primary)")
-    parser.add_argument("--out", type=Path, help="also write the Markdown table here")
-    parser.add_argument("--html", type=Path, help="also write a self-contained HTML page here")
-    parser.add_argument(
-        "--viewer",
-        type=Path,
-        metavar="OUT",
-        help="also write the paired results viewer (exactly two runs) as one HTML file here",
-    )
-    parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if len(args.runs) < 2:
-        parser.error("give at least two run directories")
-    if args.viewer and len(args.runs) != 2:
-        parser.error("--viewer pairs exactly two runs: give a baseline and one candidate")
-    try:
-        runs = [load_run(path) for path in args.runs]
-        reward = args.reward or runs[0].summary["primary_reward"]
-        comparisons = [compare(runs[0], run, reward, args.resamples, args.seed) for run in runs[1:]]
-    except (RewardflowError, ValueError) as error:
-        print(f"rewardflow-compare: {error}", file=sys.stderr)
-        return 1
-    markdown = render_markdown(comparisons)
-    print(markdown)
-    if args.out:
-        write_text_atomic(args.out, markdown)
-    if args.html:
-        write_text_atomic(args.html, render_html(markdown))
-    if args.viewer:
-        paired = dataclasses.asdict(comparisons[0].paired)
-        try:
-            write_viewer(runs, args.viewer, comparison={"reward": reward, **paired})
-        except RewardflowError as error:
-            print(f"rewardflow-compare: {error}", file=sys.stderr)
-            return 1
-        print(f"paired viewer: {args.viewer}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -132,9 +132,9 @@ def simulator_command(config: Mapping[str, Any], port: int | str = 0) -> list[st
     """The command that serves the built-in simulator as ``config`` describes it."""
     simulator = config["simulator"]
     command = [
-        sys.executable, "-m", "rewardflow.simulator",
+        sys.executable, "-m", "rewardflow", "simulate",
         "--host", "127.0.0.1", "--port", str(port),
-        "--model-name", config["model"]["name"],
+        "--model", config["model"]["name"],
         "--rule", simulator["rule"],
         "--wrong-rate", str(simulator["wrong_rate"]),
         "--latency-ms", str(simulator["latency_ms"]),

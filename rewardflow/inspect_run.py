@@ -1,21 +1,23 @@
-"""``rewardflow-inspect``: look at one sample, or list samples, straight from a run's files.
+"""Look at one sample, or list samples, straight from a run's files (``rewardflow inspect``).
 
-rewardflow-inspect results/demo list --status failed
-rewardflow-inspect results/demo list --lowest 10 --where level=5
-rewardflow-inspect results/demo show arith-007 [--sample 0]
+rewardflow inspect list results/demo --status failed
+rewardflow inspect list results/demo --lowest 10 --where level=5
+rewardflow inspect show results/demo arith-007 [--sample 0]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Iterable, Sequence
 
 from rewardflow.errors import RewardflowError
-from rewardflow.run_files import RunFiles, load_run
+from rewardflow.run_files import RunFiles, SampleKey
 
 STATUSES = ("scored", "score_error", "generation_failed", "not_attempted")
+# "failed" is what a response record's status and the summary's ``counts.failed`` call a sample
+# whose generation failed, and what the docs tell people to type; it selects exactly the samples
+# that count counts.
+STATUS_ALIASES = {"failed": "generation_failed"}
+STATUS_CHOICES = (*STATUSES, *STATUS_ALIASES)
 
 
 def select(
@@ -27,6 +29,7 @@ def select(
     """Sample keys matching a status and metadata filters, lowest primary score first if asked."""
     keys = sorted(run.responses)
     if status:
+        status = STATUS_ALIASES.get(status, status)
         keys = [key for key in keys if run.status(key) == status]
     for field, value in where:
         keys = [k for k in keys if str(run.responses[k].metadata.get(field)) == value]
@@ -52,6 +55,12 @@ def list_lines(run: RunFiles, keys: Iterable[tuple[str, int]]) -> list[str]:
     return lines
 
 
+def sample_record(run: RunFiles, key: SampleKey) -> dict:
+    """A sample's response record and score record (null if unscored), for ``--json``."""
+    score = run.scores.get(key)
+    return {"response": run.responses[key].to_dict(), "score": score.to_dict() if score else None}
+
+
 def show_lines(run: RunFiles, prompt_id: str, sample: int | None) -> list[str]:
     keys = [key for key in sorted(run.responses) if key[0] == prompt_id]
     if sample is not None:
@@ -75,46 +84,3 @@ def show_lines(run: RunFiles, prompt_id: str, sample: int | None) -> list[str]:
                 for metric, value in (result.get("metrics") or {}).items():
                     lines.append(f"    {metric}: {value['score']:.3g} — {value['reason']}")
     return lines
-
-
-def _where(text: str) -> tuple[str, str]:
-    field, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
-    return field, value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rewardflow-inspect", description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="run directory, results/<run_name>")
-    commands = parser.add_subparsers(dest="command", required=True)
-    lister = commands.add_parser("list", help="list samples")
-    lister.add_argument("--status", choices=STATUSES)
-    lister.add_argument("--where", type=_where, action="append", default=[], metavar="FIELD=VALUE")
-    lister.add_argument("--lowest", type=int, metavar="N", help="the N lowest-scoring samples")
-    lister.add_argument("--json", action="store_true", help="print the records as JSON lines")
-    shower = commands.add_parser("show", help="one prompt's responses, scores and reasons")
-    shower.add_argument("id")
-    shower.add_argument("--sample", type=int)
-    args = parser.parse_args(argv)
-    try:
-        run = load_run(args.run)
-        if args.command == "show":
-            print("\n".join(show_lines(run, args.id, args.sample)))
-            return 0
-        keys = select(run, args.status, args.where, args.lowest)
-        if args.json:
-            for key in keys:
-                score = run.scores.get(key)
-                print(json.dumps({"response": run.responses[key].to_dict(),
-                                  "score": score.to_dict() if score else None}))  # fmt: skip
-        else:
-            print("\n".join(list_lines(run, keys)) or "no matching samples")
-    except RewardflowError as error:
-        print(f"rewardflow-inspect: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

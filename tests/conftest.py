@@ -50,7 +50,8 @@ class Simulator:
 
 def start_simulator(*args: str, env: dict[str, str] | None = None) -> Simulator:
     process = subprocess.Popen(
-        [sys.executable, "-m", "rewardflow.simulator", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "rewardflow", "simulate", "--host", "127.0.0.1", "--port", "0"]
+        + list(args),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

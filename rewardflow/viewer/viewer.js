@@ -11,7 +11,7 @@
 var rewardflowViewer = (function () {
   const meta = JSON.parse(document.getElementById("rf-meta").textContent);
   const COMPARE = meta.mode === "compare";
-  // The reward a comparison is about (rewardflow-compare --reward), else each run's primary.
+  // The reward a comparison is about (rewardflow compare --reward), else each run's primary.
   const CMP_REWARD = COMPARE && meta.comparison ? meta.comparison.reward : null;
   const ROW_H = 28; // keep in step with --row-h in viewer.css
   const OVERSCAN = 12;
@@ -148,7 +148,7 @@ var rewardflowViewer = (function () {
     return result && typeof result.score === "number" ? result.score : null;
   }
 
-  // A sample's score in a comparison: as rewardflow-compare counts it (run_files.py).
+  // A sample's score in a comparison: as rewardflow compare counts it (run_files.py).
   function pairedScore(run, sample) {
     if (!CMP_REWARD || CMP_REWARD === run.primary) return typeof sample.s === "number" ? sample.s : null;
     return sample.st === "scored" || sample.st === "score_error" ? rewardScore(sample, CMP_REWARD) : null;

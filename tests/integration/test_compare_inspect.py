@@ -15,8 +15,16 @@ from conftest import (
     write_jsonl,
 )
 
-from rewardflow.compare import main as compare_main
-from rewardflow.inspect_run import main as inspect_main
+from rewardflow.cli import main
+
+
+def compare_main(argv: list[str]) -> int:
+    return main(["compare", *argv])
+
+
+def inspect_main(argv: list[str]) -> int:
+    return main(["inspect", *argv])
+
 
 pytestmark = pytest.mark.integration
 
@@ -66,16 +74,16 @@ def test_inspect_lists_and_shows_samples(tmp_path, capsys):
     run = run_model(tmp_path, rows, "inspected", wrong={2, 4})
     capsys.readouterr()
 
-    assert inspect_main([str(run), "list", "--lowest", "2"]) == 0
+    assert inspect_main(["list", str(run), "--lowest", "2"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == ["q0002", "q0004"]
 
-    assert inspect_main([str(run), "show", "q0002"]) == 0
+    assert inspect_main(["show", str(run), "q0002"]) == 0
     shown = capsys.readouterr().out
     assert "What is 2 + 5?" in shown and "#### 8" in shown and "accuracy: 0" in shown
 
-    assert inspect_main([str(run), "list", "--status", "scored", "--json"]) == 0
+    assert inspect_main(["list", str(run), "--status", "scored", "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 6 and records[0]["score"]["status"] == "scored"
 
-    assert inspect_main([str(run), "show", "nope"]) == 1
+    assert inspect_main(["show", str(run), "nope"]) == 1

@@ -21,7 +21,7 @@ from conftest import REPO, arithmetic_rows, base_config, write_config, write_jso
 
 pytestmark = pytest.mark.integration
 
-SIMULATOR = "{python} -m rewardflow.simulator --port {port} --model-name {name} --wrong-rate 0"
+SIMULATOR = "{python} -m rewardflow simulate --port {port} --model-name {name} --wrong-rate 0"
 LOG = Path("logs/test/generate_responses")
 
 

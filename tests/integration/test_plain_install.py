@@ -22,7 +22,19 @@ from conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.install]
 
-CONSOLE_SCRIPTS = [
+COMMANDS = [
+    ("rewardflow",),
+    ("rewardflow", "simulate"),
+    ("rewardflow", "cache"),
+    ("rewardflow", "cache", "list"),
+    ("rewardflow", "cache", "prune"),
+    ("rewardflow", "compare"),
+    ("rewardflow", "inspect"),
+    ("rewardflow", "inspect", "list"),
+    ("rewardflow", "inspect", "show"),
+]
+# The names `rewardflow` replaced, kept as deprecated aliases (docs/cli.md).
+OLD_COMMANDS = [
     "rewardflow-simulator",
     "rewardflow-cache",
     "rewardflow-compare",
@@ -81,10 +93,17 @@ def run_in(clone: Path, env: dict[str, str], *command: str) -> subprocess.Comple
 
 def test_console_scripts_answer_help(installed):
     clone, env = installed
-    for script in CONSOLE_SCRIPTS:
+    for command in COMMANDS:
+        result = run_in(clone, env, *command, "--help")
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        assert result.stdout.startswith(f"usage: {' '.join(command)}")
+    version = run_in(clone, env, "rewardflow", "--version")
+    assert version.stdout.startswith("rewardflow "), version.stdout + version.stderr
+    for script in OLD_COMMANDS:
         result = run_in(clone, env, script, "--help")
         assert result.returncode == 0, f"{script}: {result.stdout}{result.stderr}"
-        assert "usage" in result.stdout.lower()
+        assert result.stdout.startswith("usage: rewardflow ")
+        assert f"{script} is deprecated" in result.stderr
 
 
 def test_demo_report_inspect_and_compare_run_in_the_clone(installed):
@@ -103,16 +122,18 @@ def test_demo_report_inspect_and_compare_run_in_the_clone(installed):
     assert (clone / "report.html").stat().st_size > 10_000
 
     for command in [
-        ("rewardflow-inspect", "results/demo", "list", "--lowest", "3"),
-        ("rewardflow-inspect", "results/demo", "show", "arith-007"),
-        ("rewardflow-cache", "list"),
+        ("rewardflow", "inspect", "list", "results/demo", "--lowest", "3"),
+        ("rewardflow", "inspect", "list", "results/demo", "--status", "failed"),
+        ("rewardflow", "inspect", "show", "results/demo", "arith-007"),
+        ("rewardflow-inspect", "results/demo", "list", "--lowest", "3"),  # the old order
+        ("rewardflow", "cache", "list"),
         # The plan of the README's real-model run: needs neither network nor key.
         ("snakemake", "-n", "--configfile", "config/math.yaml"),
     ]:
         result = run_in(clone, env, *command)
         assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
     compare = run_in(
-        clone, env, "rewardflow-compare", "results/demo", "results/demo", "--out", "cmp.md"
+        clone, env, "rewardflow", "compare", "results/demo", "results/demo", "--out", "cmp.md"
     )
     assert compare.returncode == 0, compare.stdout + compare.stderr
     assert (clone / "cmp.md").is_file()

@@ -25,7 +25,7 @@ from conftest import (
     write_jsonl,
 )
 
-from rewardflow.compare import main as compare_main
+from rewardflow.cli import main
 from rewardflow.run_files import load_run
 from rewardflow.viewer import build_viewer
 
@@ -266,7 +266,7 @@ def test_compare_writes_the_paired_view_changed_verdicts_first(tmp_path, page):
     base = support.write_run(tmp_path, "base", prompts=40, shift=0)
     cand = support.write_run(tmp_path, "cand", prompts=40, shift=1)
     out = tmp_path / "pair.html"
-    assert compare_main([str(base), str(cand), "--viewer", str(out)]) == 0
+    assert main(["compare", str(base), str(cand), "--viewer", str(out)]) == 0
     runs = [load_run(base), load_run(cand)]
 
     def verdict(run, prompt):

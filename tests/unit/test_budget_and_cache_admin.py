@@ -19,7 +19,8 @@ from rewardflow.budget import (
     spent_by_writer,
 )
 from rewardflow.cache import GenerationSettings, ResponseCache
-from rewardflow.cache_admin import describe, main, prune
+from rewardflow.cache_admin import describe, prune
+from rewardflow.cli import main
 
 
 def settings(model: str = "m") -> GenerationSettings:
@@ -133,9 +134,12 @@ def test_pruning_keeps_a_shared_journal_shared(tmp_path):
 
 def test_dry_run_changes_nothing_and_the_cli_reports(tmp_path, capsys):
     fill(tmp_path, "a.shard-000", 3, model="model-a")
-    assert main(["--dir", str(tmp_path), "prune", "--model", "model-a", "--dry-run"]) == 0
+    assert (
+        main(["cache", "--cache-dir", str(tmp_path), "prune", "--model", "model-a", "--dry-run"])
+        == 0
+    )
     assert "would remove 3 responses" in capsys.readouterr().out
     assert describe(tmp_path)[0].responses == 3
-    assert main(["--dir", str(tmp_path), "list"]) == 0
+    assert main(["cache", "list", "--cache-dir", str(tmp_path)]) == 0
     assert "model model-a at http://x/v1" in capsys.readouterr().out
-    assert main(["--dir", str(tmp_path), "prune"]) == 2
+    assert main(["cache", "--dir", str(tmp_path), "prune"]) == 2  # --dir: the old name

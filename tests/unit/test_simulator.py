@@ -28,6 +28,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from rewardflow.cli import main
 from rewardflow.simulator import (
     ANSWER_STYLES,
     FAULTS,
@@ -45,7 +46,6 @@ from rewardflow.simulator import (
     format_number,
     generate_choices,
     load_responses,
-    main,
     parse_chat_request,
     running_simulator,
     solve,
@@ -325,9 +325,7 @@ def test_cli_reports_a_bad_responses_file_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_lines(tmp_path / "bad.jsonl", "{oops")
-    with pytest.raises(SystemExit) as caught:
-        main(["--responses", str(path)])
-    assert caught.value.code == 2
+    assert main(["simulate", "--responses", str(path)]) == 2
     assert f"{path}:1: invalid JSON" in capsys.readouterr().err
 
 
@@ -335,8 +333,7 @@ def test_cli_refuses_an_unset_api_key_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("RF_SIM_TEST_UNSET_KEY", raising=False)
-    with pytest.raises(SystemExit):
-        main(["--api-key-env", "RF_SIM_TEST_UNSET_KEY"])
+    assert main(["simulate", "--api-key-env", "RF_SIM_TEST_UNSET_KEY"]) == 2
     assert "RF_SIM_TEST_UNSET_KEY is not set" in capsys.readouterr().err
 
 
@@ -611,7 +608,7 @@ def test_cli_subprocess_announces_its_url_and_serves(tmp_path: Path) -> None:
         "PYTHONPATH": str(REPO),
         "RF_SIM_TEST_KEY": "cli-secret",
     }
-    command = [sys.executable, "-m", "rewardflow.simulator", "--port", "0"]
+    command = [sys.executable, "-m", "rewardflow", "simulate", "--port", "0"]
     command += ["--api-key-env", "RF_SIM_TEST_KEY", "--wrong-rate", "0"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

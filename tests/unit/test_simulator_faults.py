@@ -22,16 +22,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from rewardflow.cli import build_parser, main
+from rewardflow.cli.simulate import config_from_args
 from rewardflow.simulator import (
     FAULTS,
     Fault,
     SimulatorConfig,
     SimulatorError,
-    _build_parser,
     _TokenBucket,
-    config_from_args,
     fault_for,
-    main,
     running_simulator,
 )
 
@@ -183,8 +182,9 @@ def test_rates_may_add_up_to_exactly_one_despite_float_noise() -> None:
 
 
 def test_cli_flags_map_to_config_fields() -> None:
-    args = _build_parser().parse_args(
-        ["--rate-limit-rps", "2.5", "--error-500-rate", "0.1", "--error-503-rate", "0.2"]
+    args = build_parser().parse_args(
+        ["simulate"]
+        + ["--rate-limit-rps", "2.5", "--error-500-rate", "0.1", "--error-503-rate", "0.2"]
         + ["--drop-rate", "0.05", "--malformed-rate", "0.03", "--hang-rate", "0.01"]
         + ["--hang-s", "7", "--fault-seed", "42", "--non-utf8-rate", "0.04"]
         + ["--null-content-rate", "0.05", "--tool-calls-only-rate", "0.06"]
@@ -207,9 +207,7 @@ def test_cli_flags_map_to_config_fields() -> None:
 
 
 def test_cli_refuses_rates_above_one(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["--error-500-rate", "0.6", "--drop-rate", "0.6"])
-    assert caught.value.code == 2
+    assert main(["simulate", "--error-500-rate", "0.6", "--drop-rate", "0.6"]) == 2
     assert "fault rates add up to 1.2" in capsys.readouterr().err
 
 

@@ -21,6 +21,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rewardflow import simulator
 from rewardflow.cache import GenerationSettings
+from rewardflow.cli import build_parser
+from rewardflow.cli.simulate import config_from_args
 from rewardflow.config import validate_config
 from rewardflow.endpoint import endpoint_identity, request_seed, simulator_command
 from rewardflow.errors import ConfigError
@@ -29,7 +31,6 @@ from rewardflow.simulator import (
     SimulatorError,
     answer_for,
     build_app,
-    config_from_args,
     draw_latency_ms,
     generate_choices,
     parse_chat_request,
@@ -228,7 +229,7 @@ def test_latency_options_reach_the_launched_simulator() -> None:
         simulator={"latency_ms": 40, "latency_distribution": "lognormal", "latency_sigma": 1.5}
     )
     command = simulator_command(config)
-    args = simulator._build_parser().parse_args(command[3:])
+    args = build_parser().parse_args(command[3:])
     launched = config_from_args(args)
     assert (launched.latency_distribution, launched.latency_sigma) == ("lognormal", 1.5)
     # Latency never changes an answer, so it is no part of the cache identity.

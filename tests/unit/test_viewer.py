@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from rewardflow.compare import main as compare_main
+from rewardflow.cli import main
 from rewardflow.errors import RewardflowError
 from rewardflow.run_files import load_run
 from rewardflow.viewer import build_viewer, cached_latencies, script_json, write_viewer
@@ -167,8 +167,6 @@ def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path
 
 def test_compare_viewer_needs_exactly_two_runs(tmp_path, capsys):
     runs = [str(support.write_run(tmp_path, name, prompts=2)) for name in ("a", "b", "c")]
-    with pytest.raises(SystemExit) as exit_info:
-        compare_main([*runs, "--viewer", str(tmp_path / "pair.html")])
-    assert exit_info.value.code == 2
+    assert main(["compare", *runs, "--viewer", str(tmp_path / "pair.html")]) == 2
     assert "--viewer pairs exactly two runs" in capsys.readouterr().err
     assert not (tmp_path / "pair.html").exists()
