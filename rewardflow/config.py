@@ -278,8 +278,9 @@ OPERATIONAL_GENERATION_KEYS = frozenset(
         "adaptive_rate",
     }
 )
+# ``seed`` seeds the latency draws only: answers come from each request's own seed.
 OPERATIONAL_SIMULATOR_KEYS = frozenset(
-    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma"}
+    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma", "seed"}
 )
 
 
