@@ -324,6 +324,27 @@ def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def aggregate_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the summary is computed from: the aggregate rule's rerun trigger.
+
+    Only what :func:`rewardflow.aggregate.summarize` reads, so that operational settings
+    (concurrency, timeouts, a reward's own params) do not rerun the summary and what follows it.
+    """
+    name = config["model"]["name"]
+    price = (config.get("prices") or {}).get(name)
+    return {
+        "run_name": config["run_name"],
+        "model": {"name": name},
+        "prices": {name: dict(price)} if price else {},
+        "generation": {"samples": config["generation"]["samples"]},
+        "metrics": dict(config["metrics"]),
+        "rewards": [
+            {"name": reward["name"], "primary": bool(reward.get("primary"))}
+            for reward in config["rewards"]
+        ],
+    }
+
+
 def prepare_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide the prompt shards: the prepare rule's rerun trigger."""
     return {
