@@ -32,7 +32,9 @@ def _read_all(paths: Iterable[str | Path]) -> Iterable[dict[str, Any]]:
             yield data
 
 
-def _reward_summary(name: str, records: Sequence[ScoreRecord]) -> dict[str, Any]:
+def _reward_summary(
+    name: str, records: Sequence[ScoreRecord], resamples: int, seed: int
+) -> dict[str, Any]:
     scores: dict[str, list[float]] = defaultdict(list)
     metrics: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     errors = 0
@@ -46,12 +48,12 @@ def _reward_summary(name: str, records: Sequence[ScoreRecord]) -> dict[str, Any]
         scores[record.id].append(float(result["score"]))
         for metric, value in (result.get("metrics") or {}).items():
             metrics[metric][record.id].append(float(value["score"]))
-    estimate = estimate_mean(scores)
+    estimate = estimate_mean(scores, resamples, seed)
     summary: dict[str, Any] = {"scored": sum(map(len, scores.values())), "errors": errors}
     summary.update(estimate.to_dict() if estimate else {"mean": None, "ci95": None})
     summary["metrics"] = {}
     for metric, by_prompt in sorted(metrics.items()):
-        metric_estimate = estimate_mean(by_prompt)
+        metric_estimate = estimate_mean(by_prompt, resamples, seed)
         if metric_estimate is not None:
             summary["metrics"][metric] = metric_estimate.to_dict()
     return summary
@@ -102,6 +104,8 @@ def summarize(
         else None
     )  # fmt: skip
     metrics = config.get("metrics") or section_defaults("metrics")
+    # Every interval of the summary uses the configured bootstrap, so all of them reproduce.
+    resamples, seed = int(metrics["bootstrap_resamples"]), int(metrics["seed"])
     truncated, truncated_below_pass = truncation_counts(
         response_records, score_records, float(metrics["pass_threshold"])
     )
@@ -116,7 +120,7 @@ def summarize(
     for record in score_records:
         if record.weighted_score is not None:
             weighted[record.id].append(record.weighted_score)
-    weighted_estimate = estimate_mean(weighted)
+    weighted_estimate = estimate_mean(weighted, resamples, seed)
     return {
         "summary_version": SUMMARY_VERSION,
         "run_name": config["run_name"],
@@ -137,15 +141,12 @@ def summarize(
         },
         "failure_types": dict(failure_types.most_common()),
         "primary_reward": primary_reward_name(config),
-        "rewards": {name: _reward_summary(name, score_records) for name in reward_names},
+        "rewards": {
+            name: _reward_summary(name, score_records, resamples, seed) for name in reward_names
+        },
         "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
         "sampling": sampling_summary(metrics, samples, response_records, score_records),
-        "breakdowns": breakdowns(
-            score_records,
-            metrics["group_by"],
-            int(metrics["bootstrap_resamples"]),
-            int(metrics["seed"]),
-        ),
+        "breakdowns": breakdowns(score_records, metrics["group_by"], resamples, seed),
         "usage": usage,
         "cost_usd": cost,
     }

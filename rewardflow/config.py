@@ -278,8 +278,9 @@ OPERATIONAL_GENERATION_KEYS = frozenset(
         "adaptive_rate",
     }
 )
+# ``seed`` seeds the latency draws only: answers come from each request's own seed.
 OPERATIONAL_SIMULATOR_KEYS = frozenset(
-    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma"}
+    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma", "seed"}
 )
 
 
@@ -320,6 +321,27 @@ def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
         }
         if config["model"]["provider"] == "simulator"
         else None,
+    }
+
+
+def aggregate_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the summary is computed from: the aggregate rule's rerun trigger.
+
+    Only what :func:`rewardflow.aggregate.summarize` reads, so that operational settings
+    (concurrency, timeouts, a reward's own params) do not rerun the summary and what follows it.
+    """
+    name = config["model"]["name"]
+    price = (config.get("prices") or {}).get(name)
+    return {
+        "run_name": config["run_name"],
+        "model": {"name": name},
+        "prices": {name: dict(price)} if price else {},
+        "generation": {"samples": config["generation"]["samples"]},
+        "metrics": dict(config["metrics"]),
+        "rewards": [
+            {"name": reward["name"], "primary": bool(reward.get("primary"))}
+            for reward in config["rewards"]
+        ],
     }
 
 

@@ -5,8 +5,9 @@ each generation job start its own model server (:mod:`rewardflow.launch`). For `
 simulator`` each job launches the built-in simulated server the same way, so the offline demo
 needs no setup and still goes through real HTTP. The port changes every time, so the
 simulator's cache identity is derived from the settings that decide its answers (rule,
-responses file content, wrong rate, seed, and the simulator's answer version), not from its
-URL. ``provider: module:Class`` plugs in a user's :class:`~rewardflow.client.ModelClient`.
+responses file content, wrong rate and the simulator's answer version; not its ``seed``,
+which only seeds latency), not from its URL. ``provider: module:Class`` plugs in a user's
+:class:`~rewardflow.client.ModelClient`.
 
 Each sample's request carries a ``seed`` only when the config sets ``generation.seed``, with
 one exception: the built-in simulator at temperature > 0 is always sent one per sample (see
@@ -93,7 +94,7 @@ def _simulator_identity(config: Mapping[str, Any]) -> str:
         "rule": simulator["rule"],
         "responses_sha256": _file_digest(simulator.get("responses")),
         "wrong_rate": simulator["wrong_rate"],
-        "seed": simulator["seed"],
+        # Not ``seed``: it seeds the latency draws only, and answers come from the request's.
         # A simulator that answers differently must not be served its predecessor's answers.
         "answer_version": ANSWER_VERSION,
     }

@@ -114,10 +114,22 @@ class RequestLimiter:
             await self._requests.acquire()
         elif self.adaptive is not None:
             await self.adaptive.acquire()
-        if self._tokens is not None:
-            await self._tokens.acquire(min(estimated_tokens, self._tokens.max_rate))
+        await self._charge_tokens(estimated_tokens)
 
     async def charge_extra_tokens(self, tokens: int) -> None:
         """Charge tokens the estimate missed, once the response has reported its usage."""
-        if self._tokens is not None and tokens > 0:
-            await self._tokens.acquire(min(tokens, self._tokens.max_rate))
+        await self._charge_tokens(tokens)
+
+    async def _charge_tokens(self, tokens: int) -> None:
+        """Charge all of ``tokens``, in bucket-sized parts when they exceed the bucket.
+
+        The bucket holds one largest expected request, but a long prompt can need more; taking
+        only a bucketful would let long prompts use more than ``tokens_per_minute``.
+        """
+        if self._tokens is None:
+            return
+        remaining = tokens
+        while remaining > 0:
+            part = min(remaining, self._tokens.max_rate)
+            await self._tokens.acquire(part)
+            remaining -= part

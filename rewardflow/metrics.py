@@ -161,10 +161,17 @@ def bootstrap_mean_ci(
     means, using linearly interpolated quantiles. ``random.Random(seed)`` makes it
     deterministic. With one cluster every resample equals the mean, so the interval collapses
     to it: one prompt carries no information about prompt-to-prompt variation. Empty clusters
-    are skipped; ValueError if no cluster has a value.
+    are skipped; ValueError if no cluster has a value. The clusters are taken in key order, so
+    the interval does not depend on the mapping's order.
     """
     _check_bootstrap_args(resamples, confidence)
-    means = [statistics.fmean(values) for values in values_by_cluster.values() if values]
+    # In key order: the draws then depend on the scores only, not on the order the records
+    # were read in, so the same clusters always get the same interval wherever it is computed.
+    means = [
+        statistics.fmean(values_by_cluster[key])
+        for key in sorted(values_by_cluster)
+        if values_by_cluster[key]
+    ]
     if not means:
         raise ValueError("bootstrap_mean_ci needs at least one non-empty cluster")
     replicates = _bootstrap_means(means, resamples, random.Random(seed))

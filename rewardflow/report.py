@@ -1,6 +1,8 @@
 """The run's report: figures and sample tables for Snakemake's ``--report``.
 
-Pure functions over the records (no Snakemake import), so a notebook or a test can call them.
+Pure functions over the records and summary.json (no Snakemake import), so a notebook or a
+test can call them. The group figures draw the summary's breakdowns rather than estimating the
+groups again, so a figure and summary.md never disagree.
 Each ``plot_*`` function draws exactly what a small data helper beside it returns
 (:func:`score_distribution`, :func:`group_estimates`, :func:`length_score_points`,
 :func:`token_counts`, :func:`table_samples`), so every plotted number can be asserted without
@@ -19,7 +21,6 @@ from __future__ import annotations
 import html
 import json
 import random
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from rewardflow.jsonl import write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.rewards._messages import content_text, shorten
 from rewardflow.run_files import SampleKey, records_by_key
-from rewardflow.stats import Estimate, estimate_mean
+from rewardflow.stats import Estimate
 
 # Agg renders to files without a display, so the rule also runs on a headless node or in a
 # cluster job (switching is allowed after pyplot's import, before any figure exists).
@@ -234,40 +235,44 @@ class GroupEstimate:
     estimate: Estimate
 
 
-def group_label(value: Any) -> str:
-    """A metadata value as a group name, spelt as in summary.json's ``breakdowns``."""
-    return "(missing)" if value is None else str(value)
+def group_estimates(
+    breakdown: Mapping[str, Mapping[str, Any]], max_groups: int = MAX_GROUPS
+) -> list[GroupEstimate]:
+    """The groups of one of summary.json's ``breakdowns``, best first; beyond ``max_groups``
+    only the largest (most prompts) are kept, since a figure of hundreds of bars says nothing.
 
-
-def group_estimates(run: RunData, field: str, max_groups: int = MAX_GROUPS) -> list[GroupEstimate]:
-    """Mean score per value of ``field``, best first; beyond ``max_groups`` the smallest
-    groups (fewest prompts) are pooled into one ``other`` group, placed last.
-
-    The estimate is over prompts (clustered), as in the summary, so a prompt with many samples
-    does not dominate its group. Groups with no scored sample are left out: they have no mean.
+    The figures are the summary's own, computed once by the aggregate stage, so the figure and
+    summary.md always agree on a group; groups with no scored sample are not in the summary.
     """
-    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for sample in run.scored():
-        label = group_label(sample.response.metadata.get(field))
-        groups[label][sample.response.id].append(sample.primary_score)
-    by_size = sorted(groups, key=lambda label: (-len(groups[label]), label))
-    if len(by_size) > max_groups:
-        kept, pooled = by_size[: max_groups - 1], by_size[max_groups - 1 :]
-    else:
-        kept, pooled = by_size, []
-    estimates = [GroupEstimate(label, estimate_mean(groups[label])) for label in kept]
-    estimates.sort(key=lambda group: (-group.estimate.mean, group.label))
-    if pooled:
-        other = {prompt: values for label in pooled for prompt, values in groups[label].items()}
-        estimates.append(GroupEstimate(f"other ({len(pooled)} groups)", estimate_mean(other)))
-    return estimates
+    groups = [GroupEstimate(label, Estimate.from_dict(data)) for label, data in breakdown.items()]
+    groups.sort(key=lambda group: (-group.estimate.prompts, group.label))
+    kept = groups[:max_groups]
+    kept.sort(key=lambda group: (-group.estimate.mean, group.label))
+    return kept
 
 
-def plot_group_scores(run: RunData, field: str, path: str | Path) -> None:
+def summary_breakdown(summary: Mapping[str, Any], field: str) -> Mapping[str, Mapping[str, Any]]:
+    """The summary's groups by ``field``; an error when the summary has none for it."""
+    breakdowns = summary.get("breakdowns") or {}
+    if field not in breakdowns:
+        raise DatasetError(
+            f"summary.json has no breakdown by {field!r} (metrics.group_by); rerun the "
+            "aggregate step so that the summary and the report come from the same config"
+        )
+    return breakdowns[field]
+
+
+def plot_group_scores(
+    breakdown: Mapping[str, Mapping[str, Any]], field: str, path: str | Path
+) -> None:
     """Horizontal bars of the mean primary score per group, with 95% intervals."""
-    groups = group_estimates(run, field)
+    groups = group_estimates(breakdown)
+    hidden = len(breakdown) - len(groups)
     with _figure(path, width=8.0, height=1.5 + 0.32 * max(len(groups), 1)) as (_, axes):
-        axes.set_title(f"mean primary score by {field} (95% interval, clustered by prompt)")
+        title = f"mean primary score by {field} (95% interval, clustered by prompt)"
+        if hidden:
+            title += f"\n{hidden} smaller groups not shown; summary.md lists every group"
+        axes.set_title(title)
         if not groups:
             _no_data(axes, "no scored samples")
             return
@@ -511,7 +516,7 @@ def build_report(
     group_paths = {field: out_dir / group_file_name(field) for field in group_fields}
     plot_score_distribution(run, summary["primary_reward"], out_dir / SCORE_DISTRIBUTION)
     for field, path in group_paths.items():
-        plot_group_scores(run, field, path)
+        plot_group_scores(summary_breakdown(summary, field), field, path)
     plot_length_vs_score(run, out_dir / LENGTH_VS_SCORE)
     plot_tokens_and_cost(summary, run, out_dir / TOKENS)
     write_sample_table(run, out_dir / LOWEST_SAMPLES, "lowest")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from rewardflow.metrics import bootstrap_mean_ci, maj_at_k, pass_at_k, spread
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_callable
+from rewardflow.stats import estimate_mean
 
 BOOTSTRAP = "bootstrap over prompts"
 _T = TypeVar("_T")
@@ -94,7 +95,12 @@ def maj_at_k_summary(
 def breakdowns(
     records: Sequence[ScoreRecord], fields: Sequence[str], resamples: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """Mean primary score per value of each metadata field, with bootstrap intervals."""
+    """Mean primary score per value of each metadata field, with 95% intervals.
+
+    Estimated exactly as the headline means are (:func:`~rewardflow.stats.estimate_mean`), so a
+    group holding the whole run shows the headline figure; the report draws these, computed
+    once, rather than estimating the groups again.
+    """
     result: dict[str, dict[str, Any]] = {}
     by_prompt = scored_samples(records)
     for field in fields:
@@ -105,14 +111,9 @@ def breakdowns(
             groups[label][prompt] = [float(s.score or 0) for s in samples]
         result[field] = {}
         for label, scores in sorted(groups.items()):
-            mean, low, high = bootstrap_mean_ci(scores, resamples=resamples, seed=seed)
-            result[field][label] = {
-                "mean": mean,
-                "ci95": [low, high],
-                "ci_method": BOOTSTRAP,
-                "prompts": len(scores),
-                "samples": sum(map(len, scores.values())),
-            }
+            estimate = estimate_mean(scores, resamples, seed)
+            if estimate is not None:  # never None: every prompt here has a scored sample
+                result[field][label] = estimate.to_dict()
     return result
 
 

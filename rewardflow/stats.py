@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rewardflow.metrics import bootstrap_mean_ci
 
@@ -28,6 +29,19 @@ class Estimate:
     method: str
     prompts: int
     samples: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Estimate:
+        """An estimate as :meth:`to_dict` wrote it (in summary.json)."""
+        low, high = data["ci95"]
+        return cls(
+            float(data["mean"]),
+            float(low),
+            float(high),
+            str(data["ci_method"]),
+            int(data["prompts"]),
+            int(data["samples"]),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

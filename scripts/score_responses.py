@@ -2,6 +2,8 @@
 
 import logging
 
+from rewardflow.generate import cache_root
+from rewardflow.rewards.judge import with_run_settings
 from rewardflow.rule_script import run_rule
 from rewardflow.score import score_shard
 
@@ -13,7 +15,7 @@ def main(snakemake) -> None:
     counts = score_shard(
         snakemake.input.responses,
         snakemake.output.scores,
-        snakemake.params.rewards,
+        with_run_settings(snakemake.params.rewards, cache_root(config), snakemake.threads),
         workers=snakemake.threads,
         timeout_s=snakemake.params.timeout_s,
         memory_limit_mb=config["scoring"]["memory_limit_mb"],

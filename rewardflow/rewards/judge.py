@@ -27,7 +27,12 @@ Config example::
           model: accounts/fireworks/models/llama-v3p1-70b-instruct
           base_url: https://api.fireworks.ai/inference/v1
           api_key_env: FIREWORKS_API_KEY
-          requests_per_minute: 120   # per scoring worker process
+          requests_per_minute: 120   # per scoring job, shared by its worker processes
+
+The scoring stage fills in what the run decides (:func:`with_run_settings`): verdicts go to the
+run's response cache (``cache.dir``, or the run's own with ``cache.shared: false``) unless
+``cache_dir`` says otherwise, and ``requests_per_minute`` is split between the job's worker
+processes, each of which has its own judge client.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rewardflow.adaptive import AdaptiveRate
@@ -146,6 +152,35 @@ def parse_verdict(text: str, pattern: str = DEFAULT_VERDICT_PATTERN) -> float:
     return score
 
 
+JUDGE_FUNCTION = "rewardflow.rewards.judge:llm_judge"
+DEFAULT_CACHE_DIR = "results/cache"
+# Set by the scoring stage, not by users: how many worker processes share the rate limit.
+WORKERS_PARAM = "scoring_workers"
+
+
+def with_run_settings(
+    reward_configs: Sequence[Mapping[str, Any]], cache_dir: str | Path, workers: int
+) -> list[dict[str, Any]]:
+    """The reward configs as one scoring job runs them: each ``llm_judge`` keeps its verdicts
+    in the run's cache (unless its params name a ``cache_dir``) and knows how many worker
+    processes share its ``requests_per_minute``.
+
+    This is the one place a reward's params get run settings. They are added inside the job,
+    not in the rule's params, so that moving the cache or changing the worker count (both
+    operational) never rescores a finished shard.
+    """
+    configs = []
+    for entry in reward_configs:
+        entry = dict(entry)
+        if entry.get("function") == JUDGE_FUNCTION:
+            params = dict(entry.get("params") or {})
+            params.setdefault("cache_dir", str(cache_dir))
+            params[WORKERS_PARAM] = max(1, int(workers))
+            entry["params"] = params
+        configs.append(entry)
+    return configs
+
+
 class _Judge:
     """One judge endpoint in one process: client, event loop and cache, reused per call."""
 
@@ -154,7 +189,10 @@ class _Judge:
         api_key = os.environ.get(api_key_env, "").strip() if api_key_env else None
         if api_key_env and not api_key:
             raise MissingApiKeyError(api_key_env)
-        rpm = params.get("requests_per_minute")
+        # Each worker process has its own client, so each takes its share of the job's limit.
+        budget = RateBudget(params.get("requests_per_minute")).share(
+            int(params.get(WORKERS_PARAM, 1))
+        )
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.client = OpenAIChatClient(
@@ -163,9 +201,9 @@ class _Judge:
             api_key_env=api_key_env,
             timeout_s=float(params.get("timeout_s", 120)),
             max_attempts=int(params.get("max_attempts", 5)),
-            limiter=RequestLimiter(RateBudget(rpm), adaptive=AdaptiveRate()),
+            limiter=RequestLimiter(budget, adaptive=AdaptiveRate()),
         )
-        self.cache = ResponseCache(params.get("cache_dir", "results/cache"), settings)
+        self.cache = ResponseCache(params.get("cache_dir", DEFAULT_CACHE_DIR), settings)
         self.known: dict[str, CachedResponse] = self.cache.load()
         self._writer_context = self.cache.writer(f"judge-{os.getpid()}")
         self.writer = self._writer_context.__enter__()
@@ -215,7 +253,7 @@ def _judge_for(params: Mapping[str, Any]) -> _Judge:
         max_tokens=int(params.get("max_tokens", 512)),
         seed=params.get("seed"),
     )
-    identity = f"{settings.fingerprint}:{params.get('cache_dir', 'results/cache')}"
+    identity = f"{settings.fingerprint}:{params.get('cache_dir', DEFAULT_CACHE_DIR)}"
     if identity not in _JUDGES:
         _JUDGES[identity] = _Judge(settings, str(base_url), params)
     return _JUDGES[identity]
@@ -228,7 +266,8 @@ def llm_judge(messages: Sequence[Mapping[str, Any]], ground_truth: str | None, *
     ``{question}``, ``{response}`` -- the fenced response -- and ``{ground_truth}``),
     ``system``, ``verdict_pattern`` (a regex matching the judge's whole last line, whose first
     group is the score), ``temperature`` (0), ``max_tokens`` (512), ``seed``,
-    ``requests_per_minute``, ``timeout_s``, ``max_attempts``, ``cache_dir`` (results/cache).
+    ``requests_per_minute`` (per scoring job), ``timeout_s``, ``max_attempts``, ``cache_dir``
+    (the run's cache; results/cache outside the scoring stage).
     """
     judge = _judge_for(params)
     conversation = judge_messages(

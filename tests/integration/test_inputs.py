@@ -177,3 +177,17 @@ def test_reordering_the_config_file_reruns_nothing(tmp_path, fresh_simulator):
 
     assert again.returncode == 0, again.output
     assert again.ran_rules == [], again.output
+
+
+def test_changing_concurrency_or_timeouts_reruns_nothing(tmp_path, fresh_simulator):
+    # docs/workflow.md: operational settings never rerun a finished step, the summary included.
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
+    config = base_config(dataset, fresh_simulator.base_url)
+    assert run(tmp_path, config).returncode == 0
+    config["generation"].update({"concurrency": 7, "timeout_s": 33})
+
+    plan = run(tmp_path, config, "-n")
+
+    assert plan.returncode == 0, plan.output
+    assert plan.ran_rules == [], plan.output
+    assert "Nothing to be done" in plan.output

@@ -14,6 +14,8 @@ from conftest import (
     base_config,
     read_jsonl_file,
     run_snakemake,
+    start_simulator,
+    stop_simulator,
     write_config,
     write_jsonl,
 )
@@ -97,6 +99,34 @@ def test_a_private_cache_neither_reuses_nor_feeds_the_shared_one(tmp_path, fresh
     assert fresh_simulator.requests() == 6
     assert list((tmp_path / "results" / "private" / "cache").glob("*/private.shard-*.jsonl"))
     assert not list((tmp_path / "results" / "cache").glob("*/private.*"))
+
+
+@pytest.mark.parametrize(
+    ("cache", "where"),
+    [({"dir": "elsewhere"}, "elsewhere"), ({"shared": False}, "results/test/cache")],
+    ids=["cache.dir", "cache.shared"],
+)
+def test_the_judge_keeps_its_verdicts_where_the_run_keeps_its_cache(
+    tmp_path, fresh_simulator, cache, where
+):
+    judge = start_simulator("--rule", "echo", "--latency-ms", "1")
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
+        config = base_config(dataset, fresh_simulator.base_url, cache=cache)
+        config["rewards"] = [
+            {"name": "judged", "function": "rewardflow.rewards.judge:llm_judge",
+             "params": {"model": "judge", "base_url": judge.base_url,
+                        "template": "Grade this: {response}\nSCORE: 1"}},
+        ]  # fmt: skip
+        result = run_snakemake(tmp_path, "--configfile", str(write_config(tmp_path, config)))
+    finally:
+        stop_simulator(judge)
+
+    assert result.returncode == 0, result.output
+    assert summary_of(tmp_path)["rewards"]["judged"]["mean"] == 1.0
+    verdicts = list((tmp_path / where).glob("*/judge-*.jsonl"))
+    assert verdicts and sum(len(read_jsonl_file(path)) for path in verdicts) == 4
+    assert not list((tmp_path / "results" / "cache").glob("*/judge-*.jsonl"))
 
 
 def test_the_budget_stops_the_run_and_raising_it_resumes_only_the_rest(tmp_path, fresh_simulator):

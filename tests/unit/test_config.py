@@ -382,7 +382,9 @@ def test_generation_params_ignore_operational_generation_keys(key, value):
     assert key not in generation_params(base)["generation"]
 
 
-@pytest.mark.parametrize(("key", "value"), [("latency_ms", 999), ("latency_jitter_ms", 20)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("latency_ms", 999), ("latency_jitter_ms", 20), ("seed", 7)]
+)
 def test_generation_params_ignore_simulator_latency(key, value):
     base = validate_config(minimal_config())
     changed = validate_config(minimal_config(simulator={key: value}))
@@ -400,7 +402,6 @@ def test_generation_params_ignore_simulator_latency(key, value):
         ("generation", "seed", 1),
         ("generation", "extra_body", {"reasoning_effort": "low"}),
         ("simulator", "wrong_rate", 0.5),
-        ("simulator", "seed", 7),
     ],
 )
 def test_generation_params_change_with_output_affecting_keys(section, key, value):

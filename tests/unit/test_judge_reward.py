@@ -9,12 +9,16 @@ import pytest
 from conftest import start_simulator, stop_simulator
 
 from rewardflow.errors import MissingApiKeyError
+from rewardflow.limits import RateBudget
 from rewardflow.rewards.judge import (
+    JUDGE_FUNCTION,
+    _judge_for,
     close_judges,
     fence_response,
     judge_messages,
     llm_judge,
     parse_verdict,
+    with_run_settings,
 )
 
 CORRECT = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}]
@@ -193,3 +197,33 @@ def test_an_echoing_judge_cannot_be_made_to_pass_a_response(tmp_path):
             llm_judge(forged, "5", **params(echo, tmp_path), template="{response}")
     finally:
         stop_simulator(echo)
+
+
+def test_a_scoring_jobs_workers_share_the_judges_requests_per_minute(tmp_path):
+    # Each scoring worker process has its own judge client: each takes its share of the limit.
+    (config,) = with_run_settings(
+        [{"name": "judged", "function": JUDGE_FUNCTION,
+          "params": {"model": "judge", "base_url": "http://127.0.0.1:9/v1",
+                     "requests_per_minute": 120}}],
+        tmp_path / "cache",
+        workers=4,
+    )  # fmt: skip
+
+    judge = _judge_for(config["params"])
+
+    assert judge.client.limiter.budget == RateBudget(requests_per_minute=30)
+
+
+def test_the_run_settings_reach_only_the_judge_and_leave_an_explicit_cache_dir():
+    rewards = [
+        {"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"},
+        {"name": "mine", "function": JUDGE_FUNCTION, "params": {"cache_dir": "judge-cache"}},
+        {"name": "run", "function": JUDGE_FUNCTION},
+    ]
+
+    accuracy, mine, run = with_run_settings(rewards, "shared/cache", workers=2)
+
+    assert accuracy == rewards[0]
+    assert mine["params"] == {"cache_dir": "judge-cache", "scoring_workers": 2}
+    assert run["params"] == {"cache_dir": "shared/cache", "scoring_workers": 2}
+    assert "params" not in rewards[2]  # the config itself is left as it was

@@ -182,3 +182,27 @@ def test_a_configured_limit_turns_adaptation_off():
     assert limiter.adaptive is None
     limiter = RequestLimiter(RateBudget(), adaptive=AdaptiveRate())
     assert limiter.adaptive is not None
+
+
+def test_a_prompt_longer_than_the_bucket_is_charged_in_full():
+    # The bucket holds one largest request (2 x max_tokens); a long prompt's estimate is more,
+    # and is charged as documented (prompt + max_tokens), over several refills: 1_000 tokens at
+    # 1_000 per second through a 100-token bucket take at least 0.9 s. A lower bound only.
+    async def scenario() -> float:
+        limiter = RequestLimiter(RateBudget(tokens_per_minute=60_000), largest_request_tokens=100)
+        started = time.monotonic()
+        await limiter.acquire(1_000)
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) >= 0.8
+
+
+def test_extra_tokens_beyond_the_bucket_are_charged_in_full():
+    async def scenario() -> float:
+        limiter = RequestLimiter(RateBudget(tokens_per_minute=60_000), largest_request_tokens=100)
+        await limiter.acquire(100)
+        started = time.monotonic()
+        await limiter.charge_extra_tokens(1_000)
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) >= 0.8

@@ -427,3 +427,11 @@ def test_spread_without_repeated_samples(clusters):
         "mean_within_prompt_std": None,
         "disagreement_rate": None,
     }
+
+
+def test_bootstrap_interval_does_not_depend_on_the_order_of_the_clusters():
+    clusters = {f"p{i}": [float(i % 3) / 2, float(i % 2)] for i in range(12)}
+    backwards = dict(reversed(list(clusters.items())))
+    assert bootstrap_mean_ci(backwards, resamples=300, seed=5) == bootstrap_mean_ci(
+        clusters, resamples=300, seed=5
+    )

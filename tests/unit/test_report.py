@@ -21,7 +21,6 @@ from rewardflow.report import (
     distribution_title,
     group_estimates,
     group_file_name,
-    group_label,
     last_user_text,
     length_score_points,
     load_run,
@@ -34,7 +33,7 @@ from rewardflow.report import (
     tokens_title,
     use_log_scale,
 )
-from rewardflow.stats import estimate_mean
+from rewardflow.run_metrics import breakdowns
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
@@ -190,43 +189,56 @@ def test_a_misspelt_reward_is_an_error_not_all_score_errors(run):
 # --- groups --------------------------------------------------------------------------------
 
 
-def test_group_means_are_clustered_by_prompt_and_best_first(run):
-    groups = group_estimates(run, "topic")
+def summary_of(pairs) -> dict[str, Any]:
+    """summary.json's breakdowns by topic, as the aggregate stage computes them."""
+    scores = [ScoreRecord.from_dict(score) for _, score in pairs]
+    return {"breakdowns": breakdowns(scores, ["topic"], resamples=300, seed=1)}
+
+
+def test_group_figures_are_the_summarys_breakdowns_best_first():
+    breakdown = summary_of(synthetic_pairs())["breakdowns"]["topic"]
+
+    groups = group_estimates(breakdown)
 
     assert [group.label for group in groups] == ["add", "sub", "(missing)"]
+    # Each bar is the summary's own figure, so the figure and summary.md agree.
+    assert {group.label: group.estimate.to_dict() for group in groups} == breakdown
     add, sub, missing = groups
-    # q1's two samples are one prompt: its mean 0.5 counts once.
-    assert add.estimate == estimate_mean({"q1": [1.0, 0.0]})
-    assert sub.estimate == estimate_mean({"q5": [0.5]})  # q3, q4 have no score
+    assert add.estimate.mean == 0.5  # q1's two samples are one prompt: its mean counts once
+    assert (sub.estimate.mean, sub.estimate.prompts) == (0.5, 1)  # q3, q4 have no score
     assert missing.estimate.mean == 0.25
 
 
-@pytest.mark.parametrize(("value", "label"), [(None, "(missing)"), (5, "5"), (True, "True")])
-def test_group_labels_are_spelt_as_in_the_summary_breakdowns(value, label):
-    assert group_label(value) == label
-
-
-def test_groups_beyond_the_limit_are_pooled_into_other(tmp_path):
+def test_beyond_the_limit_only_the_largest_groups_are_drawn():
     pairs = [pair(f"p{i:02d}", score=float(i % 2), topic=f"t{i:02d}") for i in range(40)]
     pairs += [pair("p99", score=1.0, topic="t00")]  # t00 is the largest group
-    run = load_run(*write_shards(tmp_path, pairs))
 
-    groups = group_estimates(run, "topic", max_groups=30)
+    groups = group_estimates(summary_of(pairs)["breakdowns"]["topic"], max_groups=30)
 
     assert len(groups) == 30
-    assert groups[-1].label == "other (11 groups)"
-    assert groups[-1].estimate.prompts == 11
-    assert "t00" in {group.label for group in groups[:-1]}
-    means = [group.estimate.mean for group in groups[:-1]]
+    assert "t00" in {group.label for group in groups}
+    means = [group.estimate.mean for group in groups]
     assert means == sorted(means, reverse=True)
 
 
-def test_group_plot_of_an_absent_field_is_one_missing_group(run, tmp_path):
+def test_a_summary_without_the_breakdown_is_an_error(tmp_path):
+    responses, scores = write_shards(tmp_path, synthetic_pairs())
+    summary = tmp_path / "summary.json"
+    write_json_atomic(summary, {"primary_reward": "accuracy", "breakdowns": {}})
+
+    with pytest.raises(DatasetError, match="no breakdown by 'topic'.*rerun the aggregate"):
+        build_report(summary, responses, scores, tmp_path / "report", ["topic"])
+
+
+def test_group_plot_of_an_absent_field_is_one_missing_group(tmp_path):
     path = tmp_path / "group.png"
+    pairs = synthetic_pairs()
+    scores = [ScoreRecord.from_dict(score) for _, score in pairs]
+    breakdown = breakdowns(scores, ["no_such_field"], resamples=300, seed=1)["no_such_field"]
 
-    plot_group_scores(run, "no_such_field", path)
+    plot_group_scores(breakdown, "no_such_field", path)
 
-    assert [group.label for group in group_estimates(run, "no_such_field")] == ["(missing)"]
+    assert [group.label for group in group_estimates(breakdown)] == ["(missing)"]
     assert png_size(path)[0] > 100
 
 
@@ -355,9 +367,11 @@ def test_unknown_table_kind_is_refused(run):
 # --- the whole report ----------------------------------------------------------------------
 
 
-def write_summary(path: Path, cost: float | None = 0.5) -> Path:
+def write_summary(path: Path, cost: float | None = 0.5, pairs=None) -> Path:
+    """A summary.json as the aggregate stage writes it, with the breakdowns of ``pairs``."""
     usage = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
-    write_json_atomic(path, {"primary_reward": "accuracy", "usage": usage, "cost_usd": cost})
+    summary = {"primary_reward": "accuracy", "usage": usage, "cost_usd": cost}
+    write_json_atomic(path, {**summary, **summary_of(pairs or synthetic_pairs())})
     return path
 
 
@@ -387,7 +401,7 @@ def test_build_report_writes_every_figure_and_table(tmp_path):
 def test_a_run_where_everything_failed_still_gets_every_file(tmp_path):
     pairs = [pair("q1", status="generation_failed"), pair("q2", status="not_attempted")]
     responses, scores = write_shards(tmp_path, pairs)
-    summary = write_summary(tmp_path / "summary.json", cost=None)
+    summary = write_summary(tmp_path / "summary.json", cost=None, pairs=pairs)
 
     paths = build_report(summary, responses, scores, tmp_path / "report", ["topic"])
 

@@ -176,6 +176,20 @@ def test_request_seed_tells_the_simulators_samples_apart() -> None:
     assert request_seed(settings("https://api.example.com/v1", 0.8, seed=10), 2) == 12
 
 
+def test_the_simulators_seed_seeds_latency_only_so_it_is_not_in_its_cache_identity() -> None:
+    # Its answers are drawn from the request's seed, never the server's (checked here too), so
+    # a different server seed must reuse the cached answers.
+    messages = [{"role": "user", "content": "What is 17 + 25?"}]
+    answers = {
+        seed: [answer_for(messages, 3, i, SimulatorConfig(seed=seed)) for i in range(20)]
+        for seed in (0, 7)
+    }
+    assert answers[0] == answers[7]
+    assert endpoint_identity(minimal_config(simulator={"seed": 7})) == endpoint_identity(
+        minimal_config()
+    )
+
+
 def test_the_simulators_cache_identity_follows_its_answer_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from rewardflow.aggregate import aggregate_run, render_markdown, summarize
+from rewardflow.config import section_defaults
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.metrics import bootstrap_mean_ci
 from rewardflow.records import GenerationError, ResponseRecord
@@ -465,3 +466,56 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
         "coalesced": 0, "coalesced_other_jobs": 0, "greedy_shared": 0,
     }  # fmt: skip
     assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)
+
+
+def graded(messages, ground_truth, **kwargs):
+    """A graded score with a sub-metric, so every interval of the summary is a bootstrap one."""
+    length = len(messages[-1]["content"])
+    return {"score": (length % 5) / 4, "metrics": {"even": float(length % 2 == 0)}}
+
+
+def graded_run(resamples: int, seed: int) -> dict:
+    rewards = [
+        RewardSpec(name="graded", function=graded, reference="tests:graded", primary=True,
+                   weight=1.0),
+    ]  # fmt: skip
+    responses = [
+        response(f"p{prompt}", "x" * (prompt * 3 + sample), sample_index=sample)
+        for prompt in range(12)
+        for sample in range(2)
+    ]
+    config = {
+        **CONFIG,
+        "rewards": [{"name": "graded", "function": "tests:graded"}],
+        "metrics": {
+            **section_defaults("metrics"),
+            "bootstrap_resamples": resamples,
+            "seed": seed,
+            "group_by": ["topic"],
+        },
+    }
+    return summarize(config, responses, [score_record(r, rewards) for r in responses])
+
+
+def test_every_bootstrap_interval_follows_the_configured_resamples_and_seed():
+    # docs/configuration.md: metrics.bootstrap_resamples and metrics.seed apply to every
+    # bootstrap interval, the reward means, their sub-metrics and the weighted score included.
+    summary = graded_run(resamples=300, seed=11)
+    by_prompt = {f"p{p}": [((p * 3 + s) % 5) / 4 for s in range(2)] for p in range(12)}
+    even = {f"p{p}": [float((p * 3 + s) % 2 == 0) for s in range(2)] for p in range(12)}
+    expected = estimate_mean(by_prompt, resamples=300, seed=11).to_dict()
+
+    reward = summary["rewards"]["graded"]
+    assert reward["ci_method"] == "bootstrap over prompts"
+    assert reward["ci95"] == expected["ci95"]
+    assert reward["metrics"]["even"] == estimate_mean(even, resamples=300, seed=11).to_dict()
+    assert summary["weighted"] == expected
+    assert graded_run(resamples=300, seed=12)["rewards"]["graded"]["ci95"] != reward["ci95"]
+
+
+def test_a_breakdown_is_estimated_as_the_headline_mean_is():
+    # Every prompt has the same topic, so its one group is the whole run: the same figure.
+    summary = graded_run(resamples=300, seed=11)
+    headline = {key: summary["rewards"]["graded"][key] for key in ("mean", "ci95", "ci_method")}
+    group = summary["breakdowns"]["topic"]["arith"]
+    assert {key: group[key] for key in ("mean", "ci95", "ci_method")} == headline

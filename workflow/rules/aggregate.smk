@@ -17,7 +17,8 @@ rule aggregate_scores:
     conda:
         "../../environment.yml"
     params:
-        settings=config,
+        # Only what the summary is computed from: operational settings rerun nothing.
+        settings=aggregate_params(config),
     script:
         "../../scripts/aggregate_scores.py"
 

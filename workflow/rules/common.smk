@@ -6,6 +6,7 @@ from snakemake.logging import logger
 
 from rewardflow.config import (
     aggregate_files,
+    aggregate_params,
     canonical,
     capped_shards,
     dataset_files,
