@@ -79,6 +79,17 @@ def read_jsonl_tolerant(
                 skipped.append(SkippedLine(path, line_number, reason))
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask.
+
+    ``mkstemp`` creates its file 0600, which a rename keeps: results would be readable by
+    their owner only, unlike every other file a run writes, so atomic writers set this mode.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
     """Write all records to ``path`` atomically; return how many were written."""
     path = Path(path)
@@ -93,6 +104,7 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
                 count += 1
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -108,6 +120,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

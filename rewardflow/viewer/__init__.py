@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from rewardflow.cache import CachedResponse, _slug
 from rewardflow.errors import RewardflowError
-from rewardflow.jsonl import read_jsonl_tolerant
+from rewardflow.jsonl import new_file_mode, read_jsonl_tolerant
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.run_files import RunFiles, SampleKey, load_run
 
@@ -206,13 +206,6 @@ def _write_run_data(
     return len(prompt_index), len(keys)
 
 
-def _new_file_mode() -> int:
-    """What ``open()`` would give a new file: mkstemp's 0600 would keep the page private."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 @dataclass(frozen=True)
 class _Template:
     before_data: str
@@ -269,7 +262,7 @@ def write_viewer(
                 run_prompts, run_samples = _write_run_data(handle, run, index, latencies or {})
                 prompts, samples = prompts + run_prompts, samples + run_samples
             handle.write(template.after_data)
-        os.chmod(tmp_name, _new_file_mode())
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
