@@ -116,7 +116,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from aiohttp import web
 
@@ -180,19 +180,10 @@ FinishReason = Literal["stop", "length"]
 LatencyDistribution = Literal["uniform", "lognormal"]
 Message = Mapping[str, str]
 
-RULES: tuple[Rule, ...] = ("arithmetic", "echo")
-#: The injectable faults, in the order their rates are stacked in [0, 1) (see :func:`fault_for`).
-FAULTS: tuple[Fault, ...] = (
-    "error_500",
-    "error_503",
-    "drop",
-    "malformed",
-    "hang",
-    "non_utf8",
-    "null_content",
-    "tool_calls_only",
-    "empty_choices",
-)
+RULES: tuple[Rule, ...] = get_args(Rule)
+#: The injectable faults, in the order their rates are stacked in [0, 1) (see :func:`fault_for`):
+#: the order of the ``Fault`` literal, so a new fault is added in one place.
+FAULTS: tuple[Fault, ...] = get_args(Fault)
 DEFAULT_HANG_S = 3600.0
 DEFAULT_MODEL_NAME = "rewardflow-simulator"
 #: Bumped whenever the same request would be answered differently; part of the pipeline's
