@@ -38,28 +38,47 @@ def cached_entries(workdir: Path) -> int:
     return count
 
 
+def start_run_in_background(tmp_path: Path, base_url: str) -> tuple[Path, subprocess.Popen]:
+    """Start the workflow on PROMPTS prompts in its own process group; return (config, run)."""
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
+    config = base_config(dataset, base_url, shards=2)
+    config["generation"]["concurrency"] = 2
+    config_path = write_config(tmp_path, config)
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(tmp_path), "--cores", "2", "--configfile", str(config_path),
+    ]  # fmt: skip
+    run = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return config_path, run
+
+
+def wait_until_cached(tmp_path: Path, count: int, run: subprocess.Popen) -> None:
+    """Wait until ``count`` responses are cached, with the run still going."""
+    deadline = time.monotonic() + 120
+    while cached_entries(tmp_path) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.poll() is None, "the run finished before it could be interrupted"
+
+
+def published_responses(tmp_path: Path) -> list[dict]:
+    return [
+        record
+        for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")
+        for record in read_jsonl_file(path)
+    ]
+
+
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
 def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal):
     seed = int(os.environ.get("REWARDFLOW_KILL_SEED", time.time_ns() % 1_000_000))
     server = start_simulator("--latency-ms", "150", "--latency-jitter-ms", "50")
     try:
-        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
-        config = base_config(dataset, server.base_url, shards=2)
-        config["generation"]["concurrency"] = 2
-        config_path = write_config(tmp_path, config)
-        command = [
-            sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(tmp_path), "--cores", "2", "--configfile", str(config_path),
-        ]  # fmt: skip
-        run = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        config_path, run = start_run_in_background(tmp_path, server.base_url)
         # A random moment, reported on failure so it can be replayed.
         kill_after = random.Random(seed).randint(1, PROMPTS - 10)
-        deadline = time.monotonic() + 120
-        while cached_entries(tmp_path) < kill_after and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert run.poll() is None, "the run finished before it could be interrupted"
+        wait_until_cached(tmp_path, kill_after, run)
         # Ctrl-C reaches every process of the terminal's group; kill -9 spares nothing.
         os.killpg(run.pid, kill_signal)
         run.wait(timeout=60)
@@ -78,11 +97,7 @@ def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal)
 
         assert rerun.returncode == 0, rerun.output
         assert server.requests() == PROMPTS - kept, f"seed {seed}, killed after {kept}"
-        responses = [
-            record
-            for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")
-            for record in read_jsonl_file(path)
-        ]
+        responses = published_responses(tmp_path)
         assert len(responses) == PROMPTS
         assert all(record["status"] == "ok" for record in responses)
         assert cached_entries(tmp_path) == PROMPTS
@@ -99,21 +114,8 @@ def test_plain_rerun_after_killing_snakemake_alone(tmp_path):
     """
     server = start_simulator("--latency-ms", "100", "--latency-jitter-ms", "30")
     try:
-        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
-        config = base_config(dataset, server.base_url, shards=2)
-        config["generation"]["concurrency"] = 2
-        config_path = write_config(tmp_path, config)
-        command = [
-            sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(tmp_path), "--cores", "2", "--configfile", str(config_path),
-        ]  # fmt: skip
-        run = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        deadline = time.monotonic() + 120
-        while cached_entries(tmp_path) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert run.poll() is None, "the run finished before it could be interrupted"
+        config_path, run = start_run_in_background(tmp_path, server.base_url)
+        wait_until_cached(tmp_path, 5, run)
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=60)
         # The orphaned generation jobs finish their shards; wait for the last of them.
@@ -132,11 +134,7 @@ def test_plain_rerun_after_killing_snakemake_alone(tmp_path):
         assert rerun.returncode == 0, rerun.output
         assert server.requests() == PROMPTS - kept
         assert (tmp_path / "results" / "test" / "summary.json").is_file()
-        responses = [
-            record
-            for path in (tmp_path / "results" / "test" / "responses").glob("*.jsonl")
-            for record in read_jsonl_file(path)
-        ]
+        responses = published_responses(tmp_path)
         assert len(responses) == PROMPTS
         assert all(record["status"] == "ok" for record in responses)
     finally:
