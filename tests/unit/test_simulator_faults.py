@@ -29,10 +29,10 @@ from rewardflow.simulator import (
     Fault,
     SimulatorConfig,
     SimulatorError,
-    _TokenBucket,
     fault_for,
     running_simulator,
 )
+from rewardflow.simulator.app import TokenBucket
 
 #: Outcomes a client can observe: a fault's name, "ok" or "rate_limited".
 STATUS_OUTCOMES = {500: "error_500", 503: "error_503", 429: "rate_limited"}
@@ -359,7 +359,7 @@ def reset_seconds(reply: Reply) -> float:
 
 
 def test_token_bucket_arithmetic() -> None:
-    bucket = _TokenBucket(5, now=100.0)
+    bucket = TokenBucket(5, now=100.0)
     assert all(bucket.take(100.0) for _ in range(5))
     assert not bucket.take(100.0)
     assert bucket.seconds_until_token() == pytest.approx(0.2)
@@ -373,7 +373,7 @@ def test_token_bucket_arithmetic() -> None:
     assert bucket.take(100.2)
     assert bucket.take(110.0)  # refilled, but only up to one second of burst
     assert bucket.headers()["x-ratelimit-remaining-requests"] == "4"
-    slow = _TokenBucket(0.5, now=0.0)  # below 1 rps the burst is still one request
+    slow = TokenBucket(0.5, now=0.0)  # below 1 rps the burst is still one request
     assert slow.take(0.0) and not slow.take(1.0)
     assert slow.seconds_until_token() == pytest.approx(1.0)
     assert slow.take(2.0)
