@@ -24,7 +24,7 @@ import jsonschema
 import yaml
 
 from rewardflow.errors import ConfigError, RewardflowError
-from rewardflow.launch import template_problems
+from rewardflow.generation.launch import template_problems
 
 # Shipped inside the package so that a non-editable install finds it too; in the repository
 # the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
@@ -243,7 +243,7 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
     step to report by file and line). The size of a hub dataset is unknown until it is
     downloaded, so without a limit it is not capped. The prompt count is None when unknown.
     """
-    from rewardflow.dataset import count_rows  # the format readers: only when counting
+    from rewardflow.prompts.dataset import count_rows  # the format readers: only when counting
 
     dataset = config["dataset"]
     prompts = dataset["limit"]
@@ -327,7 +327,7 @@ def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
 def aggregate_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings the summary is computed from: the aggregate rule's rerun trigger.
 
-    Only what :func:`rewardflow.aggregate.summarize` reads, so that operational settings
+    Only what :func:`rewardflow.summary.aggregate.summarize` reads, so that operational settings
     (concurrency, timeouts, a reward's own params) do not rerun the summary and what follows it.
     """
     name = config["model"]["name"]

@@ -34,7 +34,7 @@ Like a model, the simulator disagrees with itself at ``temperature > 0`` and nev
   seed, whatever the request's ``seed`` -- one answer per conversation.
 * With a ``seed``, choice ``i`` is sample ``i`` of that seed: a seeded request always gets the
   same answers, and requests with different seeds get independent ones. The generation job
-  sends each sample its own seed (see ``rewardflow.endpoint.request_seed``), so its records are
+  sends each sample its own seed (see ``rewardflow.generation.endpoint.request_seed``), so its records are
   the same whatever order its concurrent requests arrive in.
 * Without a ``seed``, the server keeps a stream of samples per (messages, temperature,
   ``top_p``): the first such request gets sample 0, the next sample 1 (or, with ``n`` choices,
@@ -187,7 +187,8 @@ FAULTS: tuple[Fault, ...] = get_args(Fault)
 DEFAULT_HANG_S = 3600.0
 DEFAULT_MODEL_NAME = "rewardflow-simulator"
 #: Bumped whenever the same request would be answered differently; part of the pipeline's
-#: cache identity of the simulator (``rewardflow.endpoint``). 2: samples differ at temperature
+#: cache identity of the simulator (``rewardflow.generation.endpoint``). 2: samples differ at
+#: temperature
 #: > 0 without a seed, and temperature 0 ignores the seed.
 ANSWER_VERSION = 2
 LATENCY_DISTRIBUTIONS: tuple[LatencyDistribution, ...] = ("uniform", "lognormal")
