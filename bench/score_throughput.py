@@ -25,7 +25,7 @@ from pathlib import Path
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.records import ResponseRecord
 from rewardflow.rewards.loader import load_rewards
-from rewardflow.score import score_record, score_shard
+from rewardflow.scoring.job import score_record, score_shard
 
 REPO = Path(__file__).resolve().parents[1]
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"

@@ -25,7 +25,7 @@ from types import ModuleType
 
 from playwright.sync_api import sync_playwright
 
-from rewardflow.viewer import build_viewer
+from rewardflow.reporting.viewer import build_viewer
 
 SUPPORT = Path(__file__).resolve().parents[1] / "tests" / "data" / "viewer_support.py"
 

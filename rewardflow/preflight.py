@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.config import shard_names
-from rewardflow.endpoint import client_class, read_api_key
+from rewardflow.generation.endpoint import client_class, read_api_key
 from rewardflow.rewards.loader import load_rewards
 
 

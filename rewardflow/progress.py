@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from rewardflow.client import ClientStats
+from rewardflow.generation.client import ClientStats
 
 logger = logging.getLogger(__name__)
 

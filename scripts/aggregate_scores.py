@@ -2,8 +2,8 @@
 
 import logging
 
-from rewardflow.aggregate import aggregate_run
 from rewardflow.rule_script import run_rule
+from rewardflow.summary.aggregate import aggregate_run
 
 
 def main(snakemake) -> None:

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from rewardflow.report import build_report
+from rewardflow.reporting.report import build_report
 from rewardflow.rule_script import run_rule
 
 

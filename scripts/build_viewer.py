@@ -3,9 +3,9 @@
 import logging
 from pathlib import Path
 
-from rewardflow.generate import cache_root
+from rewardflow.generation.job import cache_root
+from rewardflow.reporting.viewer import build_viewer
 from rewardflow.rule_script import run_rule
-from rewardflow.viewer import build_viewer
 
 
 def main(snakemake) -> None:

@@ -4,7 +4,7 @@ import json
 import logging
 from pathlib import Path
 
-from rewardflow.budget import check_run_complete
+from rewardflow.generation.budget import check_run_complete
 from rewardflow.rule_script import run_rule
 
 

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from rewardflow.generate import generate_shard
+from rewardflow.generation.job import generate_shard
 from rewardflow.rule_script import run_rule
 
 

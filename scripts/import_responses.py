@@ -2,7 +2,7 @@
 
 import logging
 
-from rewardflow.generate import import_responses
+from rewardflow.generation.job import import_responses
 from rewardflow.rule_script import run_rule
 
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from rewardflow.prepare import prepare_prompts
+from rewardflow.prompts.prepare import prepare_prompts
 from rewardflow.rule_script import run_rule
 
 

@@ -2,10 +2,10 @@
 
 import logging
 
-from rewardflow.generate import cache_root
+from rewardflow.generation.job import cache_root
 from rewardflow.rewards.judge import with_run_settings
 from rewardflow.rule_script import run_rule
-from rewardflow.score import score_shard
+from rewardflow.scoring.job import score_shard
 
 
 def main(snakemake) -> None:

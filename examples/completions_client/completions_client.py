@@ -23,7 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from rewardflow.client import (
+from rewardflow.errors import ConfigError, ModelGenerationError, ModelUnusableResponseError
+from rewardflow.generation.client import (
     ChatRequest,
     ChatResponse,
     ClientSettings,
@@ -31,7 +32,6 @@ from rewardflow.client import (
     classify_http_error,
     decode_body,
 )
-from rewardflow.errors import ConfigError, ModelGenerationError, ModelUnusableResponseError
 
 DEFAULT_TURN = "{role}: {content}\n\n"
 DEFAULT_ANSWER_PREFIX = "Assistant:"

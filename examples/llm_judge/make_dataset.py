@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from rewardflow.prepare import build_messages
+from rewardflow.prompts.prepare import build_messages
 from rewardflow.rewards.judge import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, judge_messages
 
 HERE = Path(__file__).parent

@@ -4,7 +4,7 @@
 reasoning). Each sample of a question sees the options in its own order, so the simulator
 needs a canned answer for every shuffled prompt. This script builds those prompts exactly as
 the pipeline does (the config's template and ``prompt.shuffle_options``, through
-``rewardflow.choices``) and answers each like a model would: it picks an option *text* and
+``rewardflow.prompts.choices``) and answers each like a model would: it picks an option *text* and
 names the *letter* at which that text appears in this prompt. It picks the right text, except
 for about one prompt in four (a SHA-256 draw over the prompt), where it picks the question's
 first wrong option; and it always falls for the two trick questions (``TRAPS``). So a letter
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from rewardflow.choices import LETTERS, answer_index, for_sample
 from rewardflow.config import validate_config
-from rewardflow.dataset import iter_rows, resolve_dataset_config
-from rewardflow.prepare import build_prompt_records
+from rewardflow.prompts.choices import LETTERS, answer_index, for_sample
+from rewardflow.prompts.dataset import iter_rows, resolve_dataset_config
+from rewardflow.prompts.prepare import build_prompt_records
 
 HERE = Path(__file__).parent
 WRONG_RATE = 0.25

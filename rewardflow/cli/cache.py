@@ -1,6 +1,6 @@
 """``rewardflow cache list|prune``: look at and prune the shared response cache.
 
-The work is in :mod:`rewardflow.cache_admin`; this module only parses and prints.
+The work is in :mod:`rewardflow.generation.cache_admin`; this module only parses and prints.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import argparse
 import json
 from typing import Any
 
-from rewardflow.cache_admin import PartitionInfo, describe, prune
 from rewardflow.cli import options
 from rewardflow.cli.errors import UsageError
+from rewardflow.generation.cache_admin import PartitionInfo, describe, prune
 
 
 def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:

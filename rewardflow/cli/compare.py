@@ -1,6 +1,7 @@
 """``rewardflow compare``: two or more runs side by side, on the prompts they share.
 
-The statistics are in :mod:`rewardflow.compare`, the paired viewer in :mod:`rewardflow.viewer`;
+The statistics are in :mod:`rewardflow.reporting.compare`, the paired viewer in
+:mod:`rewardflow.reporting.viewer`;
 this module parses, loads the runs and writes what was asked for.
 """
 
@@ -15,11 +16,11 @@ from typing import Any
 
 from rewardflow.cli import options
 from rewardflow.cli.errors import UsageError
-from rewardflow.compare import compare, render_html, render_markdown
 from rewardflow.errors import RewardflowError
 from rewardflow.jsonl import write_text_atomic
-from rewardflow.run_files import load_run
-from rewardflow.viewer import write_viewer
+from rewardflow.reporting.compare import compare, render_html, render_markdown
+from rewardflow.reporting.run_files import load_run
+from rewardflow.reporting.viewer import write_viewer
 
 
 def add_parser(commands: argparse._SubParsersAction, **named: Any) -> argparse.ArgumentParser:

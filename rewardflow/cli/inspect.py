@@ -1,6 +1,7 @@
 """``rewardflow inspect list|show RUN``: samples straight from a run's files.
 
-The selection and formatting are in :mod:`rewardflow.inspect_run`; this module parses and prints.
+The selection and formatting are in :mod:`rewardflow.reporting.inspect_run`; this module parses
+and prints.
 """
 
 from __future__ import annotations
@@ -10,8 +11,14 @@ import json
 from typing import Any
 
 from rewardflow.cli import options
-from rewardflow.inspect_run import STATUS_CHOICES, list_lines, sample_record, select, show_lines
-from rewardflow.run_files import load_run
+from rewardflow.reporting.inspect_run import (
+    STATUS_CHOICES,
+    list_lines,
+    sample_record,
+    select,
+    show_lines,
+)
+from rewardflow.reporting.run_files import load_run
 
 
 def _where(text: str) -> tuple[str, str]:

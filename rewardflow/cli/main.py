@@ -2,8 +2,9 @@
 
 Each subcommand (:data:`COMMANDS`) lives in its own module here, with an ``add_parser`` that
 registers its options and a handler that calls the feature's module
-(:mod:`rewardflow.simulator`, :mod:`rewardflow.cache_admin`, :mod:`rewardflow.compare`,
-:mod:`rewardflow.inspect_run`). Parsing and printing stay here so that those modules hold
+(:mod:`rewardflow.simulator`, :mod:`rewardflow.generation.cache_admin`,
+:mod:`rewardflow.reporting.compare`,
+:mod:`rewardflow.reporting.inspect_run`). Parsing and printing stay here so that those modules hold
 logic only. Options shared by subcommands come from :mod:`rewardflow.cli.options`, so one name
 means one thing everywhere.
 

@@ -1,6 +1,7 @@
 """LLM-as-judge: another model grades the response, through rewardflow's own client.
 
-The judge's request goes through :class:`~rewardflow.client.OpenAIChatClient` and the response
+The judge's request goes through :class:`~rewardflow.generation.client.OpenAIChatClient` and
+the response
 cache exactly like generation does, so judging inherits everything generation has: retries
 with backoff and ``Retry-After``, the adaptive or configured rate limit, classified errors,
 and — because each verdict is cached by content (judge model, endpoint, judge messages,
@@ -46,17 +47,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardflow.adaptive import AdaptiveRate
-from rewardflow.cache import (
+from rewardflow.errors import MissingApiKeyError
+from rewardflow.generation.adaptive import AdaptiveRate
+from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
     ResponseCache,
     cache_key,
     normalize_endpoint,
 )
-from rewardflow.client import ChatRequest, OpenAIChatClient
-from rewardflow.errors import MissingApiKeyError
-from rewardflow.limits import RateBudget, RequestLimiter
+from rewardflow.generation.client import ChatRequest, OpenAIChatClient
+from rewardflow.generation.limits import RateBudget, RequestLimiter
 from rewardflow.records import Message
 from rewardflow.rewards._messages import last_assistant_text
 from rewardflow.rewards.result import RewardResult

@@ -34,8 +34,8 @@ Like a model, the simulator disagrees with itself at ``temperature > 0`` and nev
   seed, whatever the request's ``seed`` -- one answer per conversation.
 * With a ``seed``, choice ``i`` is sample ``i`` of that seed: a seeded request always gets the
   same answers, and requests with different seeds get independent ones. The generation job
-  sends each sample its own seed (see ``rewardflow.endpoint.request_seed``), so its records are
-  the same whatever order its concurrent requests arrive in.
+  sends each sample its own seed (see ``rewardflow.generation.endpoint.request_seed``), so its
+  records are the same whatever order its concurrent requests arrive in.
 * Without a ``seed``, the server keeps a stream of samples per (messages, temperature,
   ``top_p``): the first such request gets sample 0, the next sample 1 (or, with ``n`` choices,
   the next ``n`` samples), as repeated calls to a model give different answers. A fresh (or

@@ -16,8 +16,8 @@ from rewardflow.simulator.config import Fault, SimulatorConfig
 Message = Mapping[str, str]
 
 #: Bumped whenever the same request would be answered differently; part of the pipeline's
-#: cache identity of the simulator (``rewardflow.endpoint``). 2: samples differ at temperature
-#: > 0 without a seed, and temperature 0 ignores the seed.
+#: cache identity of the simulator (``rewardflow.generation.endpoint``). 2: samples differ at
+#: temperature > 0 without a seed, and temperature 0 ignores the seed.
 ANSWER_VERSION = 2
 
 

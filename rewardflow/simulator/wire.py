@@ -69,8 +69,8 @@ def invalid_request(message: str, param: str | None = None) -> ApiError:
 class ParsedChatRequest:
     """A validated chat-completions request; ``messages`` hold plain-text contents.
 
-    What the server received, as opposed to :class:`rewardflow.client.ChatRequest`, the request
-    a client sends; two classes of one name made every reader check which was meant.
+    What the server received, as opposed to :class:`rewardflow.generation.client.ChatRequest`,
+    the request a client sends; two classes of one name made every reader check which was meant.
     """
 
     model: str

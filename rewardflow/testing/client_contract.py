@@ -1,8 +1,9 @@
-"""The contract every :class:`~rewardflow.client.ModelClient` must keep, as checks to import.
+"""The contract every :class:`~rewardflow.generation.client.ModelClient` keeps, as checks to import.
 
 Each check starts the built-in simulator in-process (real HTTP on a loopback port; it serves
 ``/v1/chat/completions`` and ``/v1/completions``) configured to provoke one behaviour, builds
-your client with :class:`~rewardflow.client.ClientSettings` pointing at it, sends one request
+your client with :class:`~rewardflow.generation.client.ClientSettings` pointing at it, sends one
+request
 and asserts what rewardflow relies on. Use them from pytest::
 
     import pytest
@@ -24,13 +25,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rewardflow.client import (
-    ChatRequest,
-    ChatResponse,
-    ClientSettings,
-    ModelClient,
-    as_client_error,
-)
 from rewardflow.errors import (
     ModelAuthError,
     ModelClientError,
@@ -38,6 +32,13 @@ from rewardflow.errors import (
     ModelInvalidRequestError,
     ModelUnusableResponseError,
     RateLimitError,
+)
+from rewardflow.generation.client import (
+    ChatRequest,
+    ChatResponse,
+    ClientSettings,
+    ModelClient,
+    as_client_error,
 )
 from rewardflow.redaction import register_secret
 from rewardflow.simulator import SimulatorConfig, running_simulator
@@ -69,7 +70,7 @@ async def _outcome(
 ) -> ChatResponse | ModelClientError:
     """The response, or the error as rewardflow sees it (mapped and redacted)."""
     # As in a job: the key from model.api_key_env is registered for redaction before any
-    # client sees it (rewardflow.endpoint.read_api_key).
+    # client sees it (rewardflow.generation.endpoint.read_api_key).
     register_secret(api_key)
     async with running_simulator(config) as base_url:
         client = factory(ClientSettings(base_url, api_key=api_key, timeout_s=10.0))

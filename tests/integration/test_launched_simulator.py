@@ -23,7 +23,7 @@ LAUNCHER = textwrap.dedent(
         "model": {"provider": "simulator", "name": "m"},
         "rewards": [{"name": "r", "function": "m:f"}],
     })
-    from rewardflow.endpoint import launched_simulator
+    from rewardflow.generation.endpoint import launched_simulator
     with launched_simulator(config) as url:
         print(url, flush=True)
         time.sleep(600)

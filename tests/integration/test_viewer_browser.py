@@ -27,8 +27,8 @@ from conftest import (
 )
 
 from rewardflow.cli import main
-from rewardflow.run_files import load_run
-from rewardflow.viewer import build_viewer
+from rewardflow.reporting.run_files import load_run
+from rewardflow.reporting.viewer import build_viewer
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from rewardflow.budget import (
+from rewardflow.cli import main
+from rewardflow.generation.budget import (
     BudgetExhausted,
     Price,
     Spend,
@@ -18,9 +19,8 @@ from rewardflow.budget import (
     check_run_complete,
     spent_by_writer,
 )
-from rewardflow.cache import GenerationSettings, ResponseCache
-from rewardflow.cache_admin import describe, prune
-from rewardflow.cli import main
+from rewardflow.generation.cache import GenerationSettings, ResponseCache
+from rewardflow.generation.cache_admin import describe, prune
 
 
 def settings(model: str = "m") -> GenerationSettings:
@@ -127,7 +127,7 @@ def test_pruning_keeps_a_shared_journal_shared(tmp_path):
     cache = fill(tmp_path, "w.shard-000", 1, created_at=now - 40 * 86400)
     fill(tmp_path, "w.shard-000", 1, created_at=None)  # a recent entry, so the journal stays
     journal = cache.partition / "w.shard-000.jsonl"
-    os.chmod(journal, 0o660)  # as in a group-shared cache (see rewardflow.cache)
+    os.chmod(journal, 0o660)  # as in a group-shared cache (see rewardflow.generation.cache)
     assert prune(tmp_path, older_than_s=30 * 86400, now=now).entries_removed == 1
     assert stat.S_IMODE(journal.stat().st_mode) == 0o660
 

@@ -4,14 +4,14 @@ import logging
 
 import pytest
 
-from rewardflow.cache import (
+from rewardflow.config import validate_config
+from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
     ResponseCache,
     cache_key,
     normalize_endpoint,
 )
-from rewardflow.config import validate_config
 from rewardflow.jsonl import SkippedLine, read_jsonl_tolerant, write_jsonl_atomic
 
 MESSAGES = [
@@ -215,7 +215,7 @@ def test_torn_last_line_is_skipped_and_next_writer_terminates_it(tmp_path, caplo
         journal = writer.path
     with open(journal, "a", encoding="utf-8") as handle:
         handle.write('{"key":"torn","sample_index":0,"resp')  # killed mid-write
-    with caplog.at_level(logging.WARNING, logger="rewardflow.cache"):
+    with caplog.at_level(logging.WARNING, logger="rewardflow.generation.cache"):
         assert set(cache.load()) == {"before"}
     assert any(f"{journal}:2" in record.getMessage() for record in caplog.records)
 
@@ -240,7 +240,7 @@ def test_corrupted_middle_lines_are_skipped_and_logged(tmp_path, caplog):
         handle.write('{"key": "k-incomplete"}\n')
     with cache.writer("w") as writer:
         append_entry(writer, "k2")
-    with caplog.at_level(logging.WARNING, logger="rewardflow.cache"):
+    with caplog.at_level(logging.WARNING, logger="rewardflow.generation.cache"):
         loaded = cache.load()
     assert set(loaded) == {"k1", "k2"}
     messages = [record.getMessage() for record in caplog.records]

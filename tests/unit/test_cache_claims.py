@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from test_cache import MESSAGES, append_entry, make_settings
 
-from rewardflow.cache import ResponseCache, cache_key
-from rewardflow.generate import distinct_requests, plan_work
+from rewardflow.generation.cache import ResponseCache, cache_key
+from rewardflow.generation.job import distinct_requests, plan_work
 from rewardflow.records import PromptRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def hold_claim(root: Path, key: str) -> subprocess.Popen[str]:
         import sys, time
         sys.path.insert(0, "{REPO / "tests" / "unit"}")
         from test_cache import make_settings
-        from rewardflow.cache import ResponseCache
+        from rewardflow.generation.cache import ResponseCache
         claim = ResponseCache("{root}", make_settings()).try_claim("{key}")
         print("claimed" if claim else "refused", flush=True)
         time.sleep(300)

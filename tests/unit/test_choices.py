@@ -8,13 +8,13 @@ from collections import Counter
 
 import pytest
 
-from rewardflow.cache import GenerationSettings
-from rewardflow.choices import answer_index, for_sample, shuffled_order
 from rewardflow.config import validate_config
-from rewardflow.dataset import Row
 from rewardflow.errors import DatasetError
-from rewardflow.generate import assemble_records, plan_work
-from rewardflow.prepare import build_prompt_records
+from rewardflow.generation.cache import GenerationSettings
+from rewardflow.generation.job import assemble_records, plan_work
+from rewardflow.prompts.choices import answer_index, for_sample, shuffled_order
+from rewardflow.prompts.dataset import Row
+from rewardflow.prompts.prepare import build_prompt_records
 
 OPTIONS = ["Paris", "Rome", "Madrid", "Berlin"]
 TEMPLATE = "{question}\n\n{options}\n\nAnswer with the letter."

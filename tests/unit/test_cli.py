@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 from conftest import REPO
 
-from rewardflow.cache import GenerationSettings, ResponseCache
 from rewardflow.cli import aliases, build_parser, main
-from rewardflow.run_files import load_run
+from rewardflow.generation.cache import GenerationSettings, ResponseCache
+from rewardflow.reporting.run_files import load_run
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"

@@ -7,16 +7,8 @@ import pytest
 from aiohttp import web
 from tenacity import wait_none
 
-import rewardflow.client as client_module
+import rewardflow.generation.client as client_module
 from rewardflow import redaction
-from rewardflow.client import (
-    MAX_SERVER_REQUESTED_WAIT_S,
-    ChatRequest,
-    OpenAIChatClient,
-    classify_http_error,
-    parse_chat_response,
-    parse_retry_after,
-)
 from rewardflow.errors import (
     ModelAuthError,
     ModelClientError,
@@ -24,6 +16,14 @@ from rewardflow.errors import (
     ModelInvalidRequestError,
     ModelUnusableResponseError,
     RateLimitError,
+)
+from rewardflow.generation.client import (
+    MAX_SERVER_REQUESTED_WAIT_S,
+    ChatRequest,
+    OpenAIChatClient,
+    classify_http_error,
+    parse_chat_response,
+    parse_retry_after,
 )
 
 API_KEY = "sk-test-secret-0123456789"

@@ -7,20 +7,20 @@ import asyncio
 
 import pytest
 
-from rewardflow.client import (
-    ChatRequest,
-    ChatResponse,
-    ClientSettings,
-    ModelClient,
-    OpenAICompatibleClient,
-    ResilientClient,
-)
 from rewardflow.errors import (
     ModelAuthError,
     ModelClientError,
     ModelGenerationError,
     ModelInvalidRequestError,
     RateLimitError,
+)
+from rewardflow.generation.client import (
+    ChatRequest,
+    ChatResponse,
+    ClientSettings,
+    ModelClient,
+    OpenAICompatibleClient,
+    ResilientClient,
 )
 from rewardflow.redaction import register_secret
 from rewardflow.testing.client_contract import (
@@ -80,7 +80,7 @@ def _complete(client: ModelClient, **kwargs) -> tuple[ResilientClient, object]:
 
 
 def test_retries_and_rate_limits_live_around_a_custom_client(monkeypatch):
-    monkeypatch.setattr("rewardflow.client._BACKOFF", lambda state: 0)
+    monkeypatch.setattr("rewardflow.generation.client._BACKOFF", lambda state: 0)
     client = Scripted(
         ClientSettings(None),
         [ModelGenerationError("503"), RateLimitError("429", 0.0), TimeoutError()],

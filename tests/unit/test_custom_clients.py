@@ -8,11 +8,11 @@ import sys
 import pytest
 from conftest import REPO
 
-from rewardflow.client import OpenAICompatibleClient
 from rewardflow.config import validate_config
-from rewardflow.endpoint import client_class, endpoint_identity
 from rewardflow.errors import ConfigError
-from rewardflow.launch import PRESETS, LaunchSpec
+from rewardflow.generation.client import OpenAICompatibleClient
+from rewardflow.generation.endpoint import client_class, endpoint_identity
+from rewardflow.generation.launch import PRESETS, LaunchSpec
 from rewardflow.preflight import preflight_checks
 from rewardflow.testing.client_contract import CONTRACT_CHECKS, run_check
 
@@ -44,8 +44,11 @@ def test_a_client_loads_by_file_path_or_module(monkeypatch):
     [
         ("no_such_module_xyz:Client", "model.provider 'no_such_module_xyz:Client': module"),
         ("missing/file.py:Client", "file missing/file.py not found"),
-        ("rewardflow.client:ChatRequest", "not a subclass of rewardflow.client.ModelClient"),
-        ("rewardflow.client:NoSuchClass", "has no attribute 'NoSuchClass'"),
+        (
+            "rewardflow.generation.client:ChatRequest",
+            "not a subclass of rewardflow.generation.client.ModelClient",
+        ),
+        ("rewardflow.generation.client:NoSuchClass", "has no attribute 'NoSuchClass'"),
     ],
 )
 def test_a_bad_client_reference_is_a_config_error_naming_the_key(provider, fragment):

@@ -22,12 +22,12 @@ import pytest
 from conftest import REPO
 
 from rewardflow.config import load_schema, validate_config
-from rewardflow.dataset import count_rows, iter_rows, resolve_dataset_config
 from rewardflow.errors import ConfigError, DatasetError
-from rewardflow.fields import MISSING, get_field
-from rewardflow.formats import FORMATS, detect_format
 from rewardflow.jsonl import read_jsonl
-from rewardflow.prepare import build_prompt_records, content_id, prepare_prompts
+from rewardflow.prompts.dataset import count_rows, iter_rows, resolve_dataset_config
+from rewardflow.prompts.fields import MISSING, get_field
+from rewardflow.prompts.formats import FORMATS, detect_format
+from rewardflow.prompts.prepare import build_prompt_records, content_id, prepare_prompts
 
 
 def make_config(path: Path | str, dataset=None, prompt=None, generation=None, shards=2):

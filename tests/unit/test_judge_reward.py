@@ -9,7 +9,7 @@ import pytest
 from conftest import start_simulator, stop_simulator
 
 from rewardflow.errors import MissingApiKeyError
-from rewardflow.limits import RateBudget
+from rewardflow.generation.limits import RateBudget
 from rewardflow.rewards.judge import (
     JUDGE_FUNCTION,
     _judge_for,

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from rewardflow.adaptive import AdaptiveRate, parse_reset_seconds
-from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
+from rewardflow.generation.adaptive import AdaptiveRate, parse_reset_seconds
+from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 
 
 def test_budget_is_split_evenly_between_jobs():

@@ -686,7 +686,7 @@ def test_scoring_workers_judge_formulas_and_report_unreadable_expected_answers(
     # error for that row only.
     from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
     from rewardflow.records import ResponseRecord
-    from rewardflow.score import score_shard
+    from rewardflow.scoring.job import score_shard
 
     pairs = [
         (TABLE.PM, TABLE.PM.replace("pmatrix", "bmatrix")),  # 1 via math-verify

@@ -1,4 +1,4 @@
-"""Estimators in rewardflow.metrics against values computed by hand in each test."""
+"""Estimators in rewardflow.summary.statistics against values computed by hand in each test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from rewardflow.metrics import (
+from rewardflow.summary.statistics import (
     McNemar,
     PairedDiff,
     bootstrap_mean_ci,

@@ -9,10 +9,10 @@ import pytest
 from conftest import GSM8K_TEST
 
 from rewardflow.config import validate_config
-from rewardflow.dataset import Row, iter_hub_rows, iter_local_rows, iter_rows
 from rewardflow.errors import DatasetError
 from rewardflow.jsonl import read_jsonl
-from rewardflow.prepare import (
+from rewardflow.prompts.dataset import Row, iter_hub_rows, iter_local_rows, iter_rows
+from rewardflow.prompts.prepare import (
     build_messages,
     build_prompt_record,
     build_prompt_records,
@@ -89,7 +89,7 @@ def test_content_id_is_a_sha256_prefix_of_canonical_json():
 def test_content_id_is_the_same_in_another_process_with_another_hash_seed():
     row = {"question": "How many eggs?", "answer": "#### 18"}
     code = (
-        "import json, sys; from rewardflow.prepare import content_id; "
+        "import json, sys; from rewardflow.prompts.prepare import content_id; "
         "print(content_id(json.loads(sys.argv[1])))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
@@ -353,7 +353,7 @@ def test_a_non_utf8_dataset_fails_prepare_with_one_clear_line(tmp_path):
     path.write_bytes(b'{"question": "1 + 1", "answer": "2"}\n{"question": "\xff"}\n')
     script = (
         "import sys\n"
-        "from rewardflow.prepare import prepare_prompts\n"
+        "from rewardflow.prompts.prepare import prepare_prompts\n"
         "from rewardflow.rule_script import run_rule\n"
         f"run_rule(None, prepare_prompts, {make_config(path)!r}, [sys.argv[1]])\n"
     )

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from rewardflow import redaction
-from rewardflow.endpoint import read_api_key
+from rewardflow.generation.endpoint import read_api_key
 from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.redaction import MASK, RedactingFilter, redact, register_secret
 from rewardflow.rule_script import configure_logging
@@ -77,7 +77,7 @@ def test_rule_logging_redacts_both_the_log_file_and_the_terminal(tmp_path, capsy
     log_path = tmp_path / "logs" / "job.log"
     configure_logging(log_path)
     try:
-        logging.getLogger("rewardflow.generate").warning("q1 sample 0 failed: %s", KEY)
+        logging.getLogger("rewardflow.generation.job").warning("q1 sample 0 failed: %s", KEY)
     finally:
         logging.basicConfig(force=True, handlers=[logging.NullHandler()])
     assert MASK in log_path.read_text()

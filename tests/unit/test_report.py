@@ -15,7 +15,7 @@ import pytest
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
-from rewardflow.report import (
+from rewardflow.reporting.report import (
     RunData,
     build_report,
     distribution_title,
@@ -33,7 +33,7 @@ from rewardflow.report import (
     tokens_title,
     use_log_scale,
 )
-from rewardflow.run_metrics import breakdowns
+from rewardflow.summary.run_metrics import breakdowns
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"

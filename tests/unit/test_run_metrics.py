@@ -6,7 +6,7 @@ import pytest
 
 from rewardflow.config import section_defaults
 from rewardflow.records import ResponseRecord, ScoreRecord
-from rewardflow.run_metrics import breakdowns, sampling_summary
+from rewardflow.summary.run_metrics import breakdowns, sampling_summary
 
 
 def sample(prompt: str, index: int, response: str, score: float, level: str = "1"):

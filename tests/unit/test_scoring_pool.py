@@ -16,7 +16,7 @@ from rewardflow.errors import RewardLoadError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_rewards
-from rewardflow.score import score_record, score_shard, withheld_env_names
+from rewardflow.scoring.job import score_record, score_shard, withheld_env_names
 
 REWARDS = textwrap.dedent(
     """
@@ -243,7 +243,7 @@ def test_ctrl_c_stops_scoring_at_once_with_a_clear_error(tmp_path, reward_file):
     script = textwrap.dedent(
         f"""
         from rewardflow.rule_script import run_rule
-        from rewardflow.score import score_shard
+        from rewardflow.scoring.job import score_shard
         run_rule(None, score_shard, {str(responses)!r}, {str(tmp_path / "out.jsonl")!r},
                  [{{"name": "a", "function": {f"{reward_file}:exact"!r}}}], 1, 900.0)
         """

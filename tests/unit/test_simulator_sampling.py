@@ -20,12 +20,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rewardflow import simulator
-from rewardflow.cache import GenerationSettings
 from rewardflow.cli import build_parser
 from rewardflow.cli.simulate import config_from_args
 from rewardflow.config import validate_config
-from rewardflow.endpoint import endpoint_identity, request_seed, simulator_command
 from rewardflow.errors import ConfigError
+from rewardflow.generation.cache import GenerationSettings
+from rewardflow.generation.endpoint import endpoint_identity, request_seed, simulator_command
 from rewardflow.simulator import (
     SimulatorConfig,
     SimulatorError,

@@ -3,14 +3,13 @@ import math
 
 import pytest
 
-from rewardflow.aggregate import aggregate_run, render_markdown, summarize
 from rewardflow.config import section_defaults
 from rewardflow.jsonl import write_jsonl_atomic
-from rewardflow.metrics import bootstrap_mean_ci
 from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.rewards.loader import RewardSpec
-from rewardflow.score import run_reward, score_record
-from rewardflow.stats import estimate_mean, wilson_interval
+from rewardflow.scoring.job import run_reward, score_record
+from rewardflow.summary.aggregate import aggregate_run, render_markdown, summarize
+from rewardflow.summary.statistics import bootstrap_mean_ci, estimate_mean, wilson_interval
 
 Z = 1.96
 

@@ -20,8 +20,8 @@ from conftest import REPO
 
 from rewardflow.cli import main
 from rewardflow.errors import RewardflowError
-from rewardflow.run_files import load_run
-from rewardflow.viewer import build_viewer, cached_latencies, script_json, write_viewer
+from rewardflow.reporting.run_files import load_run
+from rewardflow.reporting.viewer import build_viewer, cached_latencies, script_json, write_viewer
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
@@ -130,7 +130,10 @@ def test_a_non_editable_install_ships_the_page_assets(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    shipped = {path.name for path in Path(tmp_path / "lib" / "rewardflow" / "viewer").iterdir()}
+    shipped = {
+        path.name
+        for path in Path(tmp_path / "lib" / "rewardflow" / "reporting" / "viewer").iterdir()
+    }
     assert {"viewer.html", "viewer.css", "viewer.js"} <= shipped
 
 

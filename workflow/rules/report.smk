@@ -1,4 +1,4 @@
-# Figures and tables for `snakemake --report report.html`; rewardflow/report.py draws them.
+# Figures and tables for `snakemake --report report.html`; rewardflow/reporting/report.py draws them.
 # Every output is flagged report(...), so Snakemake embeds it (with its caption) in the
 # single, self-contained HTML file.
 rule build_report:

@@ -1,4 +1,4 @@
-# The results viewer: one self-contained HTML page of every sample (rewardflow/viewer/).
+# The results viewer: one self-contained HTML page of every sample (rewardflow/reporting/viewer/).
 # Flagged report(...) so `snakemake --report` embeds it and links it from the report.
 rule build_viewer:
     input:

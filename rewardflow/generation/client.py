@@ -40,7 +40,7 @@ from rewardflow.errors import (
     RateLimitError,
     RewardflowError,
 )
-from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
+from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
 from rewardflow.redaction import redact, register_secret
 

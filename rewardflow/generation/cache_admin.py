@@ -1,6 +1,6 @@
 """Inspect and prune the response cache (``rewardflow cache list`` / ``rewardflow cache prune``).
 
-The cache (see :mod:`rewardflow.cache`) is a directory of partitions, one per generation
+The cache (see :mod:`rewardflow.generation.cache`) is a directory of partitions, one per generation
 settings, each holding ``settings.json`` and append-only journals. Pruning by model removes
 whole partitions; pruning by age rewrites journals without their old entries. A journal that
 a running job holds (its ``flock``) is skipped and reported, never rewritten under it, so

@@ -32,13 +32,13 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rewardflow.aggregate import TRUNCATED
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.reporting.run_files import SampleKey, records_by_key
 from rewardflow.rewards._messages import content_text, shorten
-from rewardflow.run_files import SampleKey, records_by_key
-from rewardflow.stats import Estimate
+from rewardflow.summary.aggregate import TRUNCATED
+from rewardflow.summary.statistics import Estimate
 
 # Agg renders to files without a display, so the rule also runs on a headless node or in a
 # cluster job (switching is allowed after pyplot's import, before any figure exists).

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import DatasetError
-from rewardflow.formats import csv_rows, jsonl_rows, parquet_rows
+from rewardflow.prompts.formats import csv_rows, jsonl_rows, parquet_rows
 
 Reader = Callable[[Path], Iterator[tuple[dict[str, Any], dict[str, Any]]]]
 

@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rewardflow import choices
-from rewardflow.dataset import Row, iter_rows, resolve_dataset_config
 from rewardflow.errors import DatasetError
-from rewardflow.fields import MISSING, get_field
 from rewardflow.jsonl import write_jsonl_atomic
+from rewardflow.prompts import choices
+from rewardflow.prompts.dataset import Row, iter_rows, resolve_dataset_config
+from rewardflow.prompts.fields import MISSING, get_field
 from rewardflow.records import Message, PromptRecord
 
 

@@ -1,13 +1,14 @@
 """Which endpoint a run talks to, and how it is identified in the cache.
 
 For ``provider: openai`` the endpoint is the configured base URL, unless ``model.launch`` has
-each generation job start its own model server (:mod:`rewardflow.launch`). For ``provider:
+each generation job start its own model server (:mod:`rewardflow.generation.launch`).
+For ``provider:
 simulator`` each job launches the built-in simulated server the same way, so the offline demo
 needs no setup and still goes through real HTTP. The port changes every time, so the
 simulator's cache identity is derived from the settings that decide its answers (rule,
 responses file content, wrong rate and the simulator's answer version; not its ``seed``,
 which only seeds latency), not from its URL. ``provider: module:Class`` plugs in a user's
-:class:`~rewardflow.client.ModelClient`.
+:class:`~rewardflow.generation.client.ModelClient`.
 
 Each sample's request carries a ``seed`` only when the config sets ``generation.seed``, with
 one exception: the built-in simulator at temperature > 0 is always sent one per sample (see
@@ -31,10 +32,15 @@ from typing import Any
 
 import aiohttp
 
-from rewardflow.cache import GenerationSettings, normalize_endpoint
-from rewardflow.client import ChatRequest, ChatResponse, ModelClient, OpenAICompatibleClient
 from rewardflow.errors import ConfigError, MissingApiKeyError
-from rewardflow.launch import LaunchedServer, LaunchSpec, launched_server
+from rewardflow.generation.cache import GenerationSettings, normalize_endpoint
+from rewardflow.generation.client import (
+    ChatRequest,
+    ChatResponse,
+    ModelClient,
+    OpenAICompatibleClient,
+)
+from rewardflow.generation.launch import LaunchedServer, LaunchSpec, launched_server
 from rewardflow.redaction import register_secret
 from rewardflow.rewards.loader import load_callable
 
@@ -255,7 +261,8 @@ def client_class(provider: str) -> type[ModelClient]:
     loaded = load_callable(provider, "model.provider", ConfigError)
     if not (isinstance(loaded, type) and issubclass(loaded, ModelClient)):
         raise ConfigError(
-            f"model.provider {provider!r}: not a subclass of rewardflow.client.ModelClient "
+            f"model.provider {provider!r}: not a subclass of "
+            "rewardflow.generation.client.ModelClient "
             "(see docs/clients.md)"
         )
     return loaded

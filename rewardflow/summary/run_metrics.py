@@ -12,10 +12,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from rewardflow.metrics import bootstrap_mean_ci, maj_at_k, pass_at_k, spread
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_callable
-from rewardflow.stats import estimate_mean
+from rewardflow.summary.statistics import (
+    bootstrap_mean_ci,
+    estimate_mean,
+    maj_at_k,
+    pass_at_k,
+    spread,
+)
 
 BOOTSTRAP = "bootstrap over prompts"
 _T = TypeVar("_T")
@@ -97,7 +102,8 @@ def breakdowns(
 ) -> dict[str, dict[str, Any]]:
     """Mean primary score per value of each metadata field, with 95% intervals.
 
-    Estimated exactly as the headline means are (:func:`~rewardflow.stats.estimate_mean`), so a
+    Estimated exactly as the headline means are
+    (:func:`~rewardflow.summary.statistics.estimate_mean`), so a
     group holding the whole run shows the headline figure; the report draws these, computed
     once, rather than estimating the groups again.
     """

@@ -8,7 +8,8 @@ means and, when both runs have one pass/fail sample per prompt, McNemar's test.
     rewardflow compare results/base results/candidate [--reward accuracy] [--out cmp.md]
         [--viewer pair.html]
 
-``--viewer`` writes the paired results viewer (rewardflow/viewer/): every shared prompt with
+``--viewer`` writes the paired results viewer (rewardflow/reporting/viewer/): every shared
+prompt with
 both runs' responses side by side, the prompts whose verdict changed first.
 """
 
@@ -18,8 +19,8 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardflow.metrics import McNemar, PairedDiff, mcnemar, paired_bootstrap_diff
-from rewardflow.run_files import RunFiles
+from rewardflow.reporting.run_files import RunFiles
+from rewardflow.summary.statistics import McNemar, PairedDiff, mcnemar, paired_bootstrap_diff
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from rewardflow.errors import RewardflowError
-from rewardflow.run_files import RunFiles, SampleKey
+from rewardflow.reporting.run_files import RunFiles, SampleKey
 
 STATUSES = ("scored", "score_error", "generation_failed", "not_attempted")
 # "failed" is what a response record's status and the summary's ``counts.failed`` call a sample

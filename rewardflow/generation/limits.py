@@ -15,7 +15,8 @@ Tokens are charged the way providers meter them: before the call, the prompt's e
 tokens plus ``max_tokens``; when the response reports more prompt tokens than estimated, the
 difference is charged afterwards.
 
-Without a configured requests-per-minute limit, :class:`~rewardflow.adaptive.AdaptiveRate`
+Without a configured requests-per-minute limit,
+:class:`~rewardflow.generation.adaptive.AdaptiveRate`
 paces requests instead, learning the provider's limit from its headers and 429s.
 
 Several jobs share one budget by each taking ``1 / parallel_jobs`` of it; the workflow lets at
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
-from rewardflow.adaptive import AdaptiveRate
+from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.records import Message
 
 # Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.

@@ -19,8 +19,8 @@ from typing import Any
 from rewardflow.config import primary_reward_name, section_defaults
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
-from rewardflow.run_metrics import breakdowns, sampling_summary
-from rewardflow.stats import estimate_mean
+from rewardflow.summary.run_metrics import breakdowns, sampling_summary
+from rewardflow.summary.statistics import estimate_mean
 
 SUMMARY_VERSION = 1
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")

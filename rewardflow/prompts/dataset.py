@@ -2,7 +2,7 @@
 
 Every source yields :class:`Row` objects that remember where each row came from, so every later
 error about a row can point the user at it (``data.jsonl:17``, ``train.parquet:row 16``, or
-``openai/gsm8k[test]#17``). The file formats themselves live in :mod:`rewardflow.formats`.
+``openai/gsm8k[test]#17``). The file formats themselves live in :mod:`rewardflow.prompts.formats`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import DatasetError
-from rewardflow.formats import FORMATS, detect_format
+from rewardflow.prompts.formats import FORMATS, detect_format
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def resolve_dataset_config(dataset_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def iter_local_rows(path: str | Path, format_name: str = "jsonl") -> Iterator[Row]:
-    """Rows of a local file in the given format (see :mod:`rewardflow.formats`)."""
+    """Rows of a local file in the given format (see :mod:`rewardflow.prompts.formats`)."""
     for source, data in FORMATS[format_name].read(Path(path)):
         yield Row(data=data, source=source)
 

@@ -30,11 +30,11 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from rewardflow.cache import CachedResponse, _slug
 from rewardflow.errors import RewardflowError
+from rewardflow.generation.cache import CachedResponse, _slug
 from rewardflow.jsonl import new_file_mode, read_jsonl_tolerant
 from rewardflow.records import ResponseRecord, ScoreRecord
-from rewardflow.run_files import RunFiles, SampleKey, load_run
+from rewardflow.reporting.run_files import RunFiles, SampleKey, load_run
 
 VIEWER_FILE = "viewer.html"
 
@@ -76,7 +76,7 @@ def _asset(name: str) -> str:
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     if name != "viewer.html" and re.search(r"<!--|<script|</script|</style", text, re.IGNORECASE):
         # Inlined into a script or style element, these would end it or change how it parses.
-        raise RuntimeError(f"rewardflow/viewer/{name} contains a tag-like sequence")
+        raise RuntimeError(f"rewardflow/reporting/viewer/{name} contains a tag-like sequence")
     return text
 
 

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from rewardflow.dataset import Row
 from rewardflow.errors import DatasetError
+from rewardflow.prompts.dataset import Row
 from rewardflow.records import PromptRecord
 
 LETTERS = string.ascii_uppercase

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import DatasetError
-from rewardflow.formats.text import encoding_error
 from rewardflow.jsonl import read_jsonl
+from rewardflow.prompts.formats.text import encoding_error
 
 
 def read_rows(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

@@ -1,4 +1,4 @@
-"""Sampling metrics and paired comparisons for evaluation runs, as pure functions.
+"""The run's statistics: sampling metrics, intervals and paired comparisons, as pure functions.
 
 Everything here treats the *prompt* as the unit: samples of one prompt are correlated (same
 question, same difficulty), so averages weight each prompt once and resampling draws prompts,
@@ -19,6 +19,10 @@ Estimators and their sources:
 * ``mcnemar``: McNemar (1947), "Note on the sampling error of the difference between correlated
   proportions or percentages", with Edwards' (1948) continuity correction; the exact variant is
   the two-sided sign (binomial) test on the discordant pairs.
+* ``wilson_interval`` / ``estimate_mean``: the interval next to each headline number. With one
+  sample per prompt and pass/fail scores it is Wilson's score interval (the normal approximation
+  gives [1, 1] for 20/20; Wilson's does not); anything else (graded scores, several samples per
+  prompt) is the bootstrap over prompts above, with a fixed seed so the interval is reproducible.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import random
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 #: Below this many discordant pairs McNemar uses the exact binomial test: the chi-square
 #: approximation is poor for small counts (a common rule of thumb; the exact test is always
@@ -356,3 +361,72 @@ def spread(values_by_cluster: Mapping[str, Sequence[float]]) -> dict[str, float 
         "mean_within_prompt_std": statistics.fmean(stds),
         "disagreement_rate": disagreeing / len(repeated),
     }
+
+
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    low: float
+    high: float
+    method: str
+    prompts: int
+    samples: int
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Estimate:
+        """An estimate as :meth:`to_dict` wrote it (in summary.json)."""
+        low, high = data["ci95"]
+        return cls(
+            float(data["mean"]),
+            float(low),
+            float(high),
+            str(data["ci_method"]),
+            int(data["prompts"]),
+            int(data["samples"]),
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mean": self.mean,
+            "ci95": [self.low, self.high],
+            "ci_method": self.method,
+            "prompts": self.prompts,
+            "samples": self.samples,
+        }
+
+
+def wilson_interval(successes: int, total: int, z: float = Z_95) -> tuple[float, float]:
+    if total == 0:
+        return (0.0, 1.0)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def estimate_mean(
+    scores_by_prompt: Mapping[str, Sequence[float]], resamples: int = 2000, seed: int = 0
+) -> Estimate | None:
+    """Mean score over prompts (each prompt weighted once) with a 95% interval."""
+    per_prompt = {key: values for key, values in scores_by_prompt.items() if values}
+    if not per_prompt:
+        return None
+    samples = sum(len(values) for values in per_prompt.values())
+    prompt_means = [sum(values) / len(values) for values in per_prompt.values()]
+    count = len(prompt_means)
+    mean = sum(prompt_means) / count
+    single_binary = samples == count and all(
+        value in (0.0, 1.0) for values in per_prompt.values() for value in values
+    )
+    if single_binary:
+        low, high = wilson_interval(round(mean * count), count)
+        return Estimate(mean, low, high, "wilson", count, samples)
+    if count == 1:
+        # Variation between prompts cannot be estimated from one prompt: say so, honestly wide.
+        return Estimate(mean, 0.0, 1.0, "bootstrap over prompts (one prompt)", 1, samples)
+    mean, low, high = bootstrap_mean_ci(per_prompt, resamples=resamples, seed=seed)
+    return Estimate(mean, low, high, "bootstrap over prompts", count, samples)

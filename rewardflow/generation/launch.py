@@ -6,7 +6,8 @@ llama.cpp, or the built-in simulator). Each generation job then:
 1. picks a free loopback port and renders the command template (``{model}``, ``{name}``,
    ``{port}``, ``{gpus}``, and ``{python}``, the interpreter running the job; each token of the
    template is filled separately, so a path with spaces stays one argument);
-2. starts it under a *guard*: ``python -m rewardflow.launch -- <command>``, in a new process
+2. starts it under a *guard*: ``python -m rewardflow.generation.launch -- <command>``, in a new
+   process
    group whose leader is the guard. The guard holds the read end of a pipe from the job; when
    the job ends in any way (even ``kill -9``, which runs no cleanup) the pipe closes and the
    guard terminates the whole group, i.e. the server and every worker it forked (vLLM starts
@@ -243,7 +244,7 @@ def launched_server(
         command = spec.render(port)
         with open(log_path, "wb") as log:
             guard = subprocess.Popen(
-                [sys.executable, "-m", "rewardflow.launch", "--", *command],
+                [sys.executable, "-m", "rewardflow.generation.launch", "--", *command],
                 stdin=subprocess.PIPE,  # closed by the OS when this process dies: see module doc
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -266,7 +267,7 @@ def launched_server(
 
 
 # --------------------------------------------------------------------------------------------
-# The guard: ``python -m rewardflow.launch -- <command...>``
+# The guard: ``python -m rewardflow.generation.launch -- <command...>``
 # --------------------------------------------------------------------------------------------
 
 
@@ -314,5 +315,5 @@ if __name__ == "__main__":
     if arguments[:1] == ["--"]:
         arguments = arguments[1:]
     if not arguments:
-        sys.exit("usage: python -m rewardflow.launch -- COMMAND [ARG...]")
+        sys.exit("usage: python -m rewardflow.generation.launch -- COMMAND [ARG...]")
     sys.exit(guard_main(arguments))

@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardflow import choices
-from rewardflow.adaptive import AdaptiveRate
-from rewardflow.budget import Spend, SpendGuard, price_of, spent_by_writer
-from rewardflow.cache import (
+from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
+from rewardflow.generation.adaptive import AdaptiveRate
+from rewardflow.generation.budget import Spend, SpendGuard, price_of, spent_by_writer
+from rewardflow.generation.cache import (
     CachedResponse,
     CacheWriter,
     Claim,
@@ -44,14 +44,14 @@ from rewardflow.cache import (
     ResponseCache,
     cache_key,
 )
-from rewardflow.client import (
+from rewardflow.generation.client import (
     ChatClient,
     ChatRequest,
     ClientSettings,
     ClientStats,
     ResilientClient,
 )
-from rewardflow.endpoint import (
+from rewardflow.generation.endpoint import (
     WatchedServerClient,
     client_class,
     endpoint_identity,
@@ -59,11 +59,11 @@ from rewardflow.endpoint import (
     read_api_key,
     request_seed,
 )
-from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
+from rewardflow.generation.launch import LaunchedServer
+from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
-from rewardflow.launch import LaunchedServer
-from rewardflow.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.progress import Progress
+from rewardflow.prompts import choices
 from rewardflow.records import GenerationError, PromptRecord, ResponseRecord
 
 logger = logging.getLogger(__name__)
@@ -398,7 +398,7 @@ def jobs_sharing_limits(config: Mapping[str, Any]) -> int:
 
 
 def job_budget(config: Mapping[str, Any]) -> RateBudget:
-    """This job's share of the run's rate limits (see rewardflow.limits)."""
+    """This job's share of the run's rate limits (see rewardflow.generation.limits)."""
     generation = config["generation"]
     run_budget = RateBudget(generation["requests_per_minute"], generation["tokens_per_minute"])
     return run_budget.share(jobs_sharing_limits(config))
