@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -912,11 +911,10 @@ HUGE_RESPONSES = {
 
 @pytest.mark.parametrize("shape", list(HUGE_RESPONSES))
 @pytest.mark.parametrize("case", list(BUILTINS))
-def test_a_megabyte_response_is_scored_quickly(case: str, shape: str) -> None:
+def test_a_megabyte_response_is_scored_with_a_short_reason(case: str, shape: str) -> None:
+    # How long it takes is measured by bench/unit_timings.py.
     reward, ground_truth, params, _ = BUILTINS[case]
-    started = time.perf_counter()
     result = run(reward, HUGE_RESPONSES[shape], ground_truth, **params)
-    assert time.perf_counter() - started < 2.0
     assert len(result.reason) < 1000
     assert all(len(metric.reason) < 1000 for metric in result.metrics.values())
 
