@@ -36,8 +36,12 @@ def documented_keys(text: str) -> set[str]:
     """
     documented: set[str] = set()
     section: str | None = None
-    in_key_table = False
+    in_key_table = in_code = False
     for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if in_code:
+            continue  # a YAML comment is no heading
         if line.startswith("#"):
             title = line.lstrip("#").strip()
             heading = re.match(r"`([\w.]+)`", title)
