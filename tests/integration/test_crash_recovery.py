@@ -26,6 +26,8 @@ from conftest import (
 pytestmark = pytest.mark.integration
 
 PROMPTS = 60
+# Seeds the moment each run is killed: fixed, so a failure replays; set it to try others.
+KILL_SEED = int(os.environ.get("REWARDFLOW_KILL_SEED", "1201"))
 
 
 def cached_entries(workdir: Path) -> int:
@@ -72,12 +74,13 @@ def published_responses(tmp_path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
 def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal):
-    seed = int(os.environ.get("REWARDFLOW_KILL_SEED", time.time_ns() % 1_000_000))
+    seed = KILL_SEED
+    kill_after = random.Random(seed).randint(1, PROMPTS - 10)
+    # Shown with a failure (pytest prints what the test printed), so the run can be replayed.
+    print(f"REWARDFLOW_KILL_SEED={seed}: killing after {kill_after} cached responses")
     server = start_simulator("--latency-ms", "150", "--latency-jitter-ms", "50")
     try:
         config_path, run = start_run_in_background(tmp_path, server.base_url)
-        # A random moment, reported on failure so it can be replayed.
-        kill_after = random.Random(seed).randint(1, PROMPTS - 10)
         wait_until_cached(tmp_path, kill_after, run)
         # Ctrl-C reaches every process of the terminal's group; kill -9 spares nothing.
         os.killpg(run.pid, kill_signal)

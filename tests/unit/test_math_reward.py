@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-import time
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -638,12 +637,9 @@ def test_issue_12_pairs_are_scored_right_both_ways_given(cases: list[Any]) -> No
 def test_huge_response_ending_in_a_gsm8k_marker() -> None:
     response = "lorem ipsum 7 dolor sit amet " * 36_000 + "#### 42"
     assert len(response) > 1_000_000
-    started = time.perf_counter()
-    result = math_reward(conversation(response), "42")
-    elapsed = time.perf_counter() - started
+    result = math_reward(conversation(response), "42")  # bench/unit_timings.py times it
     assert result.score == 1.0
     assert result.reason == "extracted 42 (from '#### 42'), expected 42: match"
-    assert elapsed < 5.0  # linear scans only; about 10 ms on a laptop
 
 
 @pytest.mark.parametrize(
@@ -657,11 +653,9 @@ def test_huge_response_ending_in_a_gsm8k_marker() -> None:
         "{" * 100_000 + "}" * 100_000,
     ],
 )
-def test_degenerate_responses_are_fast_and_do_not_raise(response: str) -> None:
-    started = time.perf_counter()
-    result = math_reward(conversation(response), "42")
+def test_degenerate_responses_score_0_and_do_not_raise(response: str) -> None:
+    result = math_reward(conversation(response), "42")  # bench/unit_timings.py times them
     assert result.score == 0.0
-    assert time.perf_counter() - started < 5.0
 
 
 def test_unicode_text_around_the_answer() -> None:

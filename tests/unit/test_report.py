@@ -195,28 +195,38 @@ def summary_of(pairs) -> dict[str, Any]:
     return {"breakdowns": breakdowns(scores, ["topic"], resamples=300, seed=1)}
 
 
+def written(mean: float, low: float, high: float, prompts: int) -> dict[str, Any]:
+    """One group as summary.json holds it."""
+    return {"mean": mean, "ci95": [low, high], "ci_method": "bootstrap over prompts",
+            "prompts": prompts, "samples": 2 * prompts}  # fmt: skip
+
+
 def test_group_figures_are_the_summarys_breakdowns_best_first():
-    breakdown = summary_of(synthetic_pairs())["breakdowns"]["topic"]
+    # Intervals no estimator would give these means: a bar re-estimated would show.
+    breakdown = {
+        "sub": written(0.5, 0.11, 0.77, prompts=3),
+        "(missing)": written(0.25, 0.2, 0.3, prompts=1),
+        "add": written(0.75, 0.05, 0.99, prompts=2),
+    }
 
     groups = group_estimates(breakdown)
 
     assert [group.label for group in groups] == ["add", "sub", "(missing)"]
-    # Each bar is the summary's own figure, so the figure and summary.md agree.
-    assert {group.label: group.estimate.to_dict() for group in groups} == breakdown
-    add, sub, missing = groups
-    assert add.estimate.mean == 0.5  # q1's two samples are one prompt: its mean counts once
-    assert (sub.estimate.mean, sub.estimate.prompts) == (0.5, 1)  # q3, q4 have no score
-    assert missing.estimate.mean == 0.25
+    add, sub, missing = (group.estimate for group in groups)
+    assert (add.mean, add.low, add.high, add.prompts, add.samples) == (0.75, 0.05, 0.99, 2, 4)
+    assert (sub.mean, sub.low, sub.high, sub.prompts, sub.samples) == (0.5, 0.11, 0.77, 3, 6)
+    assert (missing.mean, missing.low, missing.high) == (0.25, 0.2, 0.3)
+    assert {group.estimate.method for group in groups} == {"bootstrap over prompts"}
 
 
 def test_beyond_the_limit_only_the_largest_groups_are_drawn():
-    pairs = [pair(f"p{i:02d}", score=float(i % 2), topic=f"t{i:02d}") for i in range(40)]
-    pairs += [pair("p99", score=1.0, topic="t00")]  # t00 is the largest group
+    # g00 has 1 prompt ... g39 has 40; means cycle so that size and rank disagree.
+    breakdown = {f"g{i:02d}": written((i % 7) / 7, 0.0, 1.0, prompts=i + 1) for i in range(40)}
 
-    groups = group_estimates(summary_of(pairs)["breakdowns"]["topic"], max_groups=30)
+    groups = group_estimates(breakdown, max_groups=30)
 
-    assert len(groups) == 30
-    assert "t00" in {group.label for group in groups}
+    assert {group.label for group in groups} == {f"g{i:02d}" for i in range(10, 40)}
+    assert [group.label for group in groups[:5]] == ["g13", "g20", "g27", "g34", "g12"]
     means = [group.estimate.mean for group in groups]
     assert means == sorted(means, reverse=True)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import re
-import time
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -872,20 +871,34 @@ def test_only_the_last_assistant_message_is_graded(case: str) -> None:
     assert reward(messages, ground_truth, **params).score == 0.0
 
 
-UNICODE_RESPONSES = [
-    "\u202e\u05e9\u05dc\u05d5\u05dd (C) \U0001f469\u200d\U0001f469\u200d\U0001f467 5",
-    '\ud800 lone surrogate {"a": "\udfff"}',
-    "\x00\x01 control characters \ufeff",
-    "\uff21\uff4e\uff53\uff57\uff45\uff52: \uff23",  # full-width "Answer: C"
-    "e\u0301" * 1000,
-]
+# Text any built-in reads as text: `.*` matches it, it is under 100 characters, no word repeats.
+ANY_TEXT = {"regex_match", "length_reward", "repetition_penalty"}
+# Odd Unicode, and the built-ins (BUILTINS keys) that score it 1.0; every other one scores 0.0.
+UNICODE_RESPONSES: dict[str, tuple[str, set[str]]] = {
+    "bidi override, Hebrew, emoji ZWJ sequence, then (C) and 5": (
+        "\u202e\u05e9\u05dc\u05d5\u05dd (C) \U0001f469\u200d\U0001f469\u200d\U0001f467 5",
+        ANY_TEXT | {"multiple_choice", "regex_match_group", "cosine_scaled_length"},
+    ),
+    "lone surrogates, one in a JSON object": (
+        '\ud800 lone surrogate {"a": "\udfff"}',
+        ANY_TEXT | {"json_valid", "json_schema"},  # an object, but "a" is not 1
+    ),
+    "control characters and a BOM": ("\x00\x01 control characters \ufeff", ANY_TEXT),
+    # Full-width letters are not read as an answer letter: multiple_choice finds none.
+    "full-width 'Answer: C'": ("\uff21\uff4e\uff53\uff57\uff45\uff52: \uff23", ANY_TEXT),
+    # 1,000 characters once composed: over length_reward's 100.
+    "e + combining acute, 1000 times": ("e\u0301" * 1000, {"regex_match", "repetition_penalty"}),
+}
 
 
-@pytest.mark.parametrize("response", UNICODE_RESPONSES)
+@pytest.mark.parametrize("response", list(UNICODE_RESPONSES))
 @pytest.mark.parametrize("case", list(BUILTINS))
-def test_odd_unicode_never_raises(case: str, response: str) -> None:
+def test_odd_unicode_is_scored_for_what_it_says(case: str, response: str) -> None:
     reward, ground_truth, params, _ = BUILTINS[case]
-    run(reward, response, ground_truth, **params)
+    text, full_marks = UNICODE_RESPONSES[response]
+    expected = 1.0 if case in full_marks else 0.0
+    # cosine_scaled_length's cosine gives 1 - 2e-16 and 5e-17 rather than exactly 1 and 0.
+    assert score(reward, text, ground_truth, **params) == pytest.approx(expected, abs=1e-9)
 
 
 MEGABYTE = 1_000_000
@@ -898,11 +911,10 @@ HUGE_RESPONSES = {
 
 @pytest.mark.parametrize("shape", list(HUGE_RESPONSES))
 @pytest.mark.parametrize("case", list(BUILTINS))
-def test_a_megabyte_response_is_scored_quickly(case: str, shape: str) -> None:
+def test_a_megabyte_response_is_scored_with_a_short_reason(case: str, shape: str) -> None:
+    # How long it takes is measured by bench/unit_timings.py.
     reward, ground_truth, params, _ = BUILTINS[case]
-    started = time.perf_counter()
     result = run(reward, HUGE_RESPONSES[shape], ground_truth, **params)
-    assert time.perf_counter() - started < 2.0
     assert len(result.reason) < 1000
     assert all(len(metric.reason) < 1000 for metric in result.metrics.values())
 
@@ -942,6 +954,9 @@ EXAMPLE_CASES = {
     "repetition_penalty": ("each word here is different from the others", None),
     "json_valid": ('{"name": "Ada", "age": 36}', None),
     "json_schema": ('{"name": "Ada", "age": 36}', None),
+    # Only in docs/rewards.md, not in a docstring:
+    "json_fields": ('{"name": "ADA.", "age": 36.0}', '{"name": "Ada", "age": 36}'),
+    "math_reward": ("So she has 1,200 apples.\n#### 1200", "1200"),
 }
 
 
@@ -1000,8 +1015,14 @@ def test_docs_show_every_builtin_with_a_config_example() -> None:
 
 
 def test_docs_config_examples_work() -> None:
+    checked = set()
     for entry in _docs_examples():
-        if entry["function"] in PUBLIC_REWARDS:
+        if not entry["function"].startswith("rewardflow."):
+            continue  # a reward file of the reader's own
+        spec = load_rewards([entry])[0]
+        if spec.function.__name__ in EXAMPLE_CASES or entry["function"] in PUBLIC_REWARDS:
             _check_example(entry)
-        elif entry["function"].startswith("rewardflow."):
-            load_rewards([entry])  # math_reward: at least the reference loads
+            checked.add(spec.function.__name__)
+        else:  # the code sandbox and the judge have their own tests; here the config loads
+            assert spec.params == entry.get("params", {}), entry
+    assert {"math_reward", "json_fields"} <= checked

@@ -571,23 +571,33 @@ def test_unknown_paths_get_json_errors() -> None:
 
 
 def test_latency_is_real_and_concurrent() -> None:
-    async def scenario() -> float:
+    async def scenario() -> tuple[list[tuple[int, float]], int]:
         config = SimulatorConfig(latency_ms=300, latency_jitter_ms=50, seed=1)
         async with running_simulator(config) as url, aiohttp.ClientSession() as session:
             body = {"model": "m", "messages": user("What is 1 + 1?")}
 
-            async def one() -> int:
+            async def one() -> tuple[int, float]:
+                started = time.monotonic()
                 async with session.post(f"{url}/chat/completions", json=body) as response:
-                    return response.status
+                    return response.status, time.monotonic() - started
 
-            started = time.monotonic()
-            statuses = await asyncio.gather(*(one() for _ in range(6)))
-            elapsed = time.monotonic() - started
-        assert statuses == [200] * 6
-        return elapsed
+            async def waiting() -> int:
+                """Requests the server has taken and not yet answered."""
+                async with session.get(url.removesuffix("/v1") + "/_simulator/stats") as reply:
+                    stats = await reply.json()
+                return stats["requests"] - stats["completions"] - stats["errors"]
 
-    elapsed = run(scenario())
-    assert 0.25 <= elapsed < 1.2  # six waits in a row would take at least 1.5 s
+            requests = [asyncio.ensure_future(one()) for _ in range(6)]
+            most_waiting = 0
+            while not all(request.done() for request in requests):
+                most_waiting = max(most_waiting, await waiting())
+                await asyncio.sleep(0.02)
+            return [request.result() for request in requests], most_waiting
+
+    replies, most_waiting = run(scenario())
+    assert [status for status, _ in replies] == [200] * 6
+    assert min(seconds for _, seconds in replies) >= 0.25  # each waited its 300 ± 50 ms
+    assert most_waiting == 6  # all at once: a server that answered in turn would have 1
 
 
 def test_a_busy_port_is_a_clear_error() -> None:

@@ -313,23 +313,24 @@ def test_a_hang_times_the_client_out_without_blocking_other_requests() -> None:
     config = SimulatorConfig(hang_rate=0.5)
     hanging, normal = first_prompt(config, "hang"), first_prompt(config, None)
 
-    async def scenario() -> tuple[float, bool, Reply, dict[str, Any]]:
+    # How soon the normal answer comes, and the shutdown with a hang in flight, are measured
+    # by bench/unit_timings.py.
+    async def scenario() -> tuple[bool, dict[str, Any], Reply, dict[str, Any]]:
         async with simulator(hang_rate=0.5, hang_s=5) as client:
-            stuck = asyncio.create_task(client.outcome(hanging, timeout=0.3))
-            await asyncio.sleep(0.05)  # the hang has begun
-            started = time.monotonic()
+            stuck = asyncio.create_task(client.outcome(hanging, timeout=1.0))
+            while (await client.stats())["requests"] == 0:  # until the hang has begun
+                await asyncio.sleep(0.01)
             reply = await client.chat(normal)
-            elapsed = time.monotonic() - started
+            meanwhile = await client.stats()
             still_hanging = not stuck.done()
             assert await stuck == "hang"
-            return elapsed, still_hanging, reply, await client.stats()
+            return still_hanging, meanwhile, reply, await client.stats()
 
-    started = time.monotonic()
-    elapsed, still_hanging, reply, stats = run(scenario())
-    assert time.monotonic() - started < 3  # shutdown ends the 5 s hang at once
+    still_hanging, meanwhile, reply, stats = run(scenario())
+    # The normal request was answered while the server still held the hanging one.
     assert still_hanging
+    assert (meanwhile["requests"], meanwhile["completions"], meanwhile["errors"]) == (2, 1, 0)
     assert reply.status == 200 and is_well_formed(reply.text)
-    assert elapsed < 0.25
     assert stats["faults"] == dict.fromkeys(FAULTS, 0) | {"hang": 1}
     assert (stats["requests"], stats["completions"]) == (2, 1)
 

@@ -9,7 +9,7 @@ from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.rewards.loader import RewardSpec
 from rewardflow.scoring.job import run_reward, score_record
 from rewardflow.summary.aggregate import aggregate_run, render_markdown, summarize
-from rewardflow.summary.statistics import bootstrap_mean_ci, estimate_mean, wilson_interval
+from rewardflow.summary.statistics import estimate_mean, wilson_interval
 
 Z = 1.96
 
@@ -73,23 +73,26 @@ def test_estimate_mean_single_binary_samples_use_wilson():
     assert estimate.mean == pytest.approx(0.75)
     assert (estimate.low, estimate.high) == pytest.approx(wilson_by_quadratic(3, 4), abs=5e-4)
     assert (estimate.prompts, estimate.samples) == (4, 4)
-    assert estimate.to_dict() == {
-        "mean": estimate.mean,
-        "ci95": [estimate.low, estimate.high],
-        "ci_method": "wilson",
-        "prompts": 4,
-        "samples": 4,
-    }
+    as_written = estimate.to_dict()
+    assert list(as_written) == ["mean", "ci95", "ci_method", "prompts", "samples"]
+    assert as_written["mean"] == 0.75
+    assert [round(bound, 4) for bound in as_written["ci95"]] == [0.3006, 0.9544]  # 3 of 4
+    assert (as_written["ci_method"], as_written["prompts"], as_written["samples"]) == (
+        "wilson", 4, 4
+    )  # fmt: skip
 
 
-def test_estimate_mean_several_samples_bootstrap_over_prompts():
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_estimate_mean_several_samples_bootstrap_over_prompts(seed):
     scores = {"a": [1.0, 0.0], "b": [1.0, 1.0], "c": [0.0, 0.0], "d": [1.0, 0.0]}
-    estimate = estimate_mean(scores)
-    # prompt means 0.5, 1, 0, 0.5 -> mean 0.5, interval from resampling those four means
-    expected = bootstrap_mean_ci({k: [sum(v) / len(v)] for k, v in scores.items()})
+    estimate = estimate_mean(scores, seed=seed)
+    # The prompt means are 0.5, 1, 0, 0.5 (mean 0.5), and the bootstrap resamples those four.
+    # One drawn prompt mean is 0, 0.5 or 1 with probabilities 1/4, 1/2, 1/4: Binomial(2, 1/2)/2,
+    # so the mean of four draws is Binomial(8, 1/2)/8. P(0) = 1/256 = 0.4% and P(<= 1/8) =
+    # 9/256 = 3.5%: the 2.5% quantile is 1/8, and by symmetry the 97.5% quantile is 7/8. Both
+    # sit on a wide step of the distribution, so 2000 resamples find them whatever the seed.
     assert estimate.method == "bootstrap over prompts"
-    assert (estimate.mean, estimate.low, estimate.high) == pytest.approx(expected)
-    assert estimate.low < 0.5 < estimate.high
+    assert (estimate.mean, estimate.low, estimate.high) == (0.5, 0.125, 0.875)
     assert (estimate.prompts, estimate.samples) == (4, 8)
 
 
@@ -464,13 +467,16 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
         "spent_prompt_tokens": 0, "spent_completion_tokens": 0, "budget_notes": [],
         "coalesced": 0, "coalesced_other_jobs": 0, "greedy_shared": 0,
     }  # fmt: skip
-    assert summary_md.read_text(encoding="utf-8") == render_markdown(summary)
+    markdown = summary_md.read_text(encoding="utf-8")
+    assert markdown.startswith("# rewardflow summary: unit-run")
+    assert "| accuracy | 66.7% |" in markdown
+    assert markdown == render_markdown(summary)
 
 
 def graded(messages, ground_truth, **kwargs):
     """A graded score with a sub-metric, so every interval of the summary is a bootstrap one."""
     length = len(messages[-1]["content"])
-    return {"score": (length % 5) / 4, "metrics": {"even": float(length % 2 == 0)}}
+    return {"score": (length % 5) / 4, "metrics": {"long": float(length > 15)}}
 
 
 def graded_run(resamples: int, seed: int) -> dict:
@@ -496,20 +502,35 @@ def graded_run(resamples: int, seed: int) -> dict:
     return summarize(config, responses, [score_record(r, rewards) for r in responses])
 
 
+def intervals(summary: dict) -> dict[str, list[float]]:
+    """Every bootstrap interval of a graded_run summary, by what it estimates."""
+    reward = summary["rewards"]["graded"]
+    return {
+        "reward": reward["ci95"],
+        "sub-metric": reward["metrics"]["long"]["ci95"],
+        "weighted": summary["weighted"]["ci95"],
+        "breakdown": summary["breakdowns"]["topic"]["arith"]["ci95"],
+    }
+
+
 def test_every_bootstrap_interval_follows_the_configured_resamples_and_seed():
     # docs/configuration.md: metrics.bootstrap_resamples and metrics.seed apply to every
     # bootstrap interval, the reward means, their sub-metrics and the weighted score included.
     summary = graded_run(resamples=300, seed=11)
-    by_prompt = {f"p{p}": [((p * 3 + s) % 5) / 4 for s in range(2)] for p in range(12)}
-    even = {f"p{p}": [float((p * 3 + s) % 2 == 0) for s in range(2)] for p in range(12)}
-    expected = estimate_mean(by_prompt, resamples=300, seed=11).to_dict()
-
     reward = summary["rewards"]["graded"]
+    lengths = [(prompt * 3 + sample) for prompt in range(12) for sample in range(2)]
+    assert reward["mean"] == pytest.approx(sum((n % 5) / 4 for n in lengths) / 24)
+    assert reward["metrics"]["long"]["mean"] == pytest.approx(sum(n > 15 for n in lengths) / 24)
     assert reward["ci_method"] == "bootstrap over prompts"
-    assert reward["ci95"] == expected["ci95"]
-    assert reward["metrics"]["even"] == estimate_mean(even, resamples=300, seed=11).to_dict()
-    assert summary["weighted"] == expected
-    assert graded_run(resamples=300, seed=12)["rewards"]["graded"]["ci95"] != reward["ci95"]
+    # The one reward, weighted 1, is its own weighted mean: the same figure.
+    assert summary["weighted"] == {key: reward[key] for key in summary["weighted"]}
+
+    # With one resample the percentile interval is that one resampled mean: a point.
+    assert all(low == high for low, high in intervals(graded_run(1, seed=11)).values())
+    assert all(low < high for low, high in intervals(summary).values())
+    # Another seed draws other resamples, for every interval.
+    other_seed = intervals(graded_run(300, seed=12))
+    assert all(other_seed[name] != ci for name, ci in intervals(summary).items())
 
 
 def test_a_breakdown_is_estimated_as_the_headline_mean_is():
