@@ -69,6 +69,9 @@ from rewardflow.records import Message
 from rewardflow.rewards._messages import last_assistant_text
 from rewardflow.rewards.result import RewardResult
 
+# The judge's default prompt lives with its settings; these are the names users import.
+DEFAULT_SYSTEM = DEFAULT_JUDGE_SYSTEM
+DEFAULT_TEMPLATE = DEFAULT_JUDGE_TEMPLATE
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 _DECORATION = "*_` \t"  # markdown emphasis a judge may put around its verdict line
 
@@ -92,8 +95,8 @@ def fence_response(response: str) -> str:
 def judge_messages(
     messages: Sequence[Mapping[str, Any]],
     ground_truth: str | None,
-    template: str = DEFAULT_JUDGE_TEMPLATE,
-    system: str | None = DEFAULT_JUDGE_SYSTEM,
+    template: str = DEFAULT_TEMPLATE,
+    system: str | None = DEFAULT_SYSTEM,
 ) -> list[Message]:
     """The judge's conversation for one response: system prompt and the filled template.
 
