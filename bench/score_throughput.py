@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from rewardflow.config.scoring import ScoringSettings
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.records import ResponseRecord
 from rewardflow.rewards.loader import load_rewards
@@ -81,9 +82,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         responses = Path(tmp) / "responses.jsonl"
         write_jsonl_atomic(responses, [record.to_dict() for record in records])
+        settings = ScoringSettings.defaults()
         for workers in (1, 2):
             started = time.perf_counter()
-            counts = score_shard(responses, Path(tmp) / "scores.jsonl", REWARDS, workers=workers)
+            counts = score_shard(
+                responses, Path(tmp) / "scores.jsonl", REWARDS, settings, workers=workers
+            )
             seconds = time.perf_counter() - started
             label = f"score_shard, {workers} worker(s)"
             per_core = len(records) / seconds / workers

@@ -2,12 +2,15 @@
 
 import logging
 
+from rewardflow.config.prompts import PrepareSettings
 from rewardflow.prompts.prepare import prepare_prompts
 from rewardflow.rule_script import run_rule
 
 
 def main(snakemake) -> None:
-    count = prepare_prompts(snakemake.params.settings, snakemake.output.shards)
+    # The params hold exactly the sections that decide the prompts (config.prepare_params).
+    settings = PrepareSettings.from_config(snakemake.params.settings)
+    count = prepare_prompts(settings, snakemake.output.shards)
     logging.info("wrote %d prompts into %d shards", count, len(snakemake.output.shards))
 
 

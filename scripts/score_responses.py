@@ -2,24 +2,22 @@
 
 import logging
 
-from rewardflow.generation.job import cache_root
+from rewardflow.config.scoring import ScoringSettings
 from rewardflow.rewards.judge import with_run_settings
 from rewardflow.rule_script import run_rule
 from rewardflow.scoring.job import score_shard
 
 
 def main(snakemake) -> None:
-    # Operational knobs come from the validated config rather than params, so changing them
-    # does not make Snakemake rescore finished shards.
-    config = snakemake.config
+    # The rewards come from params (changing one rescores); the operational settings come from
+    # the validated config, so changing them does not make Snakemake rescore finished shards.
+    settings = ScoringSettings.from_config(snakemake.config)
     counts = score_shard(
         snakemake.input.responses,
         snakemake.output.scores,
-        with_run_settings(snakemake.params.rewards, cache_root(config), snakemake.threads),
+        with_run_settings(snakemake.params.rewards, settings.cache_dir, snakemake.threads),
+        settings,
         workers=snakemake.threads,
-        timeout_s=snakemake.params.timeout_s,
-        memory_limit_mb=config["scoring"]["memory_limit_mb"],
-        secret_env=[name for name in [config["model"].get("api_key_env")] if name],
     )
     logging.info("%s: %s", snakemake.wildcards.shard, counts)
 

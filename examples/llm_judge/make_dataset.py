@@ -23,8 +23,11 @@ from pathlib import Path
 
 import yaml
 
+from rewardflow.config import validate_config
+from rewardflow.config.prompts import PromptSettings
+from rewardflow.config.scoring import JudgeSettings
 from rewardflow.prompts.prepare import build_messages
-from rewardflow.rewards.judge import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, judge_messages
+from rewardflow.rewards.judge import judge_messages
 
 HERE = Path(__file__).parent
 
@@ -139,10 +142,10 @@ ITEMS: list[tuple[str, str, str, str, str]] = [
 
 def main() -> None:
     with open(HERE / "config.yaml", encoding="utf-8") as handle:
-        config = yaml.safe_load(handle)
-    judge = next(r for r in config["rewards"] if r["function"].endswith(":llm_judge"))
-    template = judge.get("params", {}).get("template", DEFAULT_TEMPLATE)
-    system = judge.get("params", {}).get("system", DEFAULT_SYSTEM)
+        config = validate_config(yaml.safe_load(handle))
+    judge_reward = next(r for r in config["rewards"] if r["function"].endswith(":llm_judge"))
+    judge = JudgeSettings.from_params(judge_reward["params"])
+    prompt_settings = PromptSettings.from_config(config)
     with (
         open(HERE / "questions.jsonl", "w", encoding="utf-8") as questions,
         open(HERE / "simulated_responses.jsonl", "w", encoding="utf-8") as responses,
@@ -152,9 +155,9 @@ def main() -> None:
             row = {"id": f"q-{index + 1:02d}", "question": question, "reference": reference}
             questions.write(json.dumps(row) + "\n")
             responses.write(json.dumps({"prompt": question, "response": answer}) + "\n")
-            prompt = build_messages(config["prompt"], config["prompt"]["template"].format(**row))
+            prompt = build_messages(prompt_settings, prompt_settings.template.format(**row))
             conversation = [*prompt, {"role": "assistant", "content": answer}]
-            judged = judge_messages(conversation, reference, template, system)
+            judged = judge_messages(conversation, reference, judge.template, judge.system)
             verdict = f"{why}\nSCORE: {score}"
             verdicts.write(
                 json.dumps({"prompt": judged[-1]["content"], "response": verdict}) + "\n"

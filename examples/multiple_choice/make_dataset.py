@@ -25,8 +25,9 @@ from pathlib import Path
 import yaml
 
 from rewardflow.config import validate_config
+from rewardflow.config.prompts import PrepareSettings
 from rewardflow.prompts.choices import LETTERS, answer_index, for_sample
-from rewardflow.prompts.dataset import iter_rows, resolve_dataset_config
+from rewardflow.prompts.dataset import iter_rows
 from rewardflow.prompts.prepare import build_prompt_records
 
 HERE = Path(__file__).parent
@@ -39,7 +40,8 @@ def main() -> None:
     with open(HERE / "config.yaml", encoding="utf-8") as handle:
         config = validate_config(yaml.safe_load(handle))
     config["dataset"]["path"] = str(HERE / "questions.jsonl")
-    prompts = build_prompt_records(iter_rows(resolve_dataset_config(config["dataset"])), config)
+    settings = PrepareSettings.from_config(config)
+    prompts = build_prompt_records(iter_rows(settings.dataset), settings)
     canned: dict[str, str] = {}
     for prompt in prompts:
         options = prompt.metadata["options"]
@@ -48,7 +50,7 @@ def main() -> None:
         if prompt.id in TRAPS:
             right = distractor = options.index(TRAPS[prompt.id])
         for index in range(config["generation"]["samples"]):
-            sample = for_sample(prompt, index, config["prompt"])
+            sample = for_sample(prompt, index, settings.prompt)
             text = sample.messages[-1]["content"]
             draw = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
             chosen = distractor if draw / 2**64 < WRONG_RATE else right

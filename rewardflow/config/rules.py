@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.prompts import DatasetSettings
 from rewardflow.errors import RewardflowError
 
 
@@ -38,9 +39,9 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
     """
     from rewardflow.prompts.dataset import count_rows  # the format readers: only when counting
 
-    dataset = config["dataset"]
-    prompts = dataset["limit"]
-    if dataset["path"] and Path(dataset["path"]).is_file():
+    dataset = DatasetSettings.from_config(config)
+    prompts = dataset.limit
+    if dataset.path and Path(dataset.path).is_file():
         with contextlib.suppress(RewardflowError):  # prepare reports it by file and line
             prompts = count_rows(dataset)
     shards = int(config["shards"])

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.prompts import PromptSettings
 from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
 from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.budget import Spend, SpendGuard, price_of, spent_by_writer
@@ -142,14 +143,16 @@ def plan_work(
     settings: GenerationSettings,
     samples: int,
     independent_samples: bool = False,
-    prompt_config: Mapping[str, Any] | None = None,
+    prompt_settings: PromptSettings | None = None,
 ) -> list[WorkItem]:
     """One item per sample; each sample's prompt as it sees it (``prompt.shuffle_options``)."""
     greedy = shares_greedy_samples(settings, independent_samples)
     items = []
     for prompt in prompts:
         for index in range(samples):
-            sample = choices.for_sample(prompt, index, prompt_config or {})
+            sample = (
+                choices.for_sample(prompt, index, prompt_settings) if prompt_settings else prompt
+            )
             key = cache_key(settings, sample.messages, 0 if greedy else index)
             items.append(WorkItem(sample, index, key))
     return items
@@ -560,7 +563,7 @@ def generate_shard(
     independent = bool(generation.get("independent_samples", False))
     items = plan_work(
         read_prompts(prompts_path), settings, int(generation["samples"]), independent,
-        config["prompt"],
+        PromptSettings.from_config(config),
     )  # fmt: skip
     cache = ResponseCache(cache_root(config), settings)
     tail = cache.tail(item.key for item in items)

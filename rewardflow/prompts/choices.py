@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rewardflow.config.prompts import PrepareSettings, PromptSettings
 from rewardflow.errors import DatasetError
 from rewardflow.prompts.dataset import Row
 from rewardflow.records import PromptRecord
@@ -86,9 +87,7 @@ def _options(metadata: Mapping[str, Any], field: str, where: str) -> list[str]:
     return options
 
 
-def for_sample(
-    prompt: PromptRecord, sample_index: int, prompt_config: Mapping[str, Any]
-) -> PromptRecord:
+def for_sample(prompt: PromptRecord, sample_index: int, settings: PromptSettings) -> PromptRecord:
     """The prompt as sample ``sample_index`` sees it: its options in that sample's order.
 
     Without ``prompt.shuffle_options`` the prompt is returned unchanged. Otherwise the user
@@ -96,21 +95,21 @@ def for_sample(
     replaced by the shuffled, lettered list; the ground truth becomes the right option's letter
     and ``choices`` records the order. The system message and few-shot turns stay as they are.
     """
-    shuffle = prompt_config.get("shuffle_options")
-    if not shuffle:
+    shuffle = settings.shuffle_options
+    if shuffle is None:
         return prompt
     where = Row(prompt.metadata, prompt.source).location if prompt.source else prompt.id
-    field, answer_field = shuffle["options_field"], shuffle["answer_field"]
+    field, answer_field = shuffle.options_field, shuffle.answer_field
     options = _options(prompt.metadata, field, where)
     if answer_field not in prompt.metadata:
         raise DatasetError(f"{where}: missing answer field {answer_field!r}")
     right = answer_index(prompt.metadata[answer_field], options, where)
-    order = shuffled_order(len(options), int(shuffle["seed"]), prompt.id, sample_index)
+    order = shuffled_order(len(options), shuffle.seed, prompt.id, sample_index)
     shown = [options[original] for original in order]
     letter = LETTERS[order.index(right)]
     row = {**prompt.metadata, field: format_options(shown)}
     try:
-        user = prompt_config["template"].format_map(row)
+        user = settings.template.format_map(row)
     except (KeyError, AttributeError, IndexError, TypeError, ValueError) as error:
         raise DatasetError(f"{where}: prompt.template cannot be filled: {error!r}") from None
     messages = [dict(message) for message in prompt.messages]
@@ -123,24 +122,31 @@ def for_sample(
     )
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_settings(settings: PrepareSettings) -> None:
     """Settings that cannot go with shuffled options, refused before any prompt is written."""
-    shuffle = config["prompt"].get("shuffle_options")
-    if not shuffle:
+    shuffle = settings.prompt.shuffle_options
+    if shuffle is None:
         return
-    dataset = config["dataset"]
-    field = shuffle["options_field"]
-    if f"{{{field}}}" not in config["prompt"]["template"]:
+    field = shuffle.options_field
+    if f"{{{field}}}" not in settings.prompt.template:
         raise DatasetError(
             f"prompt.shuffle_options: prompt.template must show the options as {{{field}}}"
         )
-    for key, why in (
-        ("messages_field", "the dataset brings its own messages, which are used as-is"),
-        ("ground_truth_field", "the ground truth is the shuffled letter of answer_field"),
+    for key, value, why in (
+        (
+            "messages_field",
+            settings.dataset.messages_field,
+            "the dataset brings its own messages, which are used as-is",
+        ),
+        (
+            "ground_truth_field",
+            settings.dataset.ground_truth_field,
+            "the ground truth is the shuffled letter of answer_field",
+        ),
     ):
-        if dataset.get(key):
+        if value:
             raise DatasetError(f"prompt.shuffle_options cannot go with dataset.{key}: {why}")
-    if not config["generation"]["enabled"]:
+    if not settings.generation_enabled:
         raise DatasetError(
             "prompt.shuffle_options cannot go with generation.enabled: false: the existing "
             "responses answered options in an order rewardflow does not know"

@@ -7,12 +7,13 @@ error about a row can point the user at it (``data.jsonl:17``, ``train.parquet:r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.prompts import DatasetSettings
 from rewardflow.errors import DatasetError
 from rewardflow.prompts.formats import FORMATS, detect_format
 
@@ -35,32 +36,32 @@ class Row:
         return f"{self.source['dataset']}[{self.source['split']}]#{self.source['row']}"
 
 
-def resolve_dataset_config(dataset_config: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_dataset(dataset: DatasetSettings) -> DatasetSettings:
     """The dataset settings with ``format`` detected and that format's field mapping filled in.
 
     A key the config sets wins over the format's default (a verl file with ``id_field: uid``
     takes ids from ``uid``). Resolving twice gives the same result, so callers need not care
-    whether a config has been resolved already.
+    whether the settings have been resolved already.
     """
-    resolved = dict(dataset_config)
-    requested = resolved.get("format") or "auto"
-    if not resolved.get("path"):
+    requested = dataset.format or "auto"
+    if not dataset.path:
         if requested != "auto":
             raise DatasetError(
                 f"dataset.format: {requested!r} describes a dataset.path file; a hub dataset is "
                 "read by the datasets library, so leave format at auto and map its columns "
                 "with dataset.messages_field, ground_truth_field and id_field"
             )
-        return resolved
-    path = Path(resolved["path"])
+        return dataset
+    path = Path(dataset.path)
     name = detect_format(path) if requested == "auto" else requested
     if name not in FORMATS:
         raise DatasetError(f"dataset.format: {name!r} is not one of auto, {', '.join(FORMATS)}")
-    for key, value in FORMATS[name].field_defaults(path).items():
-        if resolved.get(key) is None:
-            resolved[key] = value
-    resolved["format"] = name
-    return resolved
+    implied = {
+        key: value
+        for key, value in FORMATS[name].field_defaults(path).items()
+        if getattr(dataset, key) is None
+    }
+    return replace(dataset, format=name, **implied)
 
 
 def iter_local_rows(path: str | Path, format_name: str = "jsonl") -> Iterator[Row]:
@@ -69,19 +70,18 @@ def iter_local_rows(path: str | Path, format_name: str = "jsonl") -> Iterator[Ro
         yield Row(data=data, source=source)
 
 
-def count_rows(dataset_config: Mapping[str, Any]) -> int | None:
+def count_rows(dataset: DatasetSettings) -> int | None:
     """How many prompts the dataset gives (after ``limit``), or None for a hub dataset.
 
     Cheap enough for plan time: a Parquet count comes from the file's footer, a JSONL count
     from its non-blank lines; only CSV is parsed, as a quoted value may span lines. It does not
     check the rows; preparing them reports a bad one by ``file:line``.
     """
-    resolved = resolve_dataset_config(dataset_config)
-    if not resolved.get("path"):
+    resolved = resolve_dataset(dataset)
+    if not resolved.path:
         return None
-    count = FORMATS[resolved["format"]].count(Path(resolved["path"]))
-    limit = resolved.get("limit")
-    return min(count, limit) if limit else count
+    count = FORMATS[resolved.format].count(Path(resolved.path))
+    return min(count, resolved.limit) if resolved.limit else count
 
 
 def iter_hub_rows(
@@ -103,13 +103,14 @@ def iter_hub_rows(
         yield Row(data=dict(data), source={"dataset": repo, "split": split, "row": index})
 
 
-def iter_rows(dataset_config: Mapping[str, Any]) -> Iterator[Row]:
+def iter_rows(dataset: DatasetSettings) -> Iterator[Row]:
     """Rows from the configured source, stopping at ``limit`` without reading the rest."""
-    dataset_config = resolve_dataset_config(dataset_config)
-    if dataset_config.get("path"):
-        rows = iter_local_rows(dataset_config["path"], dataset_config["format"])
-    else:
-        hub = dataset_config["huggingface"]
-        rows = iter_hub_rows(hub["repo"], hub.get("config"), hub["split"], hub.get("revision"))
-    limit = dataset_config.get("limit")
-    return islice(rows, limit) if limit else rows
+    dataset = resolve_dataset(dataset)
+    if dataset.path:
+        rows = iter_local_rows(dataset.path, dataset.format)
+    elif dataset.huggingface is not None:
+        hub = dataset.huggingface
+        rows = iter_hub_rows(hub.repo, hub.config, hub.split, hub.revision)
+    else:  # the schema asks for one of the two
+        raise DatasetError("set dataset.path or dataset.huggingface")
+    return islice(rows, dataset.limit) if dataset.limit else rows

@@ -20,10 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.prompts import PrepareSettings, PromptSettings
 from rewardflow.errors import DatasetError
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.prompts import choices
-from rewardflow.prompts.dataset import Row, iter_rows, resolve_dataset_config
+from rewardflow.prompts.dataset import Row, iter_rows, resolve_dataset
 from rewardflow.prompts.fields import MISSING, get_field
 from rewardflow.records import Message, PromptRecord
 
@@ -52,13 +53,13 @@ def render_template(template: str, row: Row) -> str:
         raise DatasetError(f"{row.location}: prompt.template cannot be filled: {error}") from None
 
 
-def build_messages(prompt_config: Mapping[str, Any], user_content: str) -> list[Message]:
+def build_messages(prompt: PromptSettings, user_content: str) -> list[Message]:
     messages: list[Message] = []
-    if prompt_config.get("system"):
-        messages.append({"role": "system", "content": prompt_config["system"]})
-    for example in prompt_config.get("few_shot") or []:
-        messages.append({"role": "user", "content": example["user"]})
-        messages.append({"role": "assistant", "content": example["assistant"]})
+    if prompt.system:
+        messages.append({"role": "system", "content": prompt.system})
+    for example in prompt.few_shot:
+        messages.append({"role": "user", "content": example.user})
+        messages.append({"role": "assistant", "content": example.assistant})
     messages.append({"role": "user", "content": user_content})
     return messages
 
@@ -129,38 +130,37 @@ def extract_messages(row: Row, field: str) -> list[Message]:
     return messages
 
 
-def _check_chat_prompt_settings(config: Mapping[str, Any]) -> None:
+def _check_chat_prompt_settings(settings: PrepareSettings) -> None:
     """A chat dataset brings its own prompt, so system and few-shot settings cannot apply."""
-    dataset, prompt = config["dataset"], config["prompt"]
-    if dataset.get("messages_field") and (prompt.get("system") or prompt.get("few_shot")):
-        where = dataset.get("path") or "the dataset"
+    dataset, prompt = settings.dataset, settings.prompt
+    if dataset.messages_field and (prompt.system or prompt.few_shot):
+        where = dataset.path or "the dataset"
         raise DatasetError(
             f"prompt.system / prompt.few_shot: {where} brings its own chat messages (field "
-            f"{dataset['messages_field']!r}, format {dataset.get('format', 'auto')}), which are "
-            "used as-is; remove these keys, or put the system message into the data"
+            f"{dataset.messages_field!r}, format {dataset.format}), which are used as-is; "
+            "remove these keys, or put the system message into the data"
         )
 
 
-def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
-    dataset = config["dataset"]
-    prompt = config["prompt"]
-    id_field = dataset.get("id_field")
-    if id_field:
-        value = get_field(row.data, id_field)
+def build_prompt_record(row: Row, settings: PrepareSettings) -> PromptRecord:
+    dataset = settings.dataset
+    if dataset.id_field:
+        value = get_field(row.data, dataset.id_field)
         if value is MISSING or value in (None, ""):
-            raise DatasetError(f"{row.location}: missing id field {id_field!r}")
+            raise DatasetError(f"{row.location}: missing id field {dataset.id_field!r}")
         prompt_id = str(value)
     else:
         prompt_id = content_id(row.data)
-    response_field = dataset.get("response_field")
+    response_field = dataset.response_field
     responses = None
-    if response_field and not config["generation"]["enabled"]:
+    if response_field and not settings.generation_enabled:
         responses = extract_responses(row, response_field)
-    messages_field = dataset.get("messages_field")
+    messages_field = dataset.messages_field
     if messages_field:
         messages = extract_messages(row, messages_field)
     else:
-        messages = build_messages(prompt, render_template(prompt["template"], row))
+        prompt = settings.prompt
+        messages = build_messages(prompt, render_template(prompt.template, row))
     # The prompt's own messages are the record's `messages`; a second copy would only bloat it.
     left_out = {response_field, messages_field}
     metadata = {key: value for key, value in row.data.items() if key not in left_out}
@@ -168,7 +168,7 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
         id=prompt_id,
         messages=messages,
         ground_truth=extract_ground_truth(
-            row, dataset.get("ground_truth_field"), dataset.get("ground_truth_pattern")
+            row, dataset.ground_truth_field, dataset.ground_truth_pattern
         ),
         metadata=metadata,
         source=row.source,
@@ -176,17 +176,17 @@ def build_prompt_record(row: Row, config: Mapping[str, Any]) -> PromptRecord:
     )
 
 
-def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list[PromptRecord]:
+def build_prompt_records(rows: Iterable[Row], settings: PrepareSettings) -> list[PromptRecord]:
     """All prompt records; a repeated explicit id is an error, a repeated row gets ``~2``."""
-    config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
-    _check_chat_prompt_settings(config)
-    choices.check_config(config)
+    settings = replace(settings, dataset=resolve_dataset(settings.dataset))
+    _check_chat_prompt_settings(settings)
+    choices.check_settings(settings)
     records: list[PromptRecord] = []
     first_seen: dict[str, str] = {}
     occurrences: Counter[str] = Counter()
-    explicit_ids = bool(config["dataset"].get("id_field"))
+    explicit_ids = bool(settings.dataset.id_field)
     for row in rows:
-        record = build_prompt_record(row, config)
+        record = build_prompt_record(row, settings)
         occurrences[record.id] += 1
         if occurrences[record.id] > 1:
             if explicit_ids:
@@ -197,7 +197,7 @@ def build_prompt_records(rows: Iterable[Row], config: Mapping[str, Any]) -> list
         first_seen.setdefault(record.id, row.location)
         # Once the id is final (the shuffle depends on it), as sample 0 will see it: the
         # generation job renders the other samples' own orders the same way.
-        records.append(choices.for_sample(record, 0, config["prompt"]))
+        records.append(choices.for_sample(record, 0, settings.prompt))
     if not records:
         raise DatasetError("the dataset has no rows")
     return records
@@ -213,18 +213,18 @@ def split_into_shards(
     return shards
 
 
-def prepare_prompts(config: Mapping[str, Any], shard_paths: Sequence[str | Path]) -> int:
+def prepare_prompts(settings: PrepareSettings, shard_paths: Sequence[str | Path]) -> int:
     """Read the dataset, build prompts and write one JSONL per shard; return the prompt count."""
-    config = {**config, "dataset": resolve_dataset_config(config["dataset"])}
-    dataset = config["dataset"]
-    if dataset.get("path"):
+    settings = replace(settings, dataset=resolve_dataset(settings.dataset))
+    dataset = settings.dataset
+    if dataset.path:
         mapped = {
-            key: dataset[key]
+            key: getattr(dataset, key)
             for key in ("messages_field", "ground_truth_field", "id_field")
-            if dataset.get(key)
+            if getattr(dataset, key)
         }
-        logging.info("dataset %s: format %s, fields %s", dataset["path"], dataset["format"], mapped)
-    records = build_prompt_records(iter_rows(dataset), config)
+        logging.info("dataset %s: format %s, fields %s", dataset.path, dataset.format, mapped)
+    records = build_prompt_records(iter_rows(dataset), settings)
     for path, shard in zip(shard_paths, split_into_shards(records, len(shard_paths)), strict=True):
         write_jsonl_atomic(path, (record.to_dict() for record in shard))
     return len(records)

@@ -65,6 +65,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardflow.rewards._messages import last_assistant_text, quote
 from rewardflow.rewards.code_isolation import (
     RUNNER,
     SCRATCH,
@@ -765,12 +766,6 @@ def _remove_tree(path: str) -> None:
 # --- judging ---------------------------------------------------------------------------------
 
 
-def _quote(text: str) -> str:
-    if len(text) > _MAX_QUOTE_CHARS:
-        text = text[: _MAX_QUOTE_CHARS - 3] + "..."
-    return repr(text)
-
-
 def _normalise_output(text: str) -> list[str]:
     """Lines of an output without trailing whitespace, and without blank lines at either end."""
     return [line.rstrip() for line in text.strip().splitlines()]
@@ -782,10 +777,11 @@ def _output_mismatch(expected: str, got: str) -> str | None:
     if want == have:
         return None
     if len(want) <= 1 and len(have) <= 1:
-        return f"expected {_quote(chr(10).join(want))}, got {_quote(chr(10).join(have))}"
+        wanted, had = (quote("\n".join(lines), _MAX_QUOTE_CHARS) for lines in (want, have))
+        return f"expected {wanted}, got {had}"
     line = next(i for i in range(max(len(want), len(have))) if want[i : i + 1] != have[i : i + 1])
-    expected_line = _quote(want[line]) if line < len(want) else "end of output"
-    got_line = _quote(have[line]) if line < len(have) else "end of output"
+    expected_line = quote(want[line], _MAX_QUOTE_CHARS) if line < len(want) else "end of output"
+    got_line = quote(have[line], _MAX_QUOTE_CHARS) if line < len(have) else "end of output"
     return f"line {line + 1}: expected {expected_line}, got {got_line}"
 
 
@@ -878,7 +874,7 @@ def _run_assert_suite(code: str, suite: _AssertSuite, limits: _Limits, max_tests
         if failure is None:
             verdict.passed += 1
         elif verdict.failure is None:
-            verdict.failure = f"test {index + 1} ({_quote(label)}): {failure}"
+            verdict.failure = f"test {index + 1} ({quote(label, _MAX_QUOTE_CHARS)}): {failure}"
     return verdict
 
 
@@ -904,28 +900,8 @@ def _reward(verdict: _Verdict, all_or_nothing: bool) -> RewardResult:
 # --- the reward ------------------------------------------------------------------------------
 
 
-def _get(item: Any, name: str) -> Any:
-    if isinstance(item, Mapping):
-        return item.get(name)
-    return getattr(item, name, None)
-
-
-def _last_assistant_text(messages: Any) -> str | None:
-    """The last message's text if it is the assistant's (the response being scored)."""
-    if not isinstance(messages, list | tuple) or not messages:
-        return None
-    last = messages[-1]
-    if _get(last, "role") != "assistant":
-        return None
-    content = _get(last, "content")
-    if isinstance(content, list):  # OpenAI-style content parts
-        parts = (part if isinstance(part, str) else _get(part, "text") for part in content)
-        return "\n".join(part for part in parts if isinstance(part, str))
-    return content if isinstance(content, str) else ""
-
-
 def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> RewardResult:
-    """Score the Python code in the last (assistant) message by the fraction of tests it passes.
+    """Score the Python code in the last assistant message by the fraction of tests it passes.
 
     ``ground_truth`` (a JSON string, or the parsed list/dict) is either a list of
     ``{"input": stdin text, "output": expected stdout}`` cases (outputs compared without
@@ -966,7 +942,7 @@ def code_execution(messages: list[dict], ground_truth: Any, **kwargs: Any) -> Re
         available = len(suite)
     note = f" (first {total} of {available})" if available > total else ""
 
-    response = _last_assistant_text(messages)
+    response = last_assistant_text(messages)
     code = extract_code(response) if response is not None else None
     if code is None:
         why = "no assistant message" if response is None else "no Python code in the response"

@@ -41,7 +41,7 @@ import os
 import re
 import resource
 import signal
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, TimeoutError
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from rewardflow.config.scoring import ScoringSettings
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.progress import Progress
 from rewardflow.records import ResponseRecord, ScoreRecord
@@ -58,8 +59,6 @@ from rewardflow.rewards.result import to_reward_result
 
 logger = logging.getLogger(__name__)
 
-
-DEFAULT_MEMORY_LIMIT_MB = 4096
 
 # Names of environment variables that hold secrets: API_KEY/TOKEN/SECRET/PASSWORD/CREDENTIALS
 # as a whole ``_``-separated word (so TOKENIZERS_PARALLELISM is not one), or ending in _KEY.
@@ -167,7 +166,7 @@ class WorkerSetup:
     """What :func:`_init_worker` needs; one picklable value, so adding a field is one line."""
 
     reward_configs: Sequence[Mapping[str, Any]]
-    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB
+    memory_limit_mb: int | None
     withheld_env: tuple[str, ...] = ()
 
 
@@ -246,26 +245,26 @@ def score_shard(
     responses_path: str | Path,
     output_path: str | Path,
     reward_configs: Sequence[Mapping[str, Any]],
+    settings: ScoringSettings,
     workers: int = 1,
-    timeout_s: float = 60.0,
-    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
-    secret_env: Collection[str] = (),
 ) -> dict[str, int]:
     """Score one shard's responses into ``output_path``; return counts by status.
 
     Each (sample, reward) pair is one task in a pool of ``workers`` processes, so a timeout
-    or a crash is pinned to exactly that pair. ``memory_limit_mb`` caps each worker (None: no
-    cap); ``secret_env`` names variables to withhold from the workers besides those that look
-    like secrets (see the module docstring).
+    (``settings.timeout_s``) or a crash is pinned to exactly that pair.
+    ``settings.memory_limit_mb`` caps each worker (None: no cap); ``settings.withheld_env``
+    names variables to withhold from the workers besides those that look like secrets (see
+    the module docstring).
     """
+    timeout_s = settings.timeout_s
     rewards = load_rewards(reward_configs)  # in this process too: fail fast, before any work
     make_non_dumpable()  # the job holds the API keys; see the module docstring
     primary, weights = _primary(rewards), _weights(rewards)
     records = list(iter_responses(responses_path))
     setup = WorkerSetup(
         reward_configs=reward_configs,
-        memory_limit_mb=memory_limit_mb,
-        withheld_env=tuple(withheld_env_names(os.environ, reward_configs, secret_env)),
+        memory_limit_mb=settings.memory_limit_mb,
+        withheld_env=tuple(withheld_env_names(os.environ, reward_configs, settings.withheld_env)),
     )
     if setup.withheld_env:  # names only, never values
         logger.info("reward workers run without %s", ", ".join(setup.withheld_env))

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from rewardflow.config import validate_config
+from rewardflow.config.prompts import PrepareSettings
 from rewardflow.errors import DatasetError
 from rewardflow.generation.cache import GenerationSettings
 from rewardflow.generation.job import assemble_records, plan_work
@@ -30,7 +31,7 @@ def config(shuffle=None, dataset=None, generation=None):
     }
     if generation is not None:
         raw["generation"] = generation
-    return validate_config(raw)
+    return PrepareSettings.from_config(validate_config(raw))
 
 
 def rows(count=1, answer="Paris"):
@@ -85,7 +86,7 @@ def test_each_sample_sees_its_own_order_and_its_letter_is_the_right_options():
                                   top_p=1.0, max_tokens=16)  # fmt: skip
     cfg = config()
     prompts = build_prompt_records(rows(), cfg)
-    items = plan_work(prompts, settings, 8, prompt_config=cfg["prompt"])
+    items = plan_work(prompts, settings, 8, prompt_settings=cfg.prompt)
 
     orders = {tuple(item.prompt.choices["order"]) for item in items}
     assert len(orders) > 1
@@ -107,14 +108,14 @@ def test_each_sample_sees_its_own_order_and_its_letter_is_the_right_options():
 
 
 def test_without_shuffling_nothing_changes_and_records_have_no_choices_field():
-    cfg = validate_config({
+    cfg = PrepareSettings.from_config(validate_config({
         "run_name": "unit",
         "dataset": {"path": "d.jsonl", "format": "jsonl", "ground_truth_field": "answer"},
         "model": {"provider": "simulator", "name": "sim"},
         "rewards": [{"name": "r", "function": "pkg.mod:fn"}],
-    })  # fmt: skip
+    }))  # fmt: skip
     (prompt,) = build_prompt_records(rows(), cfg)
-    assert for_sample(prompt, 3, cfg["prompt"]) is prompt
+    assert for_sample(prompt, 3, cfg.prompt) is prompt
     assert "choices" not in prompt.to_dict()
     assert prompt.ground_truth == "Paris"
 
@@ -152,4 +153,4 @@ def test_a_repeated_row_is_shuffled_under_its_final_id_in_the_prompts_file_too()
 
     assert [prompt.id.rpartition("~")[2] for prompt in prompts][1:] == ["2", "3", "4"]
     for prompt in prompts:
-        assert for_sample(prompt, 0, cfg["prompt"]) == prompt
+        assert for_sample(prompt, 0, cfg.prompt) == prompt

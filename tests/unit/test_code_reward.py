@@ -194,6 +194,15 @@ def test_a_response_without_code_or_message_scores_zero() -> None:
     assert code_execution(conversation(None), ADD_CASES).score == 0.0
 
 
+def test_the_response_is_the_last_assistant_message_even_with_a_turn_after_it() -> None:
+    """As for every built-in reward (``_messages.last_assistant_text``): a conversation that
+    goes on after the model's answer (a tool result, a user's follow-up) is still graded on
+    that answer, not scored 0 as "no assistant message"."""
+    for after in ({"role": "tool", "content": "ran"}, {"role": "user", "content": "thanks"}):
+        result = code_execution([*conversation(fenced(ADD)), after], ADD_CASES)
+        assert (result.score, result.reason) == (1.0, "2/2 tests passed")
+
+
 def test_assert_form_counts_each_top_level_assert() -> None:
     tests = "assert add(1, 2) == 3\nassert add(2, 2) == 5\nassert add(0, 0) == 0\n"
     result = run("def add(a, b):\n    return a + b\n", {"tests": tests})

@@ -22,9 +22,10 @@ import pytest
 from conftest import REPO
 
 from rewardflow.config import load_schema, validate_config
+from rewardflow.config.prompts import DatasetSettings, PrepareSettings
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import read_jsonl
-from rewardflow.prompts.dataset import count_rows, iter_rows, resolve_dataset_config
+from rewardflow.prompts.dataset import count_rows, iter_rows, resolve_dataset
 from rewardflow.prompts.fields import MISSING, get_field
 from rewardflow.prompts.formats import FORMATS, detect_format
 from rewardflow.prompts.prepare import build_prompt_records, content_id, prepare_prompts
@@ -42,11 +43,22 @@ def make_config(path: Path | str, dataset=None, prompt=None, generation=None, sh
         raw["prompt"] = prompt
     if generation is not None:
         raw["generation"] = generation
-    return validate_config(raw)
+    return PrepareSettings.from_config(validate_config(raw))
+
+
+def dataset_of(**keys) -> DatasetSettings:
+    """The dataset settings of a config whose dataset section sets ``keys``."""
+    raw = {
+        "run_name": "unit",
+        "dataset": keys,
+        "model": {"provider": "simulator", "name": "sim"},
+        "rewards": [{"name": "accuracy", "function": "pkg.mod:fn"}],
+    }
+    return DatasetSettings.from_config(validate_config(raw))
 
 
 def records_of(config):
-    return build_prompt_records(iter_rows(config["dataset"]), config)
+    return build_prompt_records(iter_rows(config.dataset), config)
 
 
 def verl_row(index: int, question: str, answer: str, source: str = "gsm8k") -> dict[str, Any]:
@@ -391,14 +403,14 @@ def test_an_unknown_format_is_a_config_error_naming_the_key(tmp_path):
 
 def test_a_file_format_with_a_hub_dataset_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match=r"dataset\.format: 'verl' describes a dataset\.path"):
-        resolve_dataset_config({"path": None, "huggingface": {"repo": "x"}, "format": "verl"})
+        resolve_dataset(dataset_of(huggingface={"repo": "x"}, format="verl"))
 
 
 def test_resolving_twice_gives_the_same_settings(tmp_path):
     path = write_parquet(tmp_path / "test.parquet", VERL_ROWS)
-    once = resolve_dataset_config(make_config(path)["dataset"])
-    assert once["format"] == "verl"
-    assert resolve_dataset_config(once) == once
+    once = resolve_dataset(make_config(path).dataset)
+    assert once.format == "verl"
+    assert resolve_dataset(once) == once
 
 
 # --- counting rows ahead of reading them -----------------------------------------------------
@@ -408,23 +420,23 @@ def test_count_rows_for_each_format_and_limit(tmp_path):
     jsonl = write_text(tmp_path / "d.jsonl", '{"q": 1}\n\n{"q": 2}\n  \n{"q": 3}\n')
     csv_file = write_text(tmp_path / "d.csv", 'q,a\n"two\nlines",1\n\nx,2\n')
     parquet = write_parquet(tmp_path / "d.parquet", VERL_ROWS)
-    assert count_rows({"path": str(jsonl)}) == 3
-    assert count_rows({"path": str(csv_file)}) == 2
-    assert count_rows({"path": str(parquet)}) == 3
-    assert count_rows({"path": str(parquet), "limit": 2}) == 2
-    assert count_rows({"path": str(parquet), "limit": 10}) == 3
-    assert count_rows({"path": None, "huggingface": {"repo": "x"}}) is None
+    assert count_rows(dataset_of(path=str(jsonl))) == 3
+    assert count_rows(dataset_of(path=str(csv_file))) == 2
+    assert count_rows(dataset_of(path=str(parquet))) == 3
+    assert count_rows(dataset_of(path=str(parquet), limit=2)) == 2
+    assert count_rows(dataset_of(path=str(parquet), limit=10)) == 3
+    assert count_rows(dataset_of(huggingface={"repo": "x"})) is None
 
 
 def test_count_rows_matches_the_prompts_prepared(tmp_path):
     path = write_parquet(tmp_path / "test.parquet", VERL_ROWS)
     config = make_config(path)
-    assert count_rows(config["dataset"]) == len(records_of(config))
+    assert count_rows(config.dataset) == len(records_of(config))
 
 
 def test_count_rows_of_a_missing_file_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="file not found"):
-        count_rows({"path": str(tmp_path / "nope.parquet")})
+        count_rows(dataset_of(path=str(tmp_path / "nope.parquet")))
 
 
 def test_the_schema_offers_exactly_the_formats_there_are():

@@ -8,6 +8,7 @@ import re
 import pytest
 from conftest import start_simulator, stop_simulator
 
+from rewardflow.config.scoring import JudgeSettings
 from rewardflow.errors import MissingApiKeyError
 from rewardflow.generation.limits import RateBudget
 from rewardflow.rewards.judge import (
@@ -209,7 +210,7 @@ def test_a_scoring_jobs_workers_share_the_judges_requests_per_minute(tmp_path):
         workers=4,
     )  # fmt: skip
 
-    judge = _judge_for(config["params"])
+    judge = _judge_for(JudgeSettings.from_params(config["params"]))
 
     assert judge.client.limiter.budget == RateBudget(requests_per_minute=30)
 
@@ -227,3 +228,33 @@ def test_the_run_settings_reach_only_the_judge_and_leave_an_explicit_cache_dir()
     assert mine["params"] == {"cache_dir": "judge-cache", "scoring_workers": 2}
     assert run["params"] == {"cache_dir": "shared/cache", "scoring_workers": 2}
     assert "params" not in rewards[2]  # the config itself is left as it was
+
+
+def test_judge_settings_are_the_params_given_and_the_documented_defaults_for_the_rest():
+    settings = JudgeSettings.from_params(
+        {"model": "judge", "base_url": "http://judge/v1", "max_tokens": 64.0,
+         "requests_per_minute": 120, "cache_dir": "verdicts", "scoring_workers": 4,
+         "unknown": "ignored, as every reward ignores params it does not take"}
+    )  # fmt: skip
+
+    assert (settings.model, settings.base_url, settings.max_tokens) == (
+        "judge",
+        "http://judge/v1",
+        64,
+    )
+    assert (settings.requests_per_minute, settings.cache_dir, settings.workers) == (
+        120,
+        "verdicts",
+        4,
+    )
+    # The defaults llm_judge's docstring names.
+    assert (settings.temperature, settings.timeout_s, settings.max_attempts) == (0.0, 120.0, 5)
+    defaults = JudgeSettings.from_params({"model": "judge", "base_url": "http://judge/v1"})
+    assert (defaults.seed, defaults.api_key_env, defaults.requests_per_minute) == (None, None, None)
+    assert (defaults.cache_dir, defaults.workers) == ("results/cache", 1)
+
+
+@pytest.mark.parametrize("params", [{"model": "judge"}, {"base_url": "http://judge/v1"}])
+def test_a_judge_without_model_or_base_url_is_misconfigured(params):
+    with pytest.raises(ValueError, match="needs params 'model' and 'base_url'"):
+        JudgeSettings.from_params(params)

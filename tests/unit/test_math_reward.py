@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from rewardflow.config.scoring import ScoringSettings
 from rewardflow.rewards import math as math_module
 from rewardflow.rewards.math import extract_final_answer, math_reward, parse_number
 from rewardflow.rewards.result import RewardResult, to_reward_result
@@ -703,7 +704,8 @@ def test_scoring_workers_judge_formulas_and_report_unreadable_expected_answers(
     ]
     write_jsonl_atomic(responses, [record.to_dict() for record in records])
     rewards = [{"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"}]
-    counts = score_shard(responses, tmp_path / "scores.jsonl", rewards, workers=1)
+    scores = tmp_path / "scores.jsonl"
+    counts = score_shard(responses, scores, rewards, ScoringSettings.defaults(), workers=1)
     assert counts["scored"] == 4 and counts["score_error"] == 1
     written = {row["id"]: row for _, row in read_jsonl(tmp_path / "scores.jsonl")}
     assert [written[f"p{index}"]["score"] for index in (0, 1, 2, 4)] == [1.0, 1.0, 0.0, 1.0]

@@ -9,6 +9,12 @@ import pytest
 from conftest import GSM8K_TEST
 
 from rewardflow.config import validate_config
+from rewardflow.config.prompts import (
+    DatasetSettings,
+    FewShotExample,
+    PrepareSettings,
+    PromptSettings,
+)
 from rewardflow.errors import DatasetError
 from rewardflow.jsonl import read_jsonl
 from rewardflow.prompts.dataset import Row, iter_hub_rows, iter_local_rows, iter_rows
@@ -34,6 +40,11 @@ def write_rows(path, rows):
 
 
 def make_config(path, dataset=None, prompt=None, generation=None, shards=2):
+    """The prepare step's settings for a config with these sections."""
+    return PrepareSettings.from_config(validated(path, dataset, prompt, generation, shards))
+
+
+def validated(path, dataset=None, prompt=None, generation=None, shards=2):
     raw = {
         "run_name": "unit",
         "shards": shards,
@@ -46,6 +57,14 @@ def make_config(path, dataset=None, prompt=None, generation=None, shards=2):
     if generation is not None:
         raw["generation"] = generation
     return validate_config(raw)
+
+
+def settings_of(raw):
+    return PrepareSettings.from_config(validate_config(raw))
+
+
+def dataset_settings(path, **keys):
+    return DatasetSettings.from_config(validated(path, dataset=keys))
 
 
 def local_row(data, line=1, file="data.jsonl"):
@@ -107,7 +126,7 @@ def test_content_id_is_the_same_in_another_process_with_another_hash_seed():
 def test_rows_without_id_field_get_content_ids(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", [{"question": "a"}, {"question": "b"}])
     config = make_config(path)
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert [r.id for r in records] == [content_id({"question": "a"}), content_id({"question": "b"})]
 
 
@@ -116,7 +135,7 @@ def test_explicit_id_field_is_used_and_stringified(tmp_path):
         tmp_path / "d.jsonl", [{"id": 7, "question": "a"}, {"id": "x", "question": "b"}]
     )
     config = make_config(path, dataset={"id_field": "id"})
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert [r.id for r in records] == ["7", "x"]
 
 
@@ -124,7 +143,7 @@ def test_missing_explicit_id_names_location(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", [{"id": "a", "question": "q"}, {"question": "q2"}])
     config = make_config(path, dataset={"id_field": "id"})
     with pytest.raises(DatasetError, match=re.escape(f"{path}:2") + ".*missing id field 'id'"):
-        build_prompt_records(iter_rows(config["dataset"]), config)
+        build_prompt_records(iter_rows(config.dataset), config)
 
 
 def test_duplicate_explicit_ids_name_both_locations(tmp_path):
@@ -133,7 +152,7 @@ def test_duplicate_explicit_ids_name_both_locations(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", rows)
     config = make_config(path, dataset={"id_field": "id"})
     with pytest.raises(DatasetError) as excinfo:
-        build_prompt_records(iter_rows(config["dataset"]), config)
+        build_prompt_records(iter_rows(config.dataset), config)
     message = str(excinfo.value)
     assert message.startswith(f"{path}:3: duplicate id 'p1'")
     assert f"first at {path}:1" in message
@@ -143,7 +162,7 @@ def test_duplicate_identical_rows_without_id_field_get_suffixes(tmp_path):
     row = {"question": "same"}
     path = write_rows(tmp_path / "d.jsonl", [row, {"question": "other"}, row, row])
     config = make_config(path)
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     base = content_id(row)
     assert [r.id for r in records] == [
         base,
@@ -159,7 +178,7 @@ def test_empty_dataset_is_an_error(tmp_path):
     path.write_text("\n\n", encoding="utf-8")
     config = make_config(path)
     with pytest.raises(DatasetError, match="no rows"):
-        build_prompt_records(iter_rows(config["dataset"]), config)
+        build_prompt_records(iter_rows(config.dataset), config)
 
 
 # --- templates and messages --------------------------------------------------------------
@@ -189,7 +208,7 @@ def test_missing_template_field_in_file_names_line(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", [{"question": "a"}, {"prompt": "b"}])
     config = make_config(path)
     with pytest.raises(DatasetError, match=re.escape(f"{path}:2") + ".*'question'"):
-        build_prompt_records(iter_rows(config["dataset"]), config)
+        build_prompt_records(iter_rows(config.dataset), config)
 
 
 @pytest.mark.parametrize("template", ["{question.nope}", "{question[x]}"])
@@ -199,13 +218,12 @@ def test_template_with_bad_attribute_or_index_is_a_dataset_error(template):
 
 
 def test_build_messages_with_system_and_few_shot():
-    prompt = {
-        "system": "Be brief.",
-        "few_shot": [
-            {"user": "1+1?", "assistant": "2"},
-            {"user": "2+3?", "assistant": "5"},
-        ],
-    }
+    prompt = PromptSettings(
+        system="Be brief.",
+        template="{question}",
+        few_shot=(FewShotExample("1+1?", "2"), FewShotExample("2+3?", "5")),
+        shuffle_options=None,
+    )
     assert build_messages(prompt, "4+4?") == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "1+1?"},
@@ -217,9 +235,8 @@ def test_build_messages_with_system_and_few_shot():
 
 
 def test_build_messages_without_system_is_just_the_user_turn():
-    assert build_messages({"system": None, "few_shot": []}, "hi") == [
-        {"role": "user", "content": "hi"}
-    ]
+    prompt = PromptSettings(system=None, template="{question}", few_shot=(), shuffle_options=None)
+    assert build_messages(prompt, "hi") == [{"role": "user", "content": "hi"}]
 
 
 def test_prompt_record_uses_prompt_config(tmp_path):
@@ -233,7 +250,7 @@ def test_prompt_record_uses_prompt_config(tmp_path):
             "few_shot": [{"user": "u", "assistant": "a"}],
         },
     )
-    (record,) = build_prompt_records(iter_rows(config["dataset"]), config)
+    (record,) = build_prompt_records(iter_rows(config.dataset), config)
     assert [m["role"] for m in record.messages] == ["system", "user", "assistant", "user"]
     assert record.messages[-1]["content"] == "Solve: 3*3?"
     assert record.ground_truth == "9"
@@ -303,7 +320,7 @@ def test_gsm8k_file_ground_truths_match_text_after_marker():
         },
         shards=3,
     )
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert len(records) == 20
     raw_rows = []
     with open(GSM8K_TEST, encoding="utf-8") as handle:
@@ -353,9 +370,11 @@ def test_a_non_utf8_dataset_fails_prepare_with_one_clear_line(tmp_path):
     path.write_bytes(b'{"question": "1 + 1", "answer": "2"}\n{"question": "\xff"}\n')
     script = (
         "import sys\n"
+        "from rewardflow.config.prompts import PrepareSettings\n"
         "from rewardflow.prompts.prepare import prepare_prompts\n"
         "from rewardflow.rule_script import run_rule\n"
-        f"run_rule(None, prepare_prompts, {make_config(path)!r}, [sys.argv[1]])\n"
+        f"settings = PrepareSettings.from_config({validated(path)!r})\n"
+        "run_rule(None, prepare_prompts, settings, [sys.argv[1]])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "shard-0.jsonl")],
@@ -386,10 +405,10 @@ def test_limit_stops_before_reading_later_lines(tmp_path):
         '{"question": "a"}\n{"question": "b"}\n{"question": "c"}\nthis is not json\n',
         encoding="utf-8",
     )
-    rows = list(iter_rows({"path": str(path), "limit": 3}))
+    rows = list(iter_rows(dataset_settings(path, limit=3)))
     assert [row.data["question"] for row in rows] == ["a", "b", "c"]
     with pytest.raises(DatasetError, match=":4:"):
-        list(iter_rows({"path": str(path), "limit": None}))
+        list(iter_rows(dataset_settings(path, limit=None)))
 
 
 # --- sharding ----------------------------------------------------------------------------
@@ -398,7 +417,7 @@ def test_limit_stops_before_reading_later_lines(tmp_path):
 def test_split_into_shards_is_round_robin(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", [{"question": str(i)} for i in range(7)])
     config = make_config(path)
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     shards = split_into_shards(records, 3)
     assert [[r.messages[-1]["content"] for r in shard] for shard in shards] == [
         ["0", "3", "6"],
@@ -466,7 +485,7 @@ def test_score_only_mode_reads_string_and_list_responses(tmp_path):
     config = make_config(
         path, dataset={"response_field": "completion"}, generation={"enabled": False}
     )
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert [r.responses for r in records] == [["answer a"], ["b1", "b2"]]
     assert records[0].metadata == {"question": "a"}
     assert records[1].to_dict()["responses"] == ["b1", "b2"]
@@ -482,13 +501,13 @@ def test_score_only_mode_rejects_missing_or_bad_response_field(tmp_path, bad):
         path, dataset={"response_field": "completion"}, generation={"enabled": False}
     )
     with pytest.raises(DatasetError, match=re.escape(f"{path}:2") + ".*'completion'"):
-        build_prompt_records(iter_rows(config["dataset"]), config)
+        build_prompt_records(iter_rows(config.dataset), config)
 
 
 def test_response_field_is_ignored_when_generation_is_enabled(tmp_path):
     path = write_rows(tmp_path / "d.jsonl", [{"question": "a"}])
     config = make_config(path, dataset={"response_field": "completion"})
-    record = build_prompt_record(next(iter_rows(config["dataset"])), config)
+    record = build_prompt_record(next(iter_rows(config.dataset)), config)
     assert record.responses is None
     assert "responses" not in record.to_dict()
 
@@ -548,7 +567,7 @@ def test_iter_hub_rows_loads_a_local_dataset_folder(tmp_path, offline_hf):
 
 def test_hub_rows_flow_through_prepare_with_limit(tmp_path, offline_hf):
     folder, rows = make_local_hub_dataset(tmp_path)
-    config = validate_config(
+    config = settings_of(
         {
             "run_name": "hub",
             "shards": 2,
@@ -562,7 +581,7 @@ def test_hub_rows_flow_through_prepare_with_limit(tmp_path, offline_hf):
             "rewards": [{"name": "accuracy", "function": "pkg.mod:fn"}],
         }
     )
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert [r.ground_truth for r in records] == ["2", "5"]
     assert [r.id for r in records] == [content_id(rows[0]), content_id(rows[1])]
     assert records[1].source == {"dataset": str(folder), "split": "test", "row": 1}
@@ -595,7 +614,7 @@ def test_hub_rows_take_nested_mapping_keys_and_their_own_messages(tmp_path, offl
         for i in range(3)
     ]
     write_rows(folder / "test.jsonl", rows)
-    config = validate_config(
+    config = settings_of(
         {
             "run_name": "hub",
             "dataset": {
@@ -608,7 +627,7 @@ def test_hub_rows_take_nested_mapping_keys_and_their_own_messages(tmp_path, offl
             "rewards": [{"name": "accuracy", "function": "pkg.mod:fn"}],
         }
     )
-    records = build_prompt_records(iter_rows(config["dataset"]), config)
+    records = build_prompt_records(iter_rows(config.dataset), config)
     assert [(r.id, r.ground_truth) for r in records] == [("0", "1"), ("1", "2"), ("2", "3")]
     assert records[2].messages == [{"role": "user", "content": "What is 2 + 1?"}]
     assert "prompt" not in records[2].metadata

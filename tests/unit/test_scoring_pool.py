@@ -9,9 +9,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 
 import pytest
 
+from rewardflow.config.scoring import ScoringSettings
 from rewardflow.errors import RewardLoadError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
@@ -97,9 +99,8 @@ def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False,
     if second:
         configs.append({"name": "length", "function": f"{reward_file}:length"})
     output = tmp_path / "scores.jsonl"
-    counts = score_shard(
-        responses, output, configs, workers=workers, timeout_s=timeout_s, **options
-    )
+    settings = replace(ScoringSettings.defaults(), timeout_s=timeout_s, **options)
+    counts = score_shard(responses, output, configs, settings, workers=workers)
     return counts, [ScoreRecord.from_dict(data) for _, data in read_jsonl(output)]
 
 
@@ -150,7 +151,10 @@ def test_an_unloadable_reward_fails_before_any_work(tmp_path):
     write_jsonl_atomic(responses, [response("p0", "4").to_dict()])
     with pytest.raises(RewardLoadError, match="no_such_module"):
         score_shard(
-            responses, tmp_path / "out.jsonl", [{"name": "x", "function": "no_such_module:f"}]
+            responses,
+            tmp_path / "out.jsonl",
+            [{"name": "x", "function": "no_such_module:f"}],
+            ScoringSettings.defaults(),
         )
     assert not (tmp_path / "out.jsonl").exists()
 
@@ -207,7 +211,8 @@ def test_reward_workers_do_not_carry_api_keys_except_a_rewards_own(
     ]  # fmt: skip
     output = tmp_path / "scores.jsonl"
     # RF_TEST_MODEL_CRED stands for model.api_key_env, whose name says nothing of a secret.
-    score_shard(responses, output, configs, secret_env=["RF_TEST_MODEL_CRED"])
+    settings = replace(ScoringSettings.defaults(), withheld_env=("RF_TEST_MODEL_CRED",))
+    score_shard(responses, output, configs, settings)
 
     [(_, written)] = list(read_jsonl(output))
     kept = "['RF_TEST_JUDGE_KEY'] ['RF_TEST_JUDGE_KEY']"
@@ -222,7 +227,8 @@ def test_reward_workers_are_not_dumpable(tmp_path, reward_file):
     responses = tmp_path / "responses.jsonl"
     write_jsonl_atomic(responses, [response("p0", "4").to_dict()])
     output = tmp_path / "scores.jsonl"
-    score_shard(responses, output, [{"name": "probe", "function": f"{reward_file}:dumpable"}])
+    probe = [{"name": "probe", "function": f"{reward_file}:dumpable"}]
+    score_shard(responses, output, probe, ScoringSettings.defaults())
 
     [(_, written)] = list(read_jsonl(output))
     assert written["rewards"]["probe"]["reason"] == "dumpable=0"
@@ -244,10 +250,13 @@ def test_ctrl_c_stops_scoring_at_once_with_a_clear_error(tmp_path, reward_file):
     write_jsonl_atomic(responses, [{**record.to_dict(), "ground_truth": str(started)}])
     script = textwrap.dedent(
         f"""
+        from dataclasses import replace
+        from rewardflow.config.scoring import ScoringSettings
         from rewardflow.rule_script import run_rule
         from rewardflow.scoring.job import score_shard
+        settings = replace(ScoringSettings.defaults(), timeout_s=900.0)
         run_rule(None, score_shard, {str(responses)!r}, {str(tmp_path / "out.jsonl")!r},
-                 [{{"name": "a", "function": {f"{reward_file}:exact"!r}}}], 1, 900.0)
+                 [{{"name": "a", "function": {f"{reward_file}:exact"!r}}}], settings, 1)
         """
     )
     # Its own session, so the signal reaches the job and its workers as a terminal's Ctrl-C does.
