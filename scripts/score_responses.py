@@ -2,7 +2,7 @@
 
 import logging
 
-from rewardflow.generation.job import cache_root
+from rewardflow.config.generation import CacheSettings
 from rewardflow.rewards.judge import with_run_settings
 from rewardflow.rule_script import run_rule
 from rewardflow.scoring.job import score_shard
@@ -15,7 +15,9 @@ def main(snakemake) -> None:
     counts = score_shard(
         snakemake.input.responses,
         snakemake.output.scores,
-        with_run_settings(snakemake.params.rewards, cache_root(config), snakemake.threads),
+        with_run_settings(
+            snakemake.params.rewards, CacheSettings.from_config(config).root, snakemake.threads
+        ),
         workers=snakemake.threads,
         timeout_s=snakemake.params.timeout_s,
         memory_limit_mb=config["scoring"]["memory_limit_mb"],

@@ -47,11 +47,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.generation import ResponseIdentity
+from rewardflow.config.paths import DEFAULT_CACHE_DIR
 from rewardflow.errors import MissingApiKeyError
 from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.cache import (
     CachedResponse,
-    GenerationSettings,
     ResponseCache,
     cache_key,
     normalize_endpoint,
@@ -154,7 +155,6 @@ def parse_verdict(text: str, pattern: str = DEFAULT_VERDICT_PATTERN) -> float:
 
 
 JUDGE_FUNCTION = "rewardflow.rewards.judge:llm_judge"
-DEFAULT_CACHE_DIR = "results/cache"
 # Set by the scoring stage, not by users: how many worker processes share the rate limit.
 WORKERS_PARAM = "scoring_workers"
 
@@ -185,7 +185,7 @@ def with_run_settings(
 class _Judge:
     """One judge endpoint in one process: client, event loop and cache, reused per call."""
 
-    def __init__(self, settings: GenerationSettings, base_url: str, params: Mapping[str, Any]):
+    def __init__(self, settings: ResponseIdentity, base_url: str, params: Mapping[str, Any]):
         api_key_env = params.get("api_key_env")
         api_key = os.environ.get(api_key_env, "").strip() if api_key_env else None
         if api_key_env and not api_key:
@@ -246,7 +246,8 @@ def _judge_for(params: Mapping[str, Any]) -> _Judge:
     model = params.get("model")
     if not base_url or not model:
         raise ValueError("llm_judge needs params 'model' and 'base_url'")
-    settings = GenerationSettings(
+    # The same identity as generation's: a verdict is a response, cached and keyed alike.
+    settings = ResponseIdentity(
         model=str(model),
         endpoint=normalize_endpoint(str(base_url)),
         temperature=float(params.get("temperature", 0.0)),

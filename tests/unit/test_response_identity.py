@@ -13,8 +13,20 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from rewardflow.config import canonical, generation_params, validate_config
-from rewardflow.generation.cache import GenerationSettings, cache_key, normalize_endpoint
+from rewardflow.config import canonical, generation_params, load_schema, validate_config
+from rewardflow.config.generation import (
+    LAUNCH_ANSWER_KEYS,
+    OPERATIONAL_GENERATION_KEYS,
+    OPERATIONAL_LAUNCH_KEYS,
+    OPERATIONAL_SIMULATOR_KEYS,
+    RESPONSE_GENERATION_KEYS,
+    SHARD_GENERATION_KEYS,
+    SIMULATOR_ANSWER_KEYS,
+    GenerationJobSettings,
+    ModelSettings,
+    ResponseIdentity,
+)
+from rewardflow.generation.cache import cache_key, normalize_endpoint
 from rewardflow.generation.endpoint import endpoint_identity
 
 MESSAGES = [
@@ -133,8 +145,10 @@ def full_config(model: dict[str, Any], **generation: Any) -> dict[str, Any]:
     )
 
 
-def identity_of(config: dict[str, Any]) -> GenerationSettings:
-    return GenerationSettings.from_config(config, endpoint_identity(config))
+def identity_of(config: dict[str, Any]) -> ResponseIdentity:
+    model = ModelSettings.from_config(config)
+    generation = GenerationJobSettings.from_config(config)
+    return ResponseIdentity.of(generation, model.name, endpoint_identity(model))
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -176,7 +190,7 @@ def test_generation_params_are_the_ones_finished_shards_were_made_with(name):
 
 
 def test_a_judge_verdict_keeps_its_key():
-    settings = GenerationSettings(
+    settings = ResponseIdentity(
         model="judge-m",
         endpoint=normalize_endpoint("https://Judge.example.com/v1/"),
         temperature=0.2,
@@ -190,3 +204,70 @@ def test_a_judge_verdict_keeps_its_key():
     assert cache_key(settings, [{"role": "user", "content": "grade"}], 0) == (
         "ea08f5224bb9f7d69f3094e92525a98e7f876872740ae255d4fc41bc781c137f"
     )
+
+
+def _schema_keys(*path: str) -> set[str]:
+    section = load_schema()
+    for name in path:
+        section = section["properties"][name]
+    return set(section["properties"])
+
+
+@pytest.mark.parametrize(
+    ("path", "classes"),
+    [
+        (
+            ("generation",),
+            (RESPONSE_GENERATION_KEYS, SHARD_GENERATION_KEYS, OPERATIONAL_GENERATION_KEYS),
+        ),
+        (("simulator",), (SIMULATOR_ANSWER_KEYS, OPERATIONAL_SIMULATOR_KEYS)),
+        (("model", "launch"), (LAUNCH_ANSWER_KEYS, OPERATIONAL_LAUNCH_KEYS)),
+    ],
+)
+def test_every_key_is_either_identity_or_operational_exactly_once(path, classes):
+    # A new schema key must be placed: in the identity (cache key and params) or operational.
+    placed = [key for keys in classes for key in keys]
+    assert sorted(placed) == sorted(_schema_keys(*path))
+
+
+def test_the_response_identity_is_its_generation_keys_plus_model_and_endpoint():
+    assert set(RESPONSE_GENERATION_KEYS) == {
+        "temperature", "top_p", "max_tokens", "stop", "seed", "extra_body"
+    }  # fmt: skip
+    assert not set(RESPONSE_GENERATION_KEYS) & OPERATIONAL_GENERATION_KEYS
+
+
+@pytest.mark.parametrize("key", sorted(OPERATIONAL_GENERATION_KEYS))
+def test_operational_keys_change_neither_the_cache_key_nor_the_params(key):
+    changed_values = {
+        "concurrency": 99,
+        "timeout_s": 3,
+        "max_attempts": 1,
+        "max_failed_fraction": 0.5,
+        "max_request_time_s": 9,
+        "requests_per_minute": 7,
+        "tokens_per_minute": 7000,
+        "parallel_jobs": 5,
+        "adaptive_rate": False,
+    }
+    base = full_config(MODELS["openai"])
+    changed = full_config(MODELS["openai"], **{key: changed_values[key]})
+    assert changed["generation"][key] != base["generation"][key]
+    assert identity_of(changed) == identity_of(base)
+    assert repr(generation_params(changed)) == repr(generation_params(base))
+
+
+@pytest.mark.parametrize("key", RESPONSE_GENERATION_KEYS)
+def test_each_identity_key_changes_both_the_cache_key_and_the_params(key):
+    changed_values = {
+        "temperature": 0.1,
+        "top_p": 0.5,
+        "max_tokens": 32,
+        "stop": ["STOP"],
+        "seed": 12,
+        "extra_body": {"top_k": 5},
+    }
+    base = full_config(MODELS["openai"])
+    changed = full_config(MODELS["openai"], **{key: changed_values[key]})
+    assert identity_of(changed).fingerprint != identity_of(base).fingerprint
+    assert generation_params(changed) != generation_params(base)
