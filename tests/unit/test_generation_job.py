@@ -33,7 +33,13 @@ def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeChatClient]:
 
 
 def settings(tmp_path: Path, **sections: dict[str, Any]) -> GenerationStageSettings:
-    generation = {"temperature": 0.7, "samples": 2, **sections.pop("generation", {})}
+    # No adaptive rate: its slow start would only make these tests wait.
+    generation = {
+        "temperature": 0.7,
+        "samples": 2,
+        "adaptive_rate": False,
+        **sections.pop("generation", {}),
+    }
     model = {"provider": PROVIDER, "name": "fake", "base_url": "http://fake.invalid/v1"}
     config = validate_config(
         {
