@@ -12,22 +12,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rewardflow.config import shard_names
+from rewardflow.config import RESULTS_DIR, GenerationStageSettings, run_dir, shard_labels
 from rewardflow.generation.endpoint import client_class, read_api_key
 from rewardflow.rewards.loader import load_rewards
 
 
-def generation_pending(config: Mapping[str, Any], results_dir: str | Path = "results") -> bool:
+def generation_pending(
+    settings: GenerationStageSettings, results_dir: str | Path = RESULTS_DIR
+) -> bool:
     """Whether any shard still lacks its response file (and so may need the endpoint)."""
-    if not config["generation"]["enabled"]:
+    if not settings.generation.enabled:
         return False
-    run_dir = Path(results_dir) / config["run_name"] / "responses"
-    return any(not (run_dir / f"shard-{shard}.jsonl").exists() for shard in shard_names(config))
+    responses = run_dir(settings.run_name, results_dir) / "responses"
+    return any(
+        not (responses / f"shard-{shard}.jsonl").exists() for shard in shard_labels(settings.shards)
+    )
 
 
-def preflight_checks(config: Mapping[str, Any]) -> None:
+def preflight_checks(config: Mapping[str, Any], results_dir: str | Path = RESULTS_DIR) -> None:
     """Raise a RewardflowError naming the problem, or return if the run can start."""
     load_rewards(config["rewards"])
-    if generation_pending(config):
-        client_class(config["model"]["provider"])
-        read_api_key(config)
+    settings = GenerationStageSettings.from_config(config)
+    if generation_pending(settings, results_dir):
+        client_class(settings.model.provider)
+        read_api_key(settings.model.api_key_env)

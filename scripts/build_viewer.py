@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from rewardflow.generation.job import cache_root
+from rewardflow.config.generation import CacheSettings
 from rewardflow.reporting.viewer import build_viewer
 from rewardflow.rule_script import run_rule
 
@@ -13,7 +13,7 @@ def main(snakemake) -> None:
         Path(snakemake.input.summary).parent,
         snakemake.output.viewer,
         snakemake.params.group_fields,
-        cache_root(snakemake.config),
+        CacheSettings.from_config(snakemake.config).root,
         snakemake.config["model"]["name"],
     )
     logging.info(

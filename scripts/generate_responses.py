@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from rewardflow.config.generation import GenerationStageSettings
 from rewardflow.generation.job import generate_shard
 from rewardflow.rule_script import run_rule
 
@@ -11,9 +12,10 @@ def main(snakemake) -> None:
     report = generate_shard(
         snakemake.input.prompts,
         snakemake.output.responses,
-        # The whole validated config: params.settings only decides reruns, while operational
-        # knobs (concurrency, timeouts, cache location) must reach the job without being params.
-        snakemake.config,
+        # From the whole validated config: params.settings only decides reruns, while
+        # operational knobs (concurrency, timeouts, cache location) must reach the job without
+        # being params.
+        GenerationStageSettings.from_config(snakemake.config),
         snakemake.params.writer_name,
         snakemake.output.stats,
         # A launched model server's own output, beside the job's log (not a declared log:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rewardflow.generation.cache_admin import DEFAULT_CACHE_DIR
+from rewardflow.config.paths import DEFAULT_CACHE_DIR
 
 JSON_HELP = "print one JSON object per line instead of text"
 CACHE_DIR_HELP = f"the response cache directory (default: {DEFAULT_CACHE_DIR})"

@@ -52,70 +52,13 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
 
 def shard_names(config: Mapping[str, Any]) -> list[str]:
     """Shard labels, zero-padded so they sort in order in a directory listing."""
-    count = int(config["shards"])
+    return shard_labels(int(config["shards"]))
+
+
+def shard_labels(count: int) -> list[str]:
+    """The labels of ``count`` shards (see :func:`shard_names`)."""
     width = max(3, len(str(count - 1)))
     return [f"{index:0{width}d}" for index in range(count)]
-
-
-# Generation keys that change *how* responses are fetched but never *what* they are. They are
-# kept out of the generation rule's params, so changing them never reruns a finished shard.
-OPERATIONAL_GENERATION_KEYS = frozenset(
-    {
-        "concurrency",
-        "timeout_s",
-        "max_attempts",
-        "max_failed_fraction",
-        "max_request_time_s",
-        "requests_per_minute",
-        "tokens_per_minute",
-        "parallel_jobs",
-        "adaptive_rate",
-    }
-)
-# ``seed`` seeds the latency draws only: answers come from each request's own seed.
-OPERATIONAL_SIMULATOR_KEYS = frozenset(
-    {"latency_ms", "latency_jitter_ms", "latency_distribution", "latency_sigma", "seed"}
-)
-
-
-# model.launch keys that change how the server is started or used, never what it answers.
-OPERATIONAL_LAUNCH_KEYS = frozenset(
-    {"startup_timeout_s", "gpus", "concurrency", "rate_limits", "ready_path"}
-)
-
-
-def _model_params(model: Mapping[str, Any]) -> dict[str, Any]:
-    # Unset options and launch are left out, so that configs written before these keys existed
-    # keep the params their finished shards were made with (and are not rerun).
-    params = {key: value for key, value in model.items() if key not in ("options", "launch")}
-    if model.get("options"):
-        params["options"] = model["options"]
-    if model.get("launch") is not None:
-        launch = model["launch"]
-        params["launch"] = {k: v for k, v in launch.items() if k not in OPERATIONAL_LAUNCH_KEYS}
-    return params
-
-
-def generation_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that decide a shard's responses: the generation rule's rerun trigger."""
-    return {
-        "model": _model_params(config["model"]),
-        "generation": {
-            key: value
-            for key, value in config["generation"].items()
-            if key not in OPERATIONAL_GENERATION_KEYS
-        },
-        # Raising the budget must rerun shards that stopped short; the cache makes a rerun of
-        # a finished shard free, so the whole budget can simply be a param.
-        "budget": dict(config["budget"]),
-        "simulator": {
-            key: value
-            for key, value in config["simulator"].items()
-            if key not in OPERATIONAL_SIMULATOR_KEYS
-        }
-        if config["model"]["provider"] == "simulator"
-        else None,
-    }
 
 
 def aggregate_params(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Self
 
+from rewardflow.config.generation import CacheSettings
+from rewardflow.config.paths import DEFAULT_CACHE_DIR
 from rewardflow.config.schema import section_defaults
 
 
@@ -34,16 +36,14 @@ class ScoringSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
-        # The generation stage owns where the cache is; the judge shares it.
-        from rewardflow.generation.job import cache_root
-
         scoring = config["scoring"]
         api_key_env = config["model"]["api_key_env"]
         return cls(
             timeout_s=float(scoring["timeout_s"]),
             memory_limit_mb=scoring["memory_limit_mb"],
             withheld_env=(api_key_env,) if api_key_env else (),
-            cache_dir=Path(cache_root(config)),
+            # The generation stage owns where the cache is; the judge shares it.
+            cache_dir=CacheSettings.from_config(config).root,
         )
 
     @classmethod
@@ -54,6 +54,7 @@ class ScoringSettings:
                 "scoring": section_defaults("scoring"),
                 "cache": section_defaults("cache"),
                 "model": {"api_key_env": None},
+                "run_name": "default",
             }
         )
 
@@ -77,7 +78,7 @@ DEFAULT_JUDGE_TEMPLATE = (
 # The whole last non-empty line of the judge's answer; its group is checked as a number after.
 DEFAULT_VERDICT_PATTERN = r"SCORE\s*[:=]\s*(\S+)"
 # Where verdicts go outside the scoring stage, which points the judge at the run's cache.
-DEFAULT_JUDGE_CACHE_DIR = "results/cache"
+DEFAULT_JUDGE_CACHE_DIR = DEFAULT_CACHE_DIR
 # Set by the scoring stage, not by users: how many worker processes share the rate limit.
 WORKERS_PARAM = "scoring_workers"
 

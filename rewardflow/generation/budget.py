@@ -20,19 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.generation import Price
 from rewardflow.errors import RewardflowError
 from rewardflow.jsonl import read_jsonl_tolerant
 
-
-@dataclass(frozen=True)
-class Price:
-    """USD per million prompt and completion tokens."""
-
-    prompt: float
-    completion: float
-
-    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
-        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+__all__ = [
+    "BudgetExhausted",
+    "Price",
+    "Spend",
+    "SpendGuard",
+    "check_run_complete",
+    "spent_by_writer",
+]
 
 
 @dataclass
@@ -47,11 +46,6 @@ class Spend:
     def add(self, usage: Mapping[str, int] | None) -> None:
         self.prompt_tokens += int((usage or {}).get("prompt_tokens", 0))
         self.completion_tokens += int((usage or {}).get("completion_tokens", 0))
-
-
-def price_of(config: Mapping[str, Any]) -> Price | None:
-    entry = (config.get("prices") or {}).get(config["model"]["name"])
-    return Price(float(entry["prompt"]), float(entry["completion"])) if entry else None
 
 
 def spent_by_writer(cache_root: str | Path, writer_name: str) -> Spend:

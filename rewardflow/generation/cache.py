@@ -3,8 +3,9 @@
 Why it looks like this:
 
 * A response is identified by what determines it (model, endpoint, messages, output-affecting
-  sampling parameters, sample index), never by the run or shard that first asked for it, so any
-  later run with the same settings reuses it.
+  sampling parameters, sample index: :class:`~rewardflow.config.generation.ResponseIdentity`),
+  never by the run or shard that first asked for it, so any later run with the same settings
+  reuses it.
 * Responses live in *partitions*, one directory per generation-settings fingerprint, so a job
   reads only the responses that could match its requests, and pruning by model or settings is
   deleting a directory. ``settings.json`` in each partition says what it holds.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -39,19 +39,15 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from rewardflow.config.generation import ResponseIdentity, content_sha256
 from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_json_atomic
 from rewardflow.records import Message
 
 logger = logging.getLogger(__name__)
-
-
-def _sha256(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def normalize_endpoint(base_url: str) -> str:
@@ -64,58 +60,13 @@ def normalize_endpoint(base_url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Everything besides the messages and sample index that decides a response's content.
-
-    Operational knobs (concurrency, timeouts, retries, rate limits) are deliberately absent:
-    changing them must never invalidate a cached response.
-    """
-
-    model: str
-    endpoint: str
-    temperature: float
-    top_p: float
-    max_tokens: int
-    stop: tuple[str, ...] | None = None
-    seed: int | None = None
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], endpoint: str) -> GenerationSettings:
-        generation = config["generation"]
-        stop = generation.get("stop")
-        if isinstance(stop, str):
-            stop = [stop]
-        return cls(
-            model=config["model"]["name"],
-            endpoint=endpoint,
-            temperature=float(generation["temperature"]),
-            top_p=float(generation["top_p"]),
-            max_tokens=int(generation["max_tokens"]),
-            stop=tuple(stop) if stop else None,
-            seed=generation.get("seed"),
-            extra_body=dict(generation.get("extra_body") or {}),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stop"] = list(self.stop) if self.stop else None
-        data["extra_body"] = dict(self.extra_body)
-        return data
-
-    @property
-    def fingerprint(self) -> str:
-        return _sha256(self.to_dict())
-
-    def seed_for(self, sample_index: int) -> int | None:
-        """Per-sample seed: with one fixed seed, n samples would all be the same answer."""
-        return None if self.seed is None else self.seed + sample_index
+#: The older name of :class:`ResponseIdentity`, for code written against it.
+GenerationSettings = ResponseIdentity
 
 
-def cache_key(settings: GenerationSettings, messages: list[Message], sample_index: int) -> str:
+def cache_key(settings: ResponseIdentity, messages: list[Message], sample_index: int) -> str:
     """The identity of one response; equal keys mean interchangeable responses."""
-    return _sha256(
+    return content_sha256(
         {"settings": settings.fingerprint, "messages": messages, "sample_index": sample_index}
     )
 
@@ -154,7 +105,7 @@ def _slug(text: str) -> str:
 class ResponseCache:
     """The partition of the cache that holds responses for one set of generation settings."""
 
-    def __init__(self, root: str | Path, settings: GenerationSettings) -> None:
+    def __init__(self, root: str | Path, settings: ResponseIdentity) -> None:
         self.settings = settings
         self.root = Path(root)
         self.partition = self.root / f"{_slug(settings.model)}-{settings.fingerprint[:16]}"

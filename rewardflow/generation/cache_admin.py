@@ -20,8 +20,6 @@ from pathlib import Path
 
 from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_text_atomic
 
-DEFAULT_CACHE_DIR = "results/cache"
-
 
 @dataclass(frozen=True)
 class PartitionInfo:

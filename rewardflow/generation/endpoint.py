@@ -32,8 +32,9 @@ from typing import Any
 
 import aiohttp
 
+from rewardflow.config.generation import ModelSettings, ResponseIdentity, SimulatorSettings
 from rewardflow.errors import ConfigError, MissingApiKeyError
-from rewardflow.generation.cache import GenerationSettings, normalize_endpoint
+from rewardflow.generation.cache import normalize_endpoint
 from rewardflow.generation.client import (
     ChatRequest,
     ChatResponse,
@@ -62,7 +63,7 @@ def _file_digest(path: str | None) -> str | None:
         raise ConfigError(f"simulator.responses: file not found: {path}") from None
 
 
-def endpoint_identity(config: Mapping[str, Any]) -> str:
+def endpoint_identity(model: ModelSettings) -> str:
     """The endpoint part of every cache key for this config.
 
     ``openai`` with a base URL: the normalized URL (as it always was, so existing caches keep
@@ -72,34 +73,33 @@ def endpoint_identity(config: Mapping[str, Any]) -> str:
     another client at the same URL (a completions API, another prompt template) answers
     differently.
     """
-    model = config["model"]
-    if model["provider"] == "simulator":
-        return _simulator_identity(config)
-    if model.get("launch"):
-        command = LaunchSpec.from_config(config).identity()
+    if model.simulator is not None:
+        return _simulator_identity(model.simulator)
+    if model.launch is not None:
+        command = LaunchSpec.from_settings(model.launch, model.name).identity()
         endpoint = f"{LAUNCHED_SCHEME}{_digest({'command': command})}"
     else:
-        endpoint = normalize_endpoint(model["base_url"] or "")
-    if model["provider"] in BUILTIN_PROVIDERS:
+        endpoint = normalize_endpoint(model.base_url or "")
+    if model.provider in BUILTIN_PROVIDERS:
         return endpoint
-    options = f";options={_digest(model['options'])}" if model.get("options") else ""
-    return f"{endpoint}#client={model['provider']}{options}"
+    options = f";options={_digest(dict(model.options))}" if model.options else ""
+    return f"{endpoint}#client={model.provider}{options}"
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _simulator_identity(config: Mapping[str, Any]) -> str:
+def _simulator_identity(simulator: SimulatorSettings) -> str:
     # Imported here: the simulator pulls in aiohttp's server, which every snakemake start
     # would otherwise pay for through the preflight checks.
     from rewardflow.simulator import ANSWER_VERSION
 
-    simulator = config["simulator"]
+    # The answer-deciding keys (SIMULATOR_ANSWER_KEYS), the responses file by its content.
     answers = {
-        "rule": simulator["rule"],
-        "responses_sha256": _file_digest(simulator.get("responses")),
-        "wrong_rate": simulator["wrong_rate"],
+        "rule": simulator.rule,
+        "responses_sha256": _file_digest(simulator.responses),
+        "wrong_rate": simulator.wrong_rate,
         # Not ``seed``: it seeds the latency draws only, and answers come from the request's.
         # A simulator that answers differently must not be served its predecessor's answers.
         "answer_version": ANSWER_VERSION,
@@ -107,7 +107,7 @@ def _simulator_identity(config: Mapping[str, Any]) -> str:
     return f"{SIMULATOR_SCHEME}{_digest(answers)}"
 
 
-def request_seed(settings: GenerationSettings, sample_index: int) -> int | None:
+def request_seed(settings: ResponseIdentity, sample_index: int) -> int | None:
     """The ``seed`` to send with sample ``sample_index``'s request, or None to send none.
 
     With ``generation.seed`` set, sample i gets ``seed + i``. Without it, a real provider is
@@ -123,9 +123,8 @@ def request_seed(settings: GenerationSettings, sample_index: int) -> int | None:
     return seed
 
 
-def read_api_key(config: Mapping[str, Any]) -> str | None:
-    """The key from the environment variable named by ``model.api_key_env``, if any."""
-    env_var = config["model"].get("api_key_env")
+def read_api_key(env_var: str | None) -> str | None:
+    """The key from the environment variable ``env_var`` (``model.api_key_env``), if any."""
     if not env_var:
         return None
     key = os.environ.get(env_var, "").strip()
@@ -135,59 +134,65 @@ def read_api_key(config: Mapping[str, Any]) -> str | None:
     return key
 
 
-def simulator_command(config: Mapping[str, Any], port: int | str = 0) -> list[str]:
-    """The command that serves the built-in simulator as ``config`` describes it."""
-    simulator = config["simulator"]
+def simulator_command(model: ModelSettings, port: int | str = 0) -> list[str]:
+    """The command that serves the built-in simulator as ``model.simulator`` describes it."""
+    simulator = _simulator_of(model)
     command = [
         sys.executable, "-m", "rewardflow", "simulate",
         "--host", "127.0.0.1", "--port", str(port),
-        "--model", config["model"]["name"],
-        "--rule", simulator["rule"],
-        "--wrong-rate", str(simulator["wrong_rate"]),
-        "--latency-ms", str(simulator["latency_ms"]),
-        "--latency-jitter-ms", str(simulator["latency_jitter_ms"]),
-        "--latency-distribution", simulator["latency_distribution"],
-        "--latency-sigma", str(simulator["latency_sigma"]),
-        "--seed", str(simulator["seed"]),
+        "--model", model.name,
+        "--rule", simulator.rule,
+        "--wrong-rate", str(simulator.wrong_rate),
+        "--latency-ms", str(simulator.latency_ms),
+        "--latency-jitter-ms", str(simulator.latency_jitter_ms),
+        "--latency-distribution", simulator.latency_distribution,
+        "--latency-sigma", str(simulator.latency_sigma),
+        "--seed", str(simulator.seed),
     ]  # fmt: skip
-    if simulator.get("responses"):
-        command += ["--responses", simulator["responses"]]
-    if config["model"].get("api_key_env"):
-        command += ["--api-key-env", config["model"]["api_key_env"]]
+    if simulator.responses:
+        command += ["--responses", simulator.responses]
+    if model.api_key_env:
+        command += ["--api-key-env", model.api_key_env]
     return command
 
 
-def simulator_launch(config: Mapping[str, Any]) -> LaunchSpec:
+def _simulator_of(model: ModelSettings) -> SimulatorSettings:
+    if model.simulator is None:
+        raise ConfigError(f"model.provider is {model.provider!r}, not the simulator")
+    return model.simulator
+
+
+def simulator_launch(model: ModelSettings) -> LaunchSpec:
     """``provider: simulator`` as a launched server, started like any ``model.launch``."""
     marker = "\0port\0"
     # Braces in a path or model name are literal: only the port is a placeholder here.
     template = tuple(
         "{port}" if token == marker else token.replace("{", "{{").replace("}", "}}")
-        for token in simulator_command(config, marker)
+        for token in simulator_command(model, marker)
     )
     return LaunchSpec(
         template=template,
-        model=config["model"]["name"],
-        name=config["model"]["name"],
+        model=model.name,
+        name=model.name,
         gpus=0,
         ready_path="/health",
         startup_timeout_s=_STARTUP_TIMEOUT_S,
     )
 
 
-def launch_spec(config: Mapping[str, Any]) -> LaunchSpec | None:
-    """The server this config's generation jobs start, or None when they start none."""
-    if config["model"]["provider"] == "simulator":
-        return simulator_launch(config)
-    if config["model"].get("launch"):
-        return LaunchSpec.from_config(config)
+def launch_spec(model: ModelSettings) -> LaunchSpec | None:
+    """The server this model's generation jobs start, or None when they start none."""
+    if model.simulator is not None:
+        return simulator_launch(model)
+    if model.launch is not None:
+        return LaunchSpec.from_settings(model.launch, model.name)
     return None
 
 
 @contextmanager
-def launched_simulator(config: Mapping[str, Any]) -> Iterator[str]:
+def launched_simulator(model: ModelSettings) -> Iterator[str]:
     """Start the simulator on a free port, yield its base URL, stop it on exit."""
-    with launched_server(simulator_launch(config)) as server:
+    with launched_server(simulator_launch(model)) as server:
         yield server.base_url
 
 
@@ -204,12 +209,12 @@ class Endpoint:
 
 @contextmanager
 def model_endpoint(
-    config: Mapping[str, Any], server_log: str | Path | None = None
+    model: ModelSettings, server_log: str | Path | None = None
 ) -> Iterator[Endpoint]:
     """The endpoint to send requests to, starting the model server when the config asks."""
-    spec = launch_spec(config)
+    spec = launch_spec(model)
     if spec is None:
-        yield Endpoint(config["model"]["base_url"])
+        yield Endpoint(model.base_url)
         return
     with launched_server(spec, server_log) as server:
         yield Endpoint(server.base_url, server)

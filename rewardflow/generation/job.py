@@ -32,15 +32,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.generation import (
+    BudgetSettings,
+    GenerationJobSettings,
+    GenerationStageSettings,
+    LaunchSettings,
+    ModelSettings,
+    RateSettings,
+    ResponseIdentity,
+)
 from rewardflow.config.prompts import PromptSettings
 from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
 from rewardflow.generation.adaptive import AdaptiveRate
-from rewardflow.generation.budget import Spend, SpendGuard, price_of, spent_by_writer
+from rewardflow.generation.budget import Price, Spend, SpendGuard, spent_by_writer
 from rewardflow.generation.cache import (
     CachedResponse,
     CacheWriter,
     Claim,
-    GenerationSettings,
     JournalTail,
     ResponseCache,
     cache_key,
@@ -133,27 +141,27 @@ def read_prompts(path: str | Path) -> list[PromptRecord]:
     return [PromptRecord.from_dict(data) for _, data in read_jsonl(path)]
 
 
-def shares_greedy_samples(settings: GenerationSettings, independent_samples: bool) -> bool:
+def shares_greedy_samples(identity: ResponseIdentity, independent_samples: bool) -> bool:
     """At temperature 0 a model decodes greedily, so sample i would repeat sample 0."""
-    return settings.temperature == 0 and not independent_samples
+    return identity.temperature == 0 and not independent_samples
 
 
 def plan_work(
     prompts: Sequence[PromptRecord],
-    settings: GenerationSettings,
+    identity: ResponseIdentity,
     samples: int,
     independent_samples: bool = False,
     prompt_settings: PromptSettings | None = None,
 ) -> list[WorkItem]:
     """One item per sample; each sample's prompt as it sees it (``prompt.shuffle_options``)."""
-    greedy = shares_greedy_samples(settings, independent_samples)
+    greedy = shares_greedy_samples(identity, independent_samples)
     items = []
     for prompt in prompts:
         for index in range(samples):
             sample = (
                 choices.for_sample(prompt, index, prompt_settings) if prompt_settings else prompt
             )
-            key = cache_key(settings, sample.messages, 0 if greedy else index)
+            key = cache_key(identity, sample.messages, 0 if greedy else index)
             items.append(WorkItem(sample, index, key))
     return items
 
@@ -166,7 +174,7 @@ def distinct_requests(items: Sequence[WorkItem]) -> list[WorkItem]:
     return list(first.values())
 
 
-def build_request(item: WorkItem, settings: GenerationSettings) -> ChatRequest:
+def build_request(item: WorkItem, settings: ResponseIdentity) -> ChatRequest:
     return ChatRequest(
         model=settings.model,
         messages=item.prompt.messages,
@@ -193,7 +201,7 @@ class Requested:
 async def request_missing(
     items: Sequence[WorkItem],
     client: ChatClient,
-    settings: GenerationSettings,
+    settings: ResponseIdentity,
     cache: ResponseCache,
     tail: JournalTail,
     writer: CacheWriter,
@@ -388,73 +396,56 @@ def assemble_records(
     return records
 
 
-def cache_root(config: Mapping[str, Any]) -> Path:
-    """The shared cache, or with ``cache.shared: false`` one private to this run."""
-    if config["cache"]["shared"]:
-        return Path(config["cache"]["dir"])
-    return Path("results") / config["run_name"] / "cache"
-
-
-def jobs_sharing_limits(config: Mapping[str, Any]) -> int:
-    """How many generation jobs run at once, and so split the provider's limits."""
-    return min(int(config["generation"]["parallel_jobs"]), int(config["shards"]))
-
-
-def job_budget(config: Mapping[str, Any]) -> RateBudget:
+def job_budget(rate: RateSettings) -> RateBudget:
     """This job's share of the run's rate limits (see rewardflow.generation.limits)."""
-    generation = config["generation"]
-    run_budget = RateBudget(generation["requests_per_minute"], generation["tokens_per_minute"])
-    return run_budget.share(jobs_sharing_limits(config))
+    run_budget = RateBudget(rate.requests_per_minute, rate.tokens_per_minute)
+    return run_budget.share(rate.jobs_sharing_limits)
 
 
-def launched_without_limits(config: Mapping[str, Any]) -> bool:
+def launched_without_limits(launch: LaunchSettings | None) -> bool:
     """A server this job launched batches its own load: no client-side rate limits."""
-    launch = config["model"].get("launch")
-    return bool(launch) and not launch["rate_limits"]
+    return launch is not None and not launch.rate_limits
 
 
-def job_concurrency(config: Mapping[str, Any]) -> int:
+def job_concurrency(generation: GenerationJobSettings, model: ModelSettings) -> int:
     """Requests in flight: ``model.launch.concurrency`` for a launched server."""
-    launch = config["model"].get("launch")
-    return int(launch["concurrency"] if launch else config["generation"]["concurrency"])
+    return model.launch.concurrency if model.launch else generation.concurrency
 
 
-def make_limiter(config: Mapping[str, Any]) -> RequestLimiter:
-    generation = config["generation"]
-    if launched_without_limits(config):
+def make_limiter(
+    rate: RateSettings, launch: LaunchSettings | None, max_tokens: int
+) -> RequestLimiter:
+    if launched_without_limits(launch):
         return RequestLimiter(RateBudget())
     return RequestLimiter(
-        job_budget(config),
-        int(generation["max_tokens"]) * 2,
-        adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
-        if generation["adaptive_rate"]
-        else None,
+        job_budget(rate),
+        max_tokens * 2,
+        adaptive=AdaptiveRate(share=rate.jobs_sharing_limits) if rate.adaptive_rate else None,
     )
 
 
 def make_client(
-    config: Mapping[str, Any],
+    settings: GenerationStageSettings,
     base_url: str | None,
     api_key: str | None,
     server: LaunchedServer | None = None,
 ) -> ResilientClient:
     """The configured provider's client, inside the job's limits and retries."""
-    generation = config["generation"]
-    model = config["model"]
-    settings = ClientSettings(
+    generation, model = settings.generation, settings.model
+    client_settings = ClientSettings(
         base_url=base_url,
         api_key=api_key,
-        api_key_env=model.get("api_key_env"),
-        timeout_s=float(generation["timeout_s"]),
-        connection_limit=job_concurrency(config),
-        options=dict(model.get("options") or {}),
+        api_key_env=model.api_key_env,
+        timeout_s=generation.timeout_s,
+        connection_limit=job_concurrency(generation, model),
+        options=dict(model.options),
     )
-    client = client_class(model["provider"])(settings)
+    client = client_class(model.provider)(client_settings)
     return ResilientClient(
         client if server is None else WatchedServerClient(client, server),
-        max_attempts=int(generation["max_attempts"]),
-        max_request_time_s=float(generation["max_request_time_s"]),
-        limiter=make_limiter(config),
+        max_attempts=generation.max_attempts,
+        max_request_time_s=generation.max_request_time_s,
+        limiter=make_limiter(settings.rate, model.launch, generation.max_tokens),
     )
 
 
@@ -468,28 +459,29 @@ class _Fetched:
 
 def _fetch_missing(
     missing: Sequence[WorkItem],
-    config: Mapping[str, Any],
-    settings: GenerationSettings,
+    settings: GenerationStageSettings,
+    identity: ResponseIdentity,
     cache: ResponseCache,
     tail: JournalTail,
     writer_name: str,
     label: str,
     server_log: str | Path | None = None,
 ) -> _Fetched:
-    api_key = read_api_key(config)
-    guard = make_spend_guard(config, writer_name)
+    model = settings.model
+    api_key = read_api_key(model.api_key_env)
+    guard = make_spend_guard(settings.budget, cache.root, writer_name)
     # The client is built (and a custom one imported) before a server takes minutes to load.
-    client_class(config["model"]["provider"])
-    with cache.writer(writer_name) as writer, model_endpoint(config, server_log) as endpoint:
-        client = make_client(config, endpoint.base_url, api_key, endpoint.server)
+    client_class(model.provider)
+    with cache.writer(writer_name) as writer, model_endpoint(model, server_log) as endpoint:
+        client = make_client(settings, endpoint.base_url, api_key, endpoint.server)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
-        concurrency = job_concurrency(config)
+        concurrency = job_concurrency(settings.generation, model)
 
         async def fetch() -> Requested:
             try:
                 return await request_missing(
-                    missing, client, settings, cache, tail, writer, concurrency, progress, guard
+                    missing, client, identity, cache, tail, writer, concurrency, progress, guard
                 )
             finally:
                 await client.aclose()
@@ -510,23 +502,26 @@ def _fetch_missing(
     return _Fetched(requested, client.stats, seconds, settled)
 
 
-def make_spend_guard(config: Mapping[str, Any], writer_name: str) -> SpendGuard | None:
+def make_spend_guard(
+    budget: BudgetSettings, cache_root: Path, writer_name: str
+) -> SpendGuard | None:
     """This shard's guard over its share of ``budget``; None when no budget is set."""
-    budget = config["budget"]
-    if budget["max_tokens"] is None and budget["max_cost_usd"] is None:
-        return None
-    shards = int(config["shards"])
-    max_tokens, max_cost = budget["max_tokens"], budget["max_cost_usd"]
+    if not budget.limited:
+        return None  # and the journals need not be read
     return SpendGuard(
-        None if max_tokens is None else max_tokens / shards,
-        None if max_cost is None else max_cost / shards,
-        price_of(config),
-        spent_by_writer(cache_root(config), writer_name),
+        budget.shard_max_tokens,
+        budget.shard_max_cost_usd,
+        budget.price,
+        spent_by_writer(cache_root, writer_name),
     )
 
 
 def _budget_note(
-    label: str, records: Sequence[ResponseRecord], spent: Spend, config: Mapping[str, Any]
+    label: str,
+    records: Sequence[ResponseRecord],
+    spent: Spend,
+    max_tokens: int,
+    price: Price | None,
 ) -> str:
     """What was spent and roughly what the unsent samples would need, for the user."""
     unsent = sum(1 for record in records if record.status == "not_attempted")
@@ -534,9 +529,8 @@ def _budget_note(
     per_sample = (
         sum(record.usage.get("total_tokens", 0) for record in answered) / len(answered)
         if answered
-        else float(config["generation"]["max_tokens"])
+        else float(max_tokens)
     )
-    price = price_of(config)
     cost = f" (${price.cost(spent.prompt_tokens, spent.completion_tokens):.4f})" if price else ""
     return (
         f"{label}: budget reached after {spent.tokens} tokens{cost} on this shard; "
@@ -548,7 +542,7 @@ def _budget_note(
 def generate_shard(
     prompts_path: str | Path,
     output_path: str | Path,
-    config: Mapping[str, Any],
+    settings: GenerationStageSettings,
     writer_name: str,
     stats_path: str | Path | None = None,
     server_log: str | Path | None = None,
@@ -558,14 +552,15 @@ def generate_shard(
     ``server_log`` receives the output of a model server the job launches (``model.launch``).
     """
     label = Path(prompts_path).stem
-    settings = GenerationSettings.from_config(config, endpoint_identity(config))
-    generation = config["generation"]
-    independent = bool(generation.get("independent_samples", False))
+    generation = settings.generation
+    identity = ResponseIdentity.of(
+        generation, settings.model.name, endpoint_identity(settings.model)
+    )
+    independent = generation.independent_samples
     items = plan_work(
-        read_prompts(prompts_path), settings, int(generation["samples"]), independent,
-        PromptSettings.from_config(config),
-    )  # fmt: skip
-    cache = ResponseCache(cache_root(config), settings)
+        read_prompts(prompts_path), identity, generation.samples, independent, settings.prompt
+    )
+    cache = ResponseCache(settings.cache.root, identity)
     tail = cache.tail(item.key for item in items)
     responses = dict(tail.read_new())
     missing = [item for item in items if item.key not in responses]
@@ -575,7 +570,7 @@ def generate_shard(
         len(distinct_requests(missing)),
     )  # fmt: skip
     fetched = (
-        _fetch_missing(missing, config, settings, cache, tail, writer_name, label, server_log)
+        _fetch_missing(missing, settings, identity, cache, tail, writer_name, label, server_log)
         if missing
         else _Fetched(Requested(), ClientStats(), 0.0)
     )
@@ -585,8 +580,12 @@ def generate_shard(
     records = assemble_records(items, responses, failures)
     not_attempted = sum(1 for record in records if record.status == "not_attempted")
     failed = sum(1 for record in records if record.status == "failed")
-    spent = spent_by_writer(cache_root(config), writer_name)
-    budget_note = _budget_note(label, records, spent, config) if not_attempted else None
+    spent = spent_by_writer(cache.root, writer_name)
+    budget_note = (
+        _budget_note(label, records, spent, generation.max_tokens, settings.budget.price)
+        if not_attempted
+        else None
+    )
     if budget_note:
         logger.warning(budget_note)
     report = GenerationReport(
@@ -606,10 +605,10 @@ def generate_shard(
         coalesced=len(missing) - requested.sent - not_attempted,
         coalesced_other_jobs=sum(1 for i in missing if i.key in requested.from_other_jobs),
         greedy_shared=sum(1 for item in items if item.sample_index > 0)
-        if shares_greedy_samples(settings, independent)
+        if shares_greedy_samples(identity, independent)
         else 0,
     )
-    allowed = float(config["generation"]["max_failed_fraction"])
+    allowed = generation.max_failed_fraction
     if failed and failed > allowed * len(items):
         raise GenerationIncomplete(
             f"{label}: {failed} of {len(items)} samples failed (allowed: "

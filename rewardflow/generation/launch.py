@@ -40,9 +40,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from rewardflow.errors import ModelServerError
+
+if TYPE_CHECKING:
+    from rewardflow.config.generation import LaunchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +98,19 @@ class LaunchSpec:
     startup_timeout_s: float
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> LaunchSpec:
-        launch = config["model"]["launch"]
-        preset = PRESETS.get(launch.get("preset") or "")
-        command = launch.get("command") or (preset.command if preset else "")
-        template = (*shlex.split(command), *shlex.split(launch.get("args") or ""))
-        ready_path = launch.get("ready_path") or (
-            preset.ready_path if preset else _DEFAULT_READY_PATH
-        )
+    def from_settings(cls, launch: LaunchSettings, model_name: str) -> LaunchSpec:
+        """``model.launch`` of a model served under ``model_name``."""
+        preset = PRESETS.get(launch.preset or "")
+        command = launch.command or (preset.command if preset else "")
+        template = (*shlex.split(command), *shlex.split(launch.args))
+        ready_path = launch.ready_path or (preset.ready_path if preset else _DEFAULT_READY_PATH)
         return cls(
             template=template,
-            model=launch.get("model_path") or config["model"]["name"],
-            name=config["model"]["name"],
-            gpus=int(launch.get("gpus", 0)),
+            model=launch.model_path or model_name,
+            name=model_name,
+            gpus=launch.gpus,
             ready_path=ready_path,
-            startup_timeout_s=float(launch.get("startup_timeout_s", 600)),
+            startup_timeout_s=launch.startup_timeout_s,
         )
 
     def render(

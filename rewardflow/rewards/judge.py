@@ -47,6 +47,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rewardflow.config.generation import ResponseIdentity
 from rewardflow.config.scoring import (
     DEFAULT_JUDGE_SYSTEM,
     DEFAULT_JUDGE_TEMPLATE,
@@ -58,7 +59,6 @@ from rewardflow.errors import MissingApiKeyError
 from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.cache import (
     CachedResponse,
-    GenerationSettings,
     ResponseCache,
     cache_key,
     normalize_endpoint,
@@ -174,7 +174,7 @@ def with_run_settings(
 class _Judge:
     """One judge endpoint in one process: client, event loop and cache, reused per call."""
 
-    def __init__(self, settings: GenerationSettings, judge: JudgeSettings):
+    def __init__(self, settings: ResponseIdentity, judge: JudgeSettings):
         api_key_env = judge.api_key_env
         api_key = os.environ.get(api_key_env, "").strip() if api_key_env else None
         if api_key_env and not api_key:
@@ -229,7 +229,7 @@ def close_judges() -> None:
 
 
 def _judge_for(judge: JudgeSettings) -> _Judge:
-    settings = GenerationSettings(
+    settings = ResponseIdentity(
         model=judge.model,
         endpoint=normalize_endpoint(judge.base_url),
         temperature=judge.temperature,

@@ -23,8 +23,9 @@ LAUNCHER = textwrap.dedent(
         "model": {"provider": "simulator", "name": "m"},
         "rewards": [{"name": "r", "function": "m:f"}],
     })
+    from rewardflow.config.generation import ModelSettings
     from rewardflow.generation.endpoint import launched_simulator
-    with launched_simulator(config) as url:
+    with launched_simulator(ModelSettings.from_config(config)) as url:
         print(url, flush=True)
         time.sleep(600)
     """

@@ -4,7 +4,8 @@ import logging
 
 import pytest
 
-from rewardflow.config import validate_config
+from rewardflow.config import ResponseIdentity, validate_config
+from rewardflow.config.generation import GenerationJobSettings
 from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
@@ -101,7 +102,9 @@ def test_settings_from_config_ignore_operational_keys_and_normalise_stop():
                 "rewards": [{"name": "r", "function": "a:b"}],
             }
         )
-        return GenerationSettings.from_config(config, "http://127.0.0.1:9/v1")
+        return ResponseIdentity.of(
+            GenerationJobSettings.from_config(config), "m", "http://127.0.0.1:9/v1"
+        )
 
     base = settings_for({"stop": "END"})
     assert base.stop == ("END",)

@@ -9,9 +9,11 @@ import pytest
 from conftest import REPO
 
 from rewardflow.config import validate_config
+from rewardflow.config.generation import ModelSettings
 from rewardflow.errors import ConfigError
 from rewardflow.generation.client import OpenAICompatibleClient
-from rewardflow.generation.endpoint import client_class, endpoint_identity
+from rewardflow.generation.endpoint import client_class
+from rewardflow.generation.endpoint import endpoint_identity as identity_of_model
 from rewardflow.generation.launch import PRESETS, LaunchSpec
 from rewardflow.preflight import preflight_checks
 from rewardflow.testing.client_contract import CONTRACT_CHECKS, run_check
@@ -28,6 +30,10 @@ def config(**model):
             "rewards": [{"name": "r", "function": "m:f"}],
         }
     )
+
+
+def endpoint_identity(validated):
+    return identity_of_model(ModelSettings.from_config(validated))
 
 
 def test_a_client_loads_by_file_path_or_module(monkeypatch):
@@ -95,9 +101,11 @@ def test_a_launched_servers_identity_is_its_model_and_output_settings_only():
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_presets_render_the_model_port_name_and_gpus(preset):
-    spec = LaunchSpec.from_config(
+    model = ModelSettings.from_config(
         config(launch={"preset": preset, "model_path": "/ckpt/my model", "gpus": 2})
     )
+    assert model.launch is not None
+    spec = LaunchSpec.from_settings(model.launch, model.name)
     command = spec.render(8123)
     assert "/ckpt/my model" in command  # one argument, spaces and all
     assert "8123" in command and "m" in command

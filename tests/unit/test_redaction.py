@@ -41,7 +41,7 @@ def test_a_value_too_short_to_be_a_key_is_not_registered():
 
 def test_reading_the_key_from_the_environment_registers_it(monkeypatch):
     monkeypatch.setenv("MY_PROVIDER_KEY", KEY)
-    assert read_api_key({"model": {"api_key_env": "MY_PROVIDER_KEY"}}) == KEY
+    assert read_api_key("MY_PROVIDER_KEY") == KEY
     assert KEY not in redact(f"echoed: {KEY}")
 
 

@@ -23,9 +23,11 @@ from rewardflow import simulator
 from rewardflow.cli import build_parser
 from rewardflow.cli.simulate import config_from_args
 from rewardflow.config import validate_config
+from rewardflow.config.generation import ModelSettings
 from rewardflow.errors import ConfigError
 from rewardflow.generation.cache import GenerationSettings
-from rewardflow.generation.endpoint import endpoint_identity, request_seed, simulator_command
+from rewardflow.generation.endpoint import endpoint_identity as identity_of_model
+from rewardflow.generation.endpoint import request_seed, simulator_command
 from rewardflow.simulator import (
     SimulatorConfig,
     SimulatorError,
@@ -160,6 +162,10 @@ def test_wrong_rate_is_the_probability_of_each_sample() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def endpoint_identity(config: dict[str, Any]) -> str:
+    return identity_of_model(ModelSettings.from_config(config))
+
+
 def settings(endpoint: str, temperature: float, seed: int | None = None) -> GenerationSettings:
     return GenerationSettings(
         model="m", endpoint=endpoint, temperature=temperature, top_p=1.0, max_tokens=64, seed=seed
@@ -242,7 +248,7 @@ def test_latency_options_reach_the_launched_simulator() -> None:
     config = minimal_config(
         simulator={"latency_ms": 40, "latency_distribution": "lognormal", "latency_sigma": 1.5}
     )
-    command = simulator_command(config)
+    command = simulator_command(ModelSettings.from_config(config))
     args = build_parser().parse_args(command[3:])
     launched = config_from_args(args)
     assert (launched.latency_distribution, launched.latency_sigma) == ("lognormal", 1.5)

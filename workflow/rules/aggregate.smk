@@ -5,9 +5,9 @@ rule aggregate_scores:
         generation_stats=generation_stats,
         answer_extractor=aggregate_files(config),
     output:
-        json="results/{run}/summary.json",
+        json=results_path("{run}/summary.json"),
         markdown=report(
-            "results/{run}/summary.md",
+            results_path("{run}/summary.md"),
             caption="../report/summary.rst",
             category="Summary",
         ),
@@ -27,9 +27,9 @@ rule aggregate_scores:
 # rerun unchanged) while its summary, already written, stays.
 rule check_run:
     input:
-        summary="results/{run}/summary.json",
+        summary=results_path("{run}/summary.json"),
     output:
-        flag="results/{run}/run_complete.txt",
+        flag=results_path("{run}/run_complete.txt"),
     log:
         "logs/{run}/check_run.log",
     localrule: True

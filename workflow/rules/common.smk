@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from rewardflow.config import (
+    RESULTS_DIR,
     aggregate_files,
     aggregate_params,
     canonical,
@@ -19,6 +20,12 @@ from rewardflow.config import (
     validate_config,
 )
 from rewardflow.errors import RewardflowError
+
+
+def results_path(path):
+    """``path`` inside the results directory, which rewardflow.config.paths defines once."""
+    return f"{RESULTS_DIR}/{path}"
+
 
 try:
     _validated = validate_config(
@@ -55,20 +62,24 @@ wildcard_constraints:
 
 def final_outputs():
     return [
-        f"results/{RUN}/summary.json",
-        f"results/{RUN}/summary.md",
-        f"results/{RUN}/run_complete.txt",
+        results_path(f"{RUN}/summary.json"),
+        results_path(f"{RUN}/summary.md"),
+        results_path(f"{RUN}/run_complete.txt"),
         *expand(rules.build_report.output, run=RUN),
-        f"results/{RUN}/viewer.html",
+        results_path(f"{RUN}/viewer.html"),
     ]
 
 
 def prompt_shards(wildcards):
-    return expand("results/{run}/prompts/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+    return expand(
+        results_path("{run}/prompts/shard-{shard}.jsonl"), run=RUN, shard=SHARDS
+    )
 
 
 def response_shards(wildcards):
-    return expand("results/{run}/responses/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+    return expand(
+        results_path("{run}/responses/shard-{shard}.jsonl"), run=RUN, shard=SHARDS
+    )
 
 
 def generation_stats(wildcards):
@@ -76,12 +87,14 @@ def generation_stats(wildcards):
     if not config["generation"]["enabled"]:
         return []
     return expand(
-        "results/{run}/responses/shard-{shard}.stats.json", run=RUN, shard=SHARDS
+        results_path("{run}/responses/shard-{shard}.stats.json"), run=RUN, shard=SHARDS
     )
 
 
 def score_shards(wildcards):
-    return expand("results/{run}/scores/shard-{shard}.jsonl", run=RUN, shard=SHARDS)
+    return expand(
+        results_path("{run}/scores/shard-{shard}.jsonl"), run=RUN, shard=SHARDS
+    )
 
 
 def scoring_threads():

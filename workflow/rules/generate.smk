@@ -5,11 +5,11 @@ if config["generation"]["enabled"]:
     # timeouts are read from the config inside the job and never cause a rerun.
     rule generate_responses:
         input:
-            prompts="results/{run}/prompts/shard-{shard}.jsonl",
+            prompts=results_path("{run}/prompts/shard-{shard}.jsonl"),
             files=generation_files(config),
         output:
-            responses="results/{run}/responses/shard-{shard}.jsonl",
-            stats="results/{run}/responses/shard-{shard}.stats.json",
+            responses=results_path("{run}/responses/shard-{shard}.jsonl"),
+            stats=results_path("{run}/responses/shard-{shard}.stats.json"),
         log:
             "logs/{run}/generate_responses/shard-{shard}.log",
         benchmark:
@@ -29,9 +29,9 @@ else:
 
     rule import_responses:
         input:
-            prompts="results/{run}/prompts/shard-{shard}.jsonl",
+            prompts=results_path("{run}/prompts/shard-{shard}.jsonl"),
         output:
-            responses="results/{run}/responses/shard-{shard}.jsonl",
+            responses=results_path("{run}/responses/shard-{shard}.jsonl"),
         log:
             "logs/{run}/import_responses/shard-{shard}.log",
         conda:

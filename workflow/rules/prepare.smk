@@ -4,7 +4,7 @@ rule prepare_prompts:
         # request whose prompt did not change (editing ground truths sends none).
         dataset_files(config),
     output:
-        shards=expand("results/{{run}}/prompts/shard-{shard}.jsonl", shard=SHARDS),
+        shards=expand(results_path("{{run}}/prompts/shard-{shard}.jsonl"), shard=SHARDS),
     log:
         "logs/{run}/prepare_prompts.log",
     conda:

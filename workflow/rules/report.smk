@@ -3,40 +3,40 @@
 # single, self-contained HTML file.
 rule build_report:
     input:
-        summary="results/{run}/summary.json",
+        summary=results_path("{run}/summary.json"),
         responses=response_shards,
         scores=score_shards,
     output:
         score_distribution=report(
-            "results/{run}/report/score_distribution.png",
+            results_path("{run}/report/score_distribution.png"),
             caption="../report/score_distribution.rst",
             category="Scores",
         ),
         groups=report(
             expand(
-                "results/{{run}}/report/group_{field}.png",
+                results_path("{{run}}/report/group_{field}.png"),
                 field=config["metrics"]["group_by"],
             ),
             caption="../report/group_scores.rst",
             category="Scores",
         ),
         length_vs_score=report(
-            "results/{run}/report/length_vs_score.png",
+            results_path("{run}/report/length_vs_score.png"),
             caption="../report/length_vs_score.rst",
             category="Scores",
         ),
         tokens=report(
-            "results/{run}/report/tokens.png",
+            results_path("{run}/report/tokens.png"),
             caption="../report/tokens.rst",
             category="Usage",
         ),
         lowest_samples=report(
-            "results/{run}/report/lowest_samples.html",
+            results_path("{run}/report/lowest_samples.html"),
             caption="../report/lowest_samples.rst",
             category="Samples",
         ),
         failed_samples=report(
-            "results/{run}/report/failed_samples.html",
+            results_path("{run}/report/failed_samples.html"),
             caption="../report/failed_samples.rst",
             category="Samples",
         ),

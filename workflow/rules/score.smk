@@ -1,11 +1,11 @@
 rule score_responses:
     input:
-        responses="results/{run}/responses/shard-{shard}.jsonl",
+        responses=results_path("{run}/responses/shard-{shard}.jsonl"),
         # The rewards' own source files (unless installed code) and files their params name:
         # editing one rescores every shard.
         rewards=reward_files(config),
     output:
-        scores="results/{run}/scores/shard-{shard}.jsonl",
+        scores=results_path("{run}/scores/shard-{shard}.jsonl"),
     log:
         "logs/{run}/score_responses/shard-{shard}.log",
     benchmark:

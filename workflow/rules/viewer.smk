@@ -2,12 +2,12 @@
 # Flagged report(...) so `snakemake --report` embeds it and links it from the report.
 rule build_viewer:
     input:
-        summary="results/{run}/summary.json",
+        summary=results_path("{run}/summary.json"),
         responses=response_shards,
         scores=score_shards,
     output:
         viewer=report(
-            "results/{run}/viewer.html",
+            results_path("{run}/viewer.html"),
             caption="../report/viewer.rst",
             category="Viewer",
             labels={"view": "every sample (viewer)"},
