@@ -6,9 +6,12 @@ documents every field. Add fields, never rename or remove them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from rewardflow.jsonl import read_jsonl
 from rewardflow.redaction import redact
 
 Message = dict[str, str]
@@ -147,3 +150,17 @@ class ScoreRecord:
             metadata=data.get("metadata") or {},
             weighted_score=data.get("weighted_score"),
         )
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def read_records(
+    paths: Iterable[str | Path], parse: Callable[[dict[str, Any]], _Parsed]
+) -> Iterator[_Parsed]:
+    """The records of each shard file in turn, parsed one line at a time, for a reader that
+    streams: no shard, let alone a whole run, is held in memory. A malformed line is a
+    DatasetError naming the file and line."""
+    for path in paths:
+        for _, data in read_jsonl(path):
+            yield parse(data)

@@ -37,8 +37,8 @@ from rewardflow.jsonl import write_text_atomic
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.reporting.run_files import SampleKey, records_by_key
 from rewardflow.rewards._messages import content_text, shorten
-from rewardflow.summary.aggregate import TRUNCATED
 from rewardflow.summary.statistics import Estimate
+from rewardflow.summary.tally import TRUNCATED
 
 # Agg renders to files without a display, so the rule also runs on a headless node or in a
 # cluster job (switching is allowed after pyplot's import, before any figure exists).

@@ -92,7 +92,8 @@ def sample_pair(prompt: int, index: int) -> tuple[ResponseRecord, ScoreRecord]:
         )
         return response, score
     graded = ((prompt + 2 * index) % 5) / 4
-    format_result = {"score": graded, "reason": "graded", "metrics": {"hash": {"score": float(serial % 2)}}}
+    hashed = {"hash": {"score": float(serial % 2)}}
+    format_result = {"score": graded, "reason": "graded", "metrics": hashed}
     if serial % 17 == 4:  # the primary reward crashed
         rewards = {"accuracy": {"error": "ValueError: boom"}, "format": format_result}
         score = ScoreRecord(prompt_id, index, "score_error", None, rewards, "ValueError: boom",

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from rewardflow.config import section_defaults
+from rewardflow.config.summary import SummarySettings
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
@@ -33,6 +35,7 @@ from rewardflow.reporting.report import (
     tokens_title,
     use_log_scale,
 )
+from rewardflow.summary.aggregate import tally_run
 from rewardflow.summary.run_metrics import breakdowns
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -189,10 +192,21 @@ def test_a_misspelt_reward_is_an_error_not_all_score_errors(run):
 # --- groups --------------------------------------------------------------------------------
 
 
+def breakdowns_of(scores: list[ScoreRecord], field: str) -> dict[str, Any]:
+    """The breakdowns by ``field`` as the aggregate stage computes them from the records."""
+    settings = SummarySettings.from_config({
+        "run_name": "r", "model": {"name": "m"}, "prices": {}, "generation": {"samples": 1},
+        "metrics": {**section_defaults("metrics"), "group_by": [field]},
+        "rewards": [{"name": "accuracy"}],
+    })  # fmt: skip
+    scored = tally_run(settings, [], scores).scored_samples()
+    return breakdowns(scored, [field], resamples=300, seed=1)
+
+
 def summary_of(pairs) -> dict[str, Any]:
     """summary.json's breakdowns by topic, as the aggregate stage computes them."""
     scores = [ScoreRecord.from_dict(score) for _, score in pairs]
-    return {"breakdowns": breakdowns(scores, ["topic"], resamples=300, seed=1)}
+    return {"breakdowns": breakdowns_of(scores, "topic")}
 
 
 def test_group_figures_are_the_summarys_breakdowns_best_first():
@@ -234,7 +248,7 @@ def test_group_plot_of_an_absent_field_is_one_missing_group(tmp_path):
     path = tmp_path / "group.png"
     pairs = synthetic_pairs()
     scores = [ScoreRecord.from_dict(score) for _, score in pairs]
-    breakdown = breakdowns(scores, ["no_such_field"], resamples=300, seed=1)["no_such_field"]
+    breakdown = breakdowns_of(scores, "no_such_field")["no_such_field"]
 
     plot_group_scores(breakdown, "no_such_field", path)
 
