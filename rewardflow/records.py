@@ -155,12 +155,22 @@ class ScoreRecord:
 _Parsed = TypeVar("_Parsed")
 
 
+def iter_records(
+    paths: Iterable[str | Path], parse: Callable[[dict[str, Any]], _Parsed]
+) -> Iterator[tuple[Path, int, _Parsed]]:
+    """``(file, line number, record)`` for each line of each shard file in turn, parsed one
+    line at a time: the one reader of a run's shards, for the summary, the report, the viewer
+    and the commands that read a finished run. Nothing is held beyond the current line, so a
+    streaming caller needs no memory for the run's size. A malformed line is a DatasetError
+    naming the file and line."""
+    for path in paths:
+        for line_number, data in read_jsonl(path):
+            yield Path(path), line_number, parse(data)
+
+
 def read_records(
     paths: Iterable[str | Path], parse: Callable[[dict[str, Any]], _Parsed]
 ) -> Iterator[_Parsed]:
-    """The records of each shard file in turn, parsed one line at a time, for a reader that
-    streams: no shard, let alone a whole run, is held in memory. A malformed line is a
-    DatasetError naming the file and line."""
-    for path in paths:
-        for _, data in read_jsonl(path):
-            yield parse(data)
+    """The records of each shard file in turn (:func:`iter_records` without the locations)."""
+    for _, _, record in iter_records(paths, parse):
+        yield record
