@@ -163,9 +163,10 @@ def iter_records(
     and the commands that read a finished run. Nothing is held beyond the current line, so a
     streaming caller needs no memory for the run's size. A malformed line is a DatasetError
     naming the file and line."""
-    for path in paths:
+    for name in paths:
+        path = Path(name)
         for line_number, data in read_jsonl(path):
-            yield Path(path), line_number, parse(data)
+            yield path, line_number, parse(data)
 
 
 def read_records(
