@@ -33,7 +33,7 @@ def _values() -> array[float]:
     return array("d")
 
 
-@dataclass
+@dataclass(slots=True)
 class RewardTally:
     """One reward's scores by prompt (failed generations left out), errors, sub-metrics."""
 
@@ -42,7 +42,7 @@ class RewardTally:
     metrics: dict[str, dict[str, array[float]]] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Scored:
     """A prompt's scored samples: sample indices and primary scores, in file order, and the
     group labels of its lowest-indexed scored sample (the one that stands for the prompt)."""
