@@ -6,9 +6,12 @@ documents every field. Add fields, never rename or remove them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from rewardflow.jsonl import read_jsonl
 from rewardflow.redaction import redact
 
 Message = dict[str, str]
@@ -147,3 +150,28 @@ class ScoreRecord:
             metadata=data.get("metadata") or {},
             weighted_score=data.get("weighted_score"),
         )
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def iter_records(
+    paths: Iterable[str | Path], parse: Callable[[dict[str, Any]], _Parsed]
+) -> Iterator[tuple[Path, int, _Parsed]]:
+    """``(file, line number, record)`` for each line of each shard file in turn, parsed one
+    line at a time: the one reader of a run's shards, for the summary, the report, the viewer
+    and the commands that read a finished run. Nothing is held beyond the current line, so a
+    streaming caller needs no memory for the run's size. A malformed line is a DatasetError
+    naming the file and line."""
+    for name in paths:
+        path = Path(name)
+        for line_number, data in read_jsonl(path):
+            yield path, line_number, parse(data)
+
+
+def read_records(
+    paths: Iterable[str | Path], parse: Callable[[dict[str, Any]], _Parsed]
+) -> Iterator[_Parsed]:
+    """The records of each shard file in turn (:func:`iter_records` without the locations)."""
+    for _, _, record in iter_records(paths, parse):
+        yield record

@@ -2,13 +2,14 @@
 
 import logging
 
+from rewardflow.config.summary import SummarySettings
 from rewardflow.rule_script import run_rule
 from rewardflow.summary.aggregate import aggregate_run
 
 
 def main(snakemake) -> None:
     summary = aggregate_run(
-        snakemake.params.settings,
+        SummarySettings.from_config(snakemake.params.settings),
         snakemake.input.responses,
         snakemake.input.scores,
         snakemake.input.generation_stats,

@@ -6,7 +6,9 @@ groups again, so a figure and summary.md never disagree.
 Each ``plot_*`` function draws exactly what a small data helper beside it returns
 (:func:`score_distribution`, :func:`group_estimates`, :func:`length_score_points`,
 :func:`token_counts`, :func:`table_samples`), so every plotted number can be asserted without
-reading pixels.
+reading pixels. Those helpers read a :class:`ReportData`, which the run's samples are reduced
+to in one streaming pass: per sample only the numbers a figure plots, and of the sample tables
+only the rows they show, so the report's memory does not grow with the records' size.
 
 Failures are kept apart from scores here as everywhere else: a failed or unsent generation and
 a crashing reward have no score, so they are counted beside the histogram and listed in their
@@ -21,9 +23,10 @@ from __future__ import annotations
 import html
 import json
 import random
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,11 +37,10 @@ from matplotlib.figure import Figure
 
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_text_atomic
-from rewardflow.records import ResponseRecord, ScoreRecord
-from rewardflow.reporting.run_files import SampleKey, records_by_key
+from rewardflow.reporting.run_files import Sample, read_samples
 from rewardflow.rewards._messages import content_text, shorten
-from rewardflow.summary.aggregate import TRUNCATED
 from rewardflow.summary.statistics import Estimate
+from rewardflow.summary.tally import TRUNCATED
 
 # Agg renders to files without a display, so the rule also runs on a headless node or in a
 # cluster job (switching is allowed after pyplot's import, before any figure exists).
@@ -67,55 +69,98 @@ _FAILED_ORDER = {"generation_failed": 0, "score_error": 1, "not_attempted": 2}
 TableKind = Literal["lowest", "failed"]
 
 
-# --- the run's records ---------------------------------------------------------------------
+# --- the run's samples, reduced to what the report shows -----------------------------------
+
+TABLE_ROWS = 25
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One sample: its response and its score record, which always come in pairs."""
+@dataclass
+class _Table:
+    """The first ``limit`` samples of a table by their sort order, and how many qualify.
 
-    response: ResponseRecord
-    score: ScoreRecord
-
-    @property
-    def key(self) -> SampleKey:
-        return (self.response.id, self.response.sample_index)
-
-    @property
-    def primary_score(self) -> float | None:
-        """The primary reward's score; None unless the sample was scored."""
-        return self.score.score if self.score.status == "scored" else None
-
-
-@dataclass(frozen=True)
-class RunData:
-    """Every sample of a run, in the order of the response shards."""
-
-    samples: tuple[Sample, ...]
-
-    def scored(self) -> list[Sample]:
-        return [sample for sample in self.samples if sample.primary_score is not None]
-
-
-def load_run(response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]) -> RunData:
-    """Join the response and score shards by (id, sample_index).
-
-    A response without a score, or the reverse, means the files come from different runs (or
-    a stage was interrupted), and a report built from half of them would mislead, so it is an
-    error rather than a silently shorter report.
+    Kept by sorting and cutting whenever twice the rows accumulate, so a table of a million
+    qualifying samples holds at most ``2 * limit`` of them.
     """
-    responses = records_by_key(response_paths, "response", ResponseRecord.from_dict)
-    scores = records_by_key(score_paths, "score", ScoreRecord.from_dict)
-    unscored = [key for key in responses if key not in scores]
-    orphans = [key for key in scores if key not in responses]
-    if unscored or orphans:
-        first = (unscored or orphans)[0]
-        raise DatasetError(
-            f"responses and scores do not match: {len(unscored)} responses without a score, "
-            f"{len(orphans)} scores without a response (first: id {first[0]!r}, "
-            f"sample {first[1]}); rerun the score stage"
-        )
-    return RunData(tuple(Sample(response, scores[key]) for key, response in responses.items()))
+
+    limit: int
+    rows: list[tuple[tuple[Any, ...], Sample]] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, order: tuple[Any, ...], sample: Sample) -> None:
+        self.total += 1
+        self.rows.append((order, sample))
+        if len(self.rows) >= 2 * max(self.limit, 1):
+            self._cut()
+
+    def _cut(self) -> None:
+        self.rows.sort(key=lambda row: row[0])
+        del self.rows[self.limit :]
+
+    def top(self) -> list[Sample]:
+        self._cut()
+        return [sample for _, sample in self.rows]
+
+
+class ReportData:
+    """What the report draws, from one pass over the run's samples (:meth:`add` each).
+
+    ``reward`` is the reward of the histogram (the primary one); ``table_rows`` how many rows
+    each sample table keeps. Per sample only numbers are kept (a score, a length, two token
+    counts); whole records only for the rows of the tables.
+    """
+
+    def __init__(self, reward: str, table_rows: int = TABLE_ROWS) -> None:
+        self.reward = reward
+        self.table_rows = table_rows
+        self.reward_names: set[str] = set()
+        self.scores: array[float] = array("d")
+        self.unscored = {"generation_failed": 0, "not_attempted": 0, "score_error": 0}
+        self.truncated = 0
+        self.lengths: array[int] = array("q")
+        self.length_scores: array[float] = array("d")
+        self.prompt_tokens: array[int] = array("q")
+        self.completion_tokens: array[int] = array("q")
+        self.tables: dict[TableKind, _Table] = {
+            "lowest": _Table(table_rows),
+            "failed": _Table(table_rows),
+        }
+
+    def add(self, sample: Sample) -> None:
+        score = sample.score
+        self.reward_names.update(score.rewards)
+        result = score.rewards.get(self.reward) or {}
+        if score.status in ("generation_failed", "not_attempted"):
+            self.unscored[score.status] += 1
+        elif "error" in result or result.get("score") is None:
+            self.unscored["score_error"] += 1
+        else:
+            self.scores.append(float(result["score"]))
+            self.truncated += is_cut_off(sample)
+        primary = sample.primary_score
+        if primary is not None:
+            self.lengths.append(len(sample.response.response or ""))
+            self.length_scores.append(primary)
+            self.tables["lowest"].add((primary, sample.key), sample)
+        if score.status in _FAILED_ORDER:
+            self.tables["failed"].add((_FAILED_ORDER[score.status], sample.key), sample)
+        usage = sample.response.usage
+        if usage:
+            self.prompt_tokens.append(int(usage.get("prompt_tokens", 0)))
+            self.completion_tokens.append(int(usage.get("completion_tokens", 0)))
+
+
+def read_report_data(
+    response_paths: Iterable[str | Path],
+    score_paths: Iterable[str | Path],
+    reward: str,
+    table_rows: int = TABLE_ROWS,
+) -> ReportData:
+    """Stream the run's samples (:func:`~rewardflow.reporting.run_files.read_samples`: a
+    response without its score, or the reverse, is an error) into a :class:`ReportData`."""
+    data = ReportData(reward, table_rows)
+    for sample in read_samples(response_paths, score_paths):
+        data.add(sample)
+    return data
 
 
 # --- figures: shared plumbing --------------------------------------------------------------
@@ -157,32 +202,19 @@ class ScoreDistribution:
     truncated: int = 0  # of the scores: answers cut off at max_tokens
 
 
-def score_distribution(run: RunData, reward: str) -> ScoreDistribution:
-    """``reward``'s scores of the samples it scored; everything else only counted.
+def score_distribution(run: ReportData) -> ScoreDistribution:
+    """The histogram reward's scores of the samples it scored; everything else only counted.
 
     Read from each sample's ``rewards[reward]`` so any reward can be plotted; for the primary
     reward this is exactly the score records' ``scored`` / ``score_error`` split.
     """
-    _check_reward_exists(run, reward)
-    scores: list[float] = []
-    truncated = 0
-    counts = {"generation_failed": 0, "not_attempted": 0, "score_error": 0}
-    for sample in run.samples:
-        status = sample.score.status
-        result = sample.score.rewards.get(reward) or {}
-        if status in ("generation_failed", "not_attempted"):
-            counts[status] += 1
-        elif "error" in result or result.get("score") is None:
-            counts["score_error"] += 1
-        else:
-            scores.append(float(result["score"]))
-            truncated += is_cut_off(sample)
+    _check_reward_exists(run)
     return ScoreDistribution(
-        scores,
-        counts["generation_failed"],
-        counts["not_attempted"],
-        counts["score_error"],
-        truncated,
+        list(run.scores),
+        run.unscored["generation_failed"],
+        run.unscored["not_attempted"],
+        run.unscored["score_error"],
+        run.truncated,
     )
 
 
@@ -203,16 +235,17 @@ def distribution_title(data: ScoreDistribution, reward: str) -> str:
     return title
 
 
-def _check_reward_exists(run: RunData, reward: str) -> None:
+def _check_reward_exists(run: ReportData) -> None:
     """A misspelt reward name would otherwise show every sample as a score error."""
-    names = sorted({name for sample in run.samples for name in sample.score.rewards})
-    if names and reward not in names:
-        raise ConfigError(f"no sample has a reward named {reward!r}; the run has {names}")
+    names = sorted(run.reward_names)
+    if names and run.reward not in names:
+        raise ConfigError(f"no sample has a reward named {run.reward!r}; the run has {names}")
 
 
-def plot_score_distribution(run: RunData, primary_reward: str, path: str | Path) -> None:
+def plot_score_distribution(run: ReportData, path: str | Path) -> None:
     """Histogram of the scores, with the unscored samples counted in the title, not as 0."""
-    data = score_distribution(run, primary_reward)
+    data = score_distribution(run)
+    primary_reward = run.reward
     with _figure(path) as (_, axes):
         axes.set_title(distribution_title(data, primary_reward), fontsize=10)
         if not data.scores:
@@ -293,9 +326,9 @@ def plot_group_scores(
 # --- response length vs score --------------------------------------------------------------
 
 
-def length_score_points(run: RunData) -> list[tuple[int, float]]:
+def length_score_points(run: ReportData) -> list[tuple[int, float]]:
     """(response length in characters, primary score) of each scored sample."""
-    return [(len(sample.response.response or ""), sample.primary_score) for sample in run.scored()]
+    return list(zip(run.lengths, run.length_scores, strict=True))
 
 
 def use_log_scale(lengths: Sequence[int]) -> bool:
@@ -305,7 +338,7 @@ def use_log_scale(lengths: Sequence[int]) -> bool:
     return max(lengths) / max(min(lengths), 1) > LOG_SCALE_RATIO
 
 
-def plot_length_vs_score(run: RunData, path: str | Path) -> None:
+def plot_length_vs_score(run: ReportData, path: str | Path) -> None:
     """Scatter of length against score; scores are jittered since they are often just 0 or 1."""
     points = length_score_points(run)
     with _figure(path) as (_, axes):
@@ -328,13 +361,9 @@ def plot_length_vs_score(run: RunData, path: str | Path) -> None:
 # --- tokens and cost -----------------------------------------------------------------------
 
 
-def token_counts(run: RunData) -> tuple[list[int], list[int]]:
+def token_counts(run: ReportData) -> tuple[list[int], list[int]]:
     """Prompt and completion tokens of each sample that reported usage."""
-    usages = [sample.response.usage for sample in run.samples if sample.response.usage]
-    return (
-        [int(usage.get("prompt_tokens", 0)) for usage in usages],
-        [int(usage.get("completion_tokens", 0)) for usage in usages],
-    )
+    return list(run.prompt_tokens), list(run.completion_tokens)
 
 
 def tokens_title(summary: Mapping[str, Any]) -> str:
@@ -349,7 +378,7 @@ def tokens_title(summary: Mapping[str, Any]) -> str:
     return title
 
 
-def plot_tokens_and_cost(summary: Mapping[str, Any], run: RunData, path: str | Path) -> None:
+def plot_tokens_and_cost(summary: Mapping[str, Any], run: ReportData, path: str | Path) -> None:
     """Per-sample histograms of prompt and completion tokens, side by side (their scales
     differ), titled with the run's totals and cost."""
     prompt_tokens, completion_tokens = token_counts(run)
@@ -370,22 +399,19 @@ def plot_tokens_and_cost(summary: Mapping[str, Any], run: RunData, path: str | P
 # --- sample tables -------------------------------------------------------------------------
 
 
-def table_samples(run: RunData, kind: TableKind, limit: int = 25) -> tuple[list[Sample], int]:
-    """The rows of a table (at most ``limit``) and how many samples qualify in all.
+def table_samples(
+    run: ReportData, kind: TableKind, limit: int = TABLE_ROWS
+) -> tuple[list[Sample], int]:
+    """The rows of a table (at most ``limit``, and at most the ``table_rows`` the data kept)
+    and how many samples qualify in all.
 
     ``lowest``: scored samples, lowest score first. ``failed``: samples without a score,
     generation failures first, then score errors, then unsent ones.
     """
-    if kind == "lowest":
-        rows = sorted(run.scored(), key=lambda sample: (sample.primary_score, sample.key))
-    elif kind == "failed":
-        rows = sorted(
-            (sample for sample in run.samples if sample.score.status in _FAILED_ORDER),
-            key=lambda sample: (_FAILED_ORDER[sample.score.status], sample.key),
-        )
-    else:
+    if kind not in run.tables:
         raise ValueError(f"kind must be 'lowest' or 'failed', got {kind!r}")
-    return rows[:limit], len(rows)
+    table = run.tables[kind]
+    return table.top()[:limit], table.total
 
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -464,7 +490,7 @@ summary { cursor: pointer; color: #36c; }
 """
 
 
-def render_sample_table(run: RunData, kind: TableKind, limit: int = 25) -> str:
+def render_sample_table(run: ReportData, kind: TableKind, limit: int = TABLE_ROWS) -> str:
     """A complete HTML page: inline CSS, no script, every record field escaped."""
     rows, total = table_samples(run, kind, limit)
     title = _TABLE_TITLES[kind]
@@ -481,7 +507,9 @@ def render_sample_table(run: RunData, kind: TableKind, limit: int = 25) -> str:
     )
 
 
-def write_sample_table(run: RunData, path: str | Path, kind: TableKind, limit: int = 25) -> None:
+def write_sample_table(
+    run: ReportData, path: str | Path, kind: TableKind, limit: int = TABLE_ROWS
+) -> None:
     """Write the ``lowest`` or ``failed`` samples table to ``path``."""
     write_text_atomic(path, render_sample_table(run, kind, limit))
 
@@ -512,11 +540,11 @@ def build_report(
     """
     out_dir = Path(out_dir)
     summary = json.loads(Path(summary_path).read_text(encoding="utf-8"))
-    run = load_run(response_paths, score_paths)
-    group_paths = {field: out_dir / group_file_name(field) for field in group_fields}
-    plot_score_distribution(run, summary["primary_reward"], out_dir / SCORE_DISTRIBUTION)
-    for field, path in group_paths.items():
-        plot_group_scores(summary_breakdown(summary, field), field, path)
+    group_paths = {name: out_dir / group_file_name(name) for name in group_fields}
+    run = read_report_data(response_paths, score_paths, summary["primary_reward"])
+    plot_score_distribution(run, out_dir / SCORE_DISTRIBUTION)
+    for name, path in group_paths.items():
+        plot_group_scores(summary_breakdown(summary, name), name, path)
     plot_length_vs_score(run, out_dir / LENGTH_VS_SCORE)
     plot_tokens_and_cost(summary, run, out_dir / TOKENS)
     write_sample_table(run, out_dir / LOWEST_SAMPLES, "lowest")

@@ -1,21 +1,23 @@
-"""Reading a finished run's files back: what the compare and inspect commands share.
+"""Reading a run's files back: what the report, the viewer, compare and inspect share.
 
 A run directory is ``results/<run_name>/`` as the workflow writes it; the shard JSONL files
-are read directly, which is exactly what users are invited to do too.
+are read directly, which is exactly what users are invited to do too. Every reader here goes
+through :func:`rewardflow.records.iter_records`: :func:`read_samples` streams a run's samples
+with each response joined to its score (the report), :func:`load_run` holds a finished run by
+key for random access (the viewer, compare, inspect).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rewardflow.errors import DatasetError, RewardflowError
-from rewardflow.jsonl import read_jsonl
-from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.records import ResponseRecord, ScoreRecord, iter_records
 
 SampleKey = tuple[str, int]
 _Record = TypeVar("_Record", ResponseRecord, ScoreRecord)
@@ -26,14 +28,86 @@ def records_by_key(
 ) -> dict[SampleKey, _Record]:
     """Records of all shards by (id, sample_index), in file order; a repeated key is an error."""
     records: dict[SampleKey, _Record] = {}
-    for path in paths:
-        for line_number, data in read_jsonl(path):
-            record = parse(data)
-            key = (record.id, record.sample_index)
-            if key in records:
-                raise DatasetError(f"{path}:{line_number}: {kind} {key} appears twice")
-            records[key] = record
+    for path, line_number, record in iter_records(paths, parse):
+        key = (record.id, record.sample_index)
+        if key in records:
+            raise DatasetError(f"{path}:{line_number}: {kind} {key} appears twice")
+        records[key] = record
     return records
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample: its response and its score record, which always come in pairs."""
+
+    response: ResponseRecord
+    score: ScoreRecord
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.response.id, self.response.sample_index)
+
+    @property
+    def primary_score(self) -> float | None:
+        """The primary reward's score; None unless the sample was scored."""
+        return self.score.score if self.score.status == "scored" else None
+
+
+def read_samples(
+    response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]
+) -> Iterator[Sample]:
+    """Each response joined with its score by (id, sample_index), in the responses' order.
+
+    Streams: a score shard is read when the responses reach one whose score it may hold, so
+    with the workflow's shards (score shard *i* scores response shard *i*) one shard's scores
+    are in memory at a time; scores in other files or another order are still found. Only the
+    keys seen are kept, to refuse a repeated one.
+
+    A response without a score, or the reverse, means the files come from different runs (or
+    a stage was interrupted), and a report built from half of them would mislead, so it is an
+    error (raised once the files are read, before a caller that reduces the stream writes
+    anything) rather than a silently shorter report.
+    """
+    score_files = iter(list(score_paths))
+    pending: dict[SampleKey, ScoreRecord] = {}
+    seen_scores: set[SampleKey] = set()
+    seen_responses: set[SampleKey] = set()
+    unscored: list[SampleKey] = []
+
+    def read_score_shard() -> bool:
+        path = next(score_files, None)
+        if path is None:
+            return False
+        for location, line_number, score in iter_records([path], ScoreRecord.from_dict):
+            key = (score.id, score.sample_index)
+            if key in seen_scores:
+                raise DatasetError(f"{location}:{line_number}: score {key} appears twice")
+            seen_scores.add(key)
+            pending[key] = score
+        return True
+
+    for path, line_number, response in iter_records(response_paths, ResponseRecord.from_dict):
+        key = (response.id, response.sample_index)
+        if key in seen_responses:
+            raise DatasetError(f"{path}:{line_number}: response {key} appears twice")
+        seen_responses.add(key)
+        score = pending.pop(key, None)
+        while score is None and read_score_shard():
+            score = pending.pop(key, None)
+        if score is None:
+            unscored.append(key)
+        else:
+            yield Sample(response, score)
+    while read_score_shard():
+        pass
+    orphans = list(pending)
+    if unscored or orphans:
+        first = (unscored or orphans)[0]
+        raise DatasetError(
+            f"responses and scores do not match: {len(unscored)} responses without a score, "
+            f"{len(orphans)} scores without a response (first: id {first[0]!r}, "
+            f"sample {first[1]}); rerun the score stage"
+        )
 
 
 @dataclass(frozen=True)

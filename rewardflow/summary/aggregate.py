@@ -10,143 +10,99 @@ fix, not a model error.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rewardflow.config import primary_reward_name, section_defaults
-from rewardflow.jsonl import read_jsonl, write_json_atomic, write_text_atomic
-from rewardflow.records import ResponseRecord, ScoreRecord
+from rewardflow.config.summary import SummarySettings
+from rewardflow.jsonl import write_json_atomic, write_text_atomic
+from rewardflow.records import ResponseRecord, ScoreRecord, read_records
+from rewardflow.rewards.loader import load_callable
 from rewardflow.summary.run_metrics import breakdowns, sampling_summary
 from rewardflow.summary.statistics import estimate_mean
+from rewardflow.summary.tally import RewardTally, RunTally
 
 SUMMARY_VERSION = 1
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
-def _read_all(paths: Iterable[str | Path]) -> Iterable[dict[str, Any]]:
-    for path in paths:
-        for _, data in read_jsonl(path):
-            yield data
-
-
-def _reward_summary(
-    name: str, records: Sequence[ScoreRecord], resamples: int, seed: int
-) -> dict[str, Any]:
-    scores: dict[str, list[float]] = defaultdict(list)
-    metrics: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    errors = 0
-    for record in records:
-        if record.status in ("generation_failed", "not_attempted"):
-            continue
-        result = record.rewards.get(name, {})
-        if "error" in result or "score" not in result:
-            errors += 1
-            continue
-        scores[record.id].append(float(result["score"]))
-        for metric, value in (result.get("metrics") or {}).items():
-            metrics[metric][record.id].append(float(value["score"]))
-    estimate = estimate_mean(scores, resamples, seed)
-    summary: dict[str, Any] = {"scored": sum(map(len, scores.values())), "errors": errors}
+def _reward_summary(reward: RewardTally, resamples: int, seed: int) -> dict[str, Any]:
+    estimate = estimate_mean(reward.scores, resamples, seed)
+    summary: dict[str, Any] = {
+        "scored": sum(map(len, reward.scores.values())),
+        "errors": reward.errors,
+    }
     summary.update(estimate.to_dict() if estimate else {"mean": None, "ci95": None})
     summary["metrics"] = {}
-    for metric, by_prompt in sorted(metrics.items()):
+    for metric, by_prompt in sorted(reward.metrics.items()):
         metric_estimate = estimate_mean(by_prompt, resamples, seed)
         if metric_estimate is not None:
             summary["metrics"][metric] = metric_estimate.to_dict()
     return summary
 
 
-TRUNCATED = "length"
-
-
-def truncation_counts(
-    responses: Sequence[ResponseRecord], scores: Sequence[ScoreRecord], threshold: float
-) -> tuple[int, int]:
-    """Generated samples cut off at ``max_tokens``, and how many of those scored below
-    ``threshold`` (their answer may be wrong only because it never finished)."""
-    cut = {
-        (record.id, record.sample_index)
-        for record in responses
-        if record.status == "ok" and record.finish_reason == TRUNCATED
-    }
-    below = sum(
-        1
-        for record in scores
-        if (record.id, record.sample_index) in cut
-        and record.status == "scored"
-        and (record.score or 0.0) < threshold
-    )
-    return len(cut), below
+def tally_run(
+    settings: SummarySettings,
+    responses: Iterable[ResponseRecord],
+    scores: Iterable[ScoreRecord],
+) -> RunTally:
+    """Stream the score records, then the response records, into a :class:`RunTally`; each
+    iterable is consumed once, and no record is kept."""
+    extractor_ref = settings.metrics.answer_extractor
+    tally = RunTally(settings, load_callable(extractor_ref) if extractor_ref else None)
+    for score in scores:
+        tally.add_score(score)
+    for response in responses:
+        tally.add_response(response)
+    return tally
 
 
 def summarize(
-    config: Mapping[str, Any],
-    response_records: Sequence[ResponseRecord],
-    score_records: Sequence[ScoreRecord],
+    settings: SummarySettings,
+    responses: Iterable[ResponseRecord],
+    scores: Iterable[ScoreRecord],
 ) -> dict[str, Any]:
-    statuses = [record.status for record in score_records]
-    usage = {name: 0 for name in USAGE_FIELDS}
-    paid = {record.cache_key or id(record): record for record in response_records}
-    for record in paid.values():  # samples sharing one response (coalesced) paid for it once
-        for name in USAGE_FIELDS:
-            usage[name] += int((record.usage or {}).get(name, 0))
-    price = (config.get("prices") or {}).get(config["model"]["name"])
+    """The content of summary.json (without the generation section), from one pass over the
+    scores and one over the responses."""
+    tally = tally_run(settings, responses, scores)
+    usage = tally.usage
+    price = settings.price
     cost = (
-        round(
-            (usage["prompt_tokens"] * price["prompt"]
-             + usage["completion_tokens"] * price["completion"]) / 1e6,
-            6,
-        )
+        round((usage["prompt_tokens"] * price.prompt
+               + usage["completion_tokens"] * price.completion) / 1e6, 6)
         if price
         else None
     )  # fmt: skip
-    metrics = config.get("metrics") or section_defaults("metrics")
+    metrics = settings.metrics
     # Every interval of the summary uses the configured bootstrap, so all of them reproduce.
-    resamples, seed = int(metrics["bootstrap_resamples"]), int(metrics["seed"])
-    truncated, truncated_below_pass = truncation_counts(
-        response_records, score_records, float(metrics["pass_threshold"])
-    )
-    failure_types = Counter(
-        record.error.type
-        for record in response_records
-        if record.status == "failed" and record.error is not None
-    )
-    samples = int((config.get("generation") or {}).get("samples", 1))
-    reward_names = [reward["name"] for reward in config["rewards"]]
-    weighted: dict[str, list[float]] = defaultdict(list)
-    for record in score_records:
-        if record.weighted_score is not None:
-            weighted[record.id].append(record.weighted_score)
-    weighted_estimate = estimate_mean(weighted, resamples, seed)
+    resamples, seed = metrics.bootstrap_resamples, metrics.seed
+    truncated, truncated_below_pass = tally.truncation_counts()
+    weighted_estimate = estimate_mean(tally.weighted, resamples, seed)
+    scored = tally.scored_samples()
     return {
         "summary_version": SUMMARY_VERSION,
-        "run_name": config["run_name"],
-        "model": config["model"]["name"],
+        "run_name": settings.run_name,
+        "model": settings.model,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": {
-            "prompts": len({record.id for record in response_records}),
-            "samples": len(response_records),
-            "generated": sum(1 for record in response_records if record.status == "ok"),
-            "failed": sum(1 for record in response_records if record.status == "failed"),
-            "not_attempted": sum(
-                1 for record in response_records if record.status == "not_attempted"
-            ),
-            "scored": statuses.count("scored"),
-            "score_errors": statuses.count("score_error"),
+            "prompts": len(tally.response_prompts),
+            "samples": tally.responses.total(),
+            "generated": tally.responses["ok"],
+            "failed": tally.responses["failed"],
+            "not_attempted": tally.responses["not_attempted"],
+            "scored": tally.statuses["scored"],
+            "score_errors": tally.statuses["score_error"],
             "truncated": truncated,
             "truncated_below_pass": truncated_below_pass,
         },
-        "failure_types": dict(failure_types.most_common()),
-        "primary_reward": primary_reward_name(config),
+        "failure_types": dict(tally.failure_types.most_common()),
+        "primary_reward": settings.primary_reward,
         "rewards": {
-            name: _reward_summary(name, score_records, resamples, seed) for name in reward_names
+            name: _reward_summary(reward, resamples, seed) for name, reward in tally.rewards.items()
         },
         "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
-        "sampling": sampling_summary(metrics, samples, response_records, score_records),
-        "breakdowns": breakdowns(score_records, metrics["group_by"], resamples, seed),
+        "sampling": sampling_summary(metrics, settings.samples, scored),
+        "breakdowns": breakdowns(scored, metrics.group_by, resamples, seed),
         "usage": usage,
         "cost_usd": cost,
     }
@@ -342,17 +298,20 @@ def summarize_generation(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
 
 
 def aggregate_run(
-    config: Mapping[str, Any],
+    settings: SummarySettings,
     response_paths: Sequence[str | Path],
     score_paths: Sequence[str | Path],
     generation_stats_paths: Sequence[str | Path],
     summary_json: str | Path,
     summary_md: str | Path,
 ) -> dict[str, Any]:
-    responses = [ResponseRecord.from_dict(data) for data in _read_all(response_paths)]
-    scores = [ScoreRecord.from_dict(data) for data in _read_all(score_paths)]
+    """Write summary.json and summary.md, reading the shards lazily, one record at a time."""
+    summary = summarize(
+        settings,
+        read_records(response_paths, ResponseRecord.from_dict),
+        read_records(score_paths, ScoreRecord.from_dict),
+    )
     reports = [json.loads(Path(path).read_text()) for path in generation_stats_paths]
-    summary = summarize(config, responses, scores)
     summary["generation"] = summarize_generation(reports)
     write_json_atomic(summary_json, summary)
     write_text_atomic(summary_md, render_markdown(summary))

@@ -12,19 +12,21 @@ from typing import Any
 
 import pytest
 
+from rewardflow.config import section_defaults
+from rewardflow.config.summary import SummarySettings
 from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.reporting.report import (
-    RunData,
+    ReportData,
     build_report,
     distribution_title,
     group_estimates,
     group_file_name,
     last_user_text,
     length_score_points,
-    load_run,
     plot_group_scores,
+    read_report_data,
     render_sample_table,
     sample_reason,
     score_distribution,
@@ -33,6 +35,8 @@ from rewardflow.reporting.report import (
     tokens_title,
     use_log_scale,
 )
+from rewardflow.reporting.run_files import read_samples
+from rewardflow.summary.aggregate import tally_run
 from rewardflow.summary.run_metrics import breakdowns
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,8 +132,13 @@ def write_shards(directory: Path, pairs, shards: int = 2) -> tuple[list[Path], l
 
 
 @pytest.fixture
-def run(tmp_path) -> RunData:
-    return load_run(*write_shards(tmp_path, synthetic_pairs()))
+def shards(tmp_path) -> tuple[list[Path], list[Path]]:
+    return write_shards(tmp_path, synthetic_pairs())
+
+
+@pytest.fixture
+def run(shards) -> ReportData:
+    return read_report_data(*shards, "accuracy")
 
 
 def table_rows(page: str) -> list[tuple[str, int, str]]:
@@ -149,50 +158,63 @@ def png_size(path: Path) -> tuple[int, int]:
 # --- loading -------------------------------------------------------------------------------
 
 
-def test_load_run_pairs_each_response_with_its_own_score(tmp_path):
+def test_read_samples_pairs_each_response_with_its_own_score(tmp_path):
     pairs = synthetic_pairs()
     responses, _ = write_shards(tmp_path, pairs)
     # Scores in other files and another order must still be joined by (id, sample_index).
     shuffled = tmp_path / "scores-shuffled.jsonl"
     write_jsonl_atomic(shuffled, [score for _, score in reversed(pairs)])
 
-    run = load_run(responses, [shuffled])
+    samples = list(read_samples(responses, [shuffled]))
 
-    assert len(run.samples) == len(pairs)
-    for sample in run.samples:
+    assert [sample.key for sample in samples] == [
+        (response["id"], response["sample_index"]) for response, _ in pairs[0::2] + pairs[1::2]
+    ]  # in the order of the response shards
+    for sample in samples:
         assert (sample.score.id, sample.score.sample_index) == sample.key
-    assert {sample.key: sample.primary_score for sample in run.samples}[("q1", 1)] == 0.0
+    assert {sample.key: sample.primary_score for sample in samples}[("q1", 1)] == 0.0
 
 
-def test_load_run_refuses_responses_without_scores(tmp_path):
+def test_read_samples_refuses_responses_without_scores(tmp_path):
     responses, scores = write_shards(tmp_path, synthetic_pairs())
 
-    with pytest.raises(DatasetError, match="responses without a score"):
-        load_run(responses, scores[:1])
+    with pytest.raises(DatasetError, match="3 responses without a score"):
+        list(read_samples(responses, scores[:1]))
 
 
 # --- score distribution --------------------------------------------------------------------
 
 
 def test_failures_are_counted_beside_the_histogram_never_as_zero(run):
-    data = score_distribution(run, "accuracy")
+    data = score_distribution(run)
 
     assert sorted(data.scores) == [0.0, 0.25, 0.5, 1.0]  # the one 0 is q1's real wrong answer
     assert (data.failed, data.not_attempted, data.score_errors) == (1, 1, 1)
 
 
-def test_a_misspelt_reward_is_an_error_not_all_score_errors(run):
+def test_a_misspelt_reward_is_an_error_not_all_score_errors(shards):
     with pytest.raises(ConfigError, match="accurcy"):
-        score_distribution(run, "accurcy")
+        score_distribution(read_report_data(*shards, "accurcy"))
 
 
 # --- groups --------------------------------------------------------------------------------
 
 
+def breakdowns_of(scores: list[ScoreRecord], field: str) -> dict[str, Any]:
+    """The breakdowns by ``field`` as the aggregate stage computes them from the records."""
+    settings = SummarySettings.from_config({
+        "run_name": "r", "model": {"name": "m"}, "prices": {}, "generation": {"samples": 1},
+        "metrics": {**section_defaults("metrics"), "group_by": [field]},
+        "rewards": [{"name": "accuracy"}],
+    })  # fmt: skip
+    scored = tally_run(settings, [], scores).scored_samples()
+    return breakdowns(scored, [field], resamples=300, seed=1)
+
+
 def summary_of(pairs) -> dict[str, Any]:
     """summary.json's breakdowns by topic, as the aggregate stage computes them."""
     scores = [ScoreRecord.from_dict(score) for _, score in pairs]
-    return {"breakdowns": breakdowns(scores, ["topic"], resamples=300, seed=1)}
+    return {"breakdowns": breakdowns_of(scores, "topic")}
 
 
 def written(mean: float, low: float, high: float, prompts: int) -> dict[str, Any]:
@@ -244,7 +266,7 @@ def test_group_plot_of_an_absent_field_is_one_missing_group(tmp_path):
     path = tmp_path / "group.png"
     pairs = synthetic_pairs()
     scores = [ScoreRecord.from_dict(score) for _, score in pairs]
-    breakdown = breakdowns(scores, ["no_such_field"], resamples=300, seed=1)["no_such_field"]
+    breakdown = breakdowns_of(scores, "no_such_field")["no_such_field"]
 
     plot_group_scores(breakdown, "no_such_field", path)
 
@@ -330,8 +352,8 @@ def test_long_text_is_previewed_with_the_full_text_in_details(run):
     assert page.count("<details>") == 1  # short texts are shown whole
 
 
-def test_reason_and_prompt_come_from_the_records(run):
-    samples = {sample.key: sample for sample in run.samples}
+def test_reason_and_prompt_come_from_the_records(shards):
+    samples = {sample.key: sample for sample in read_samples(*shards)}
 
     assert sample_reason(samples[("q1", 0)]) == "accuracy: graded 1.0"
     assert sample_reason(samples[("q3", 0)]).startswith("BudgetExhausted: not sent")
@@ -342,18 +364,25 @@ CUT_OFF = "cut off at max_tokens (finish_reason: length)"
 
 
 @pytest.fixture
-def run_with_cut_off_answers(tmp_path) -> RunData:
+def shards_with_cut_off_answers(tmp_path) -> tuple[list[Path], list[Path]]:
     pairs = [
         *synthetic_pairs(),
         pair("q7", score=0.0, response="Let's compute 40 + 2.\n40 +", finish_reason="length"),
         pair("q8", score=1.0, response="The answer is 42", finish_reason="length"),
         pair("q9", score=0.0, response="41", finish_reason="stop"),
     ]
-    return load_run(*write_shards(tmp_path, pairs))
+    return write_shards(tmp_path, pairs)
 
 
-def test_an_answer_cut_off_at_max_tokens_says_so_in_its_reason(run_with_cut_off_answers):
-    samples = {sample.key: sample for sample in run_with_cut_off_answers.samples}
+@pytest.fixture
+def run_with_cut_off_answers(shards_with_cut_off_answers) -> ReportData:
+    return read_report_data(*shards_with_cut_off_answers, "accuracy")
+
+
+def test_an_answer_cut_off_at_max_tokens_says_so_in_its_reason(
+    shards_with_cut_off_answers, run_with_cut_off_answers
+):
+    samples = {sample.key: sample for sample in read_samples(*shards_with_cut_off_answers)}
 
     assert sample_reason(samples[("q7", 0)]) == f"{CUT_OFF}; accuracy: graded 0.0"
     assert sample_reason(samples[("q9", 0)]) == "accuracy: graded 0.0"
@@ -362,11 +391,22 @@ def test_an_answer_cut_off_at_max_tokens_says_so_in_its_reason(run_with_cut_off_
 
 
 def test_the_histogram_counts_the_cut_off_answers_it_contains(run_with_cut_off_answers, tmp_path):
-    data = score_distribution(run_with_cut_off_answers, "accuracy")
+    data = score_distribution(run_with_cut_off_answers)
 
     assert data.truncated == 2
     assert len(data.scores) == 7  # cut-off answers are scored, so they stay in the histogram
     assert "cut off at max_tokens: 2 (in the histogram)" in distribution_title(data, "accuracy")
+
+
+def test_tables_keep_only_the_rows_they_show(tmp_path):
+    pairs = [pair(f"q{i:02d}", score=(i * 7 % 20) / 20) for i in range(40)]
+
+    data = read_report_data(*write_shards(tmp_path, pairs), "accuracy", table_rows=3)
+
+    assert len(data.tables["lowest"].rows) < 2 * 3  # never the 40 records
+    rows, total = table_samples(data, "lowest")
+    assert total == 40
+    assert [sample.key for sample in rows] == [("q00", 0), ("q20", 0), ("q03", 0)]
 
 
 def test_unknown_table_kind_is_refused(run):

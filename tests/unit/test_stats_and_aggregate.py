@@ -4,6 +4,7 @@ import math
 import pytest
 
 from rewardflow.config import section_defaults
+from rewardflow.config.summary import SummarySettings
 from rewardflow.jsonl import write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord
 from rewardflow.rewards.loader import RewardSpec
@@ -287,6 +288,12 @@ CONFIG = {
 REWARDS = [spec("accuracy", exact_match, primary=True), spec("format", with_metrics)]
 
 
+def settings(config: dict) -> SummarySettings:
+    """The summary's settings from ``config`` and the schema's defaults for what it leaves out."""
+    defaults = {"prices": {}, "generation": {"samples": 1}, "metrics": section_defaults("metrics")}
+    return SummarySettings.from_config({**defaults, **config})
+
+
 def run_records():
     usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
     responses = [
@@ -301,7 +308,7 @@ def run_records():
 
 def test_summarize_counts_and_excludes_failures_from_the_mean():
     responses, scores = run_records()
-    summary = summarize(CONFIG, responses, scores)
+    summary = summarize(settings(CONFIG), responses, scores)
     assert summary["counts"] == {
         "prompts": 5,
         "samples": 5,
@@ -336,7 +343,7 @@ def test_truncated_answers_are_counted_and_those_that_fail_are_flagged():
         failed("p5"),
     ]
     scores = [score_record(r, REWARDS) for r in responses]
-    summary = summarize(CONFIG, responses, scores)
+    summary = summarize(settings(CONFIG), responses, scores)
     assert summary["counts"]["truncated"] == 2
     assert summary["counts"]["truncated_below_pass"] == 1
     markdown = render_markdown(summary)
@@ -346,7 +353,7 @@ def test_truncated_answers_are_counted_and_those_that_fail_are_flagged():
 
 def test_without_truncation_the_summary_says_nothing_about_it():
     responses, scores = run_records()
-    assert "cut off" not in render_markdown(summarize(CONFIG, responses, scores))
+    assert "cut off" not in render_markdown(summarize(settings(CONFIG), responses, scores))
 
 
 def test_failures_are_counted_by_error_type():
@@ -357,19 +364,20 @@ def test_failures_are_counted_by_error_type():
         failed("p4"),
     ]
     scores = [score_record(r, REWARDS) for r in responses]
-    summary = summarize(CONFIG, responses, scores)
+    summary = summarize(settings(CONFIG), responses, scores)
     assert summary["failure_types"] == {"ModelUnusableResponseError": 2, "ModelGenerationError": 1}
     assert (
         "Failed generations by error: ModelUnusableResponseError 2, ModelGenerationError 1."
         in render_markdown(summary)
     )
     ok_only = [response("p1", "4")]
-    assert summarize(CONFIG, ok_only, [score_record(ok_only[0], REWARDS)])["failure_types"] == {}
+    ok_summary = summarize(settings(CONFIG), ok_only, [score_record(ok_only[0], REWARDS)])
+    assert ok_summary["failure_types"] == {}
 
 
 def test_summarize_reports_metrics_of_a_reward():
     responses, scores = run_records()
-    fmt = summarize(CONFIG, responses, scores)["rewards"]["format"]
+    fmt = summarize(settings(CONFIG), responses, scores)["rewards"]["format"]
     assert fmt["mean"] == pytest.approx(0.5)
     assert fmt["metrics"]["format"]["mean"] == pytest.approx(1 / 3)
     assert fmt["metrics"]["format"]["samples"] == 3
@@ -385,7 +393,7 @@ def test_summarize_counts_score_errors_apart():
     ]
     scores = [score_record(r, REWARDS[:1]) for r in responses]
     config = {**CONFIG, "rewards": CONFIG["rewards"][:1]}
-    summary = summarize(config, responses, scores)
+    summary = summarize(settings(config), responses, scores)
     assert summary["counts"] == {
         "prompts": 3,
         "samples": 5,
@@ -408,7 +416,7 @@ def test_summarize_counts_score_errors_apart():
 def test_summarize_with_nothing_scored_has_no_mean():
     responses = [failed("p1"), failed("p2")]
     scores = [score_record(r, REWARDS) for r in responses]
-    summary = summarize(CONFIG, responses, scores)
+    summary = summarize(settings(CONFIG), responses, scores)
     assert summary["rewards"]["accuracy"]["mean"] is None
     assert summary["rewards"]["accuracy"]["ci95"] is None
     assert summary["counts"]["failed"] == 2
@@ -418,7 +426,7 @@ def test_summarize_with_nothing_scored_has_no_mean():
 
 def test_render_markdown_contains_counts_reward_and_mean():
     responses, scores = run_records()
-    markdown = render_markdown(summarize(CONFIG, responses, scores))
+    markdown = render_markdown(summarize(settings(CONFIG), responses, scores))
     assert markdown.startswith("# rewardflow summary: unit-run")
     assert "primary reward `accuracy`" in markdown
     assert "`acme/model-7b`" in markdown
@@ -431,12 +439,12 @@ def test_render_markdown_contains_counts_reward_and_mean():
 def test_cost_comes_from_the_price_table_and_is_null_without_a_price():
     responses, scores = run_records()
     priced = {**CONFIG, "prices": {"acme/model-7b": {"prompt": 2.0, "completion": 10.0}}}
-    summary = summarize(priced, responses, scores)
+    summary = summarize(settings(priced), responses, scores)
     # 30 prompt tokens at $2/M + 6 completion tokens at $10/M
     assert summary["cost_usd"] == pytest.approx((30 * 2.0 + 6 * 10.0) / 1e6)
     assert "estimated cost $0.0001." in render_markdown(summary)
     other = {**CONFIG, "prices": {"another/model": {"prompt": 1.0, "completion": 1.0}}}
-    assert summarize(other, responses, scores)["cost_usd"] is None
+    assert summarize(settings(other), responses, scores)["cost_usd"] is None
 
 
 def test_aggregate_run_writes_json_and_markdown(tmp_path):
@@ -456,7 +464,9 @@ def test_aggregate_run_writes_json_and_markdown(tmp_path):
                         "retries": retries, "rate_limited": 1, "request_seconds": 2.5 * index})
         )  # fmt: skip
         reports.append(path)
-    summary = aggregate_run(CONFIG, response_paths, score_paths, reports, summary_json, summary_md)
+    summary = aggregate_run(
+        settings(CONFIG), response_paths, score_paths, reports, summary_json, summary_md
+    )
     on_disk = json.loads(summary_json.read_text(encoding="utf-8"))
     assert on_disk == summary
     assert on_disk["counts"]["samples"] == 5
@@ -499,7 +509,7 @@ def graded_run(resamples: int, seed: int) -> dict:
             "group_by": ["topic"],
         },
     }
-    return summarize(config, responses, [score_record(r, rewards) for r in responses])
+    return summarize(settings(config), responses, [score_record(r, rewards) for r in responses])
 
 
 def intervals(summary: dict) -> dict[str, list[float]]:
