@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
-from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.budget import Spend, SpendGuard, price_of, spent_by_writer
 from rewardflow.generation.cache import (
     CachedResponse,
@@ -60,7 +59,13 @@ from rewardflow.generation.endpoint import (
     request_seed,
 )
 from rewardflow.generation.launch import LaunchedServer
-from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
+from rewardflow.generation.limits import (
+    RateSettings,
+    estimate_prompt_tokens,
+    learned_from,
+    make_request_limiter,
+)
+from rewardflow.generation.rate_memory import RateMemory
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
 from rewardflow.progress import Progress
 from rewardflow.prompts import choices
@@ -393,15 +398,8 @@ def cache_root(config: Mapping[str, Any]) -> Path:
 
 
 def jobs_sharing_limits(config: Mapping[str, Any]) -> int:
-    """How many generation jobs run at once, and so split the provider's limits."""
+    """How many generation jobs may run at once, and so split the provider's limits."""
     return min(int(config["generation"]["parallel_jobs"]), int(config["shards"]))
-
-
-def job_budget(config: Mapping[str, Any]) -> RateBudget:
-    """This job's share of the run's rate limits (see rewardflow.generation.limits)."""
-    generation = config["generation"]
-    run_budget = RateBudget(generation["requests_per_minute"], generation["tokens_per_minute"])
-    return run_budget.share(jobs_sharing_limits(config))
 
 
 def launched_without_limits(config: Mapping[str, Any]) -> bool:
@@ -416,17 +414,23 @@ def job_concurrency(config: Mapping[str, Any]) -> int:
     return int(launch["concurrency"] if launch else config["generation"]["concurrency"])
 
 
-def make_limiter(config: Mapping[str, Any]) -> RequestLimiter:
+def rate_settings(config: Mapping[str, Any]) -> RateSettings:
+    """What decides this job's request pace (see rewardflow.generation.limits)."""
     generation = config["generation"]
-    if launched_without_limits(config):
-        return RequestLimiter(RateBudget())
-    return RequestLimiter(
-        job_budget(config),
-        int(generation["max_tokens"]) * 2,
-        adaptive=AdaptiveRate(share=jobs_sharing_limits(config))
-        if generation["adaptive_rate"]
-        else None,
+    return RateSettings(
+        requests_per_minute=generation["requests_per_minute"],
+        tokens_per_minute=generation["tokens_per_minute"],
+        adaptive=bool(generation["adaptive_rate"]),
+        parallel_jobs=jobs_sharing_limits(config),
+        concurrency=job_concurrency(config),
+        largest_request_tokens=int(generation["max_tokens"]) * 2,
+        unlimited=launched_without_limits(config),
     )
+
+
+def rate_memory(config: Mapping[str, Any]) -> RateMemory:
+    """What jobs learn about this endpoint's rate, and who shares it, next to the cache."""
+    return RateMemory(cache_root(config), endpoint_identity(config), str(config["model"]["name"]))
 
 
 def make_client(
@@ -434,6 +438,7 @@ def make_client(
     base_url: str | None,
     api_key: str | None,
     server: LaunchedServer | None = None,
+    memory: RateMemory | None = None,
 ) -> ResilientClient:
     """The configured provider's client, inside the job's limits and retries."""
     generation = config["generation"]
@@ -451,7 +456,7 @@ def make_client(
         client if server is None else WatchedServerClient(client, server),
         max_attempts=int(generation["max_attempts"]),
         max_request_time_s=float(generation["max_request_time_s"]),
-        limiter=make_limiter(config),
+        limiter=make_request_limiter(rate_settings(config), memory),
     )
 
 
@@ -477,8 +482,10 @@ def _fetch_missing(
     guard = make_spend_guard(config, writer_name)
     # The client is built (and a custom one imported) before a server takes minutes to load.
     client_class(config["model"]["provider"])
+    memory = rate_memory(config)
+    memory.join(writer_name)
     with cache.writer(writer_name) as writer, model_endpoint(config, server_log) as endpoint:
-        client = make_client(config, endpoint.base_url, api_key, endpoint.server)
+        client = make_client(config, endpoint.base_url, api_key, endpoint.server, memory)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
         concurrency = job_concurrency(config)
@@ -492,10 +499,16 @@ def _fetch_missing(
                 await client.aclose()
 
         started = time.monotonic()
-        requested = asyncio.run(fetch())
+        try:
+            requested = asyncio.run(fetch())
+        finally:
+            memory.leave()
         seconds = time.monotonic() - started
     progress.finish()
     adaptive = client.limiter.adaptive
+    learned = adaptive and learned_from(adaptive, client.stats.attempts, concurrency)
+    if learned:
+        memory.save(learned)
     # A pace that never met a limit says nothing worth pinning: report only a found one.
     settled = round(adaptive.run_rate_per_minute, 1) if adaptive and adaptive.found_limit else None
     if settled is not None:

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.errors import MissingApiKeyError
-from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
@@ -57,7 +56,7 @@ from rewardflow.generation.cache import (
     normalize_endpoint,
 )
 from rewardflow.generation.client import ChatRequest, OpenAIChatClient
-from rewardflow.generation.limits import RateBudget, RequestLimiter
+from rewardflow.generation.limits import RateBudget, RateSettings, make_request_limiter
 from rewardflow.records import Message
 from rewardflow.rewards._messages import last_assistant_text
 from rewardflow.rewards.result import RewardResult
@@ -202,7 +201,9 @@ class _Judge:
             api_key_env=api_key_env,
             timeout_s=float(params.get("timeout_s", 120)),
             max_attempts=int(params.get("max_attempts", 5)),
-            limiter=RequestLimiter(budget, adaptive=AdaptiveRate()),
+            limiter=make_request_limiter(
+                RateSettings(budget.requests_per_minute, None, True, 1, 1, 1), None
+            ),
         )
         self.cache = ResponseCache(params.get("cache_dir", DEFAULT_CACHE_DIR), settings)
         self.known: dict[str, CachedResponse] = self.cache.load()
