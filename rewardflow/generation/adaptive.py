@@ -98,9 +98,10 @@ class Pacer:
     def __post_init__(self) -> None:
         self.share = max(1, self.share)
         if self.run_per_minute is not None:
-            self.rate_per_s = self._job_rate(self.run_per_minute)
+            self.rate_per_s = self.job_rate(self.run_per_minute)
 
-    def _job_rate(self, run_per_minute: float) -> float:
+    def job_rate(self, run_per_minute: float) -> float:
+        """This job's requests per second from the whole run's rate per minute."""
         return min(self.max_per_s, run_per_minute / 60.0 / self.share)
 
     def set_share(self, share: int) -> None:
@@ -110,7 +111,7 @@ class Pacer:
             return
         if self.run_per_minute is not None:
             self.share = share
-            self.rate_per_s = self._job_rate(self.run_per_minute)
+            self.rate_per_s = self.job_rate(self.run_per_minute)
         else:
             if self.rate_per_s is not None:
                 self.rate_per_s = min(self.max_per_s, self.rate_per_s * self.share / share)
@@ -169,6 +170,8 @@ class AdaptiveRate(Pacer):
 
     initial_per_s: float | None = None
     slow_start: bool = True
+    #: The pace comes from a limit an earlier job found (so it is worth reporting and keeping).
+    learned: bool = False
     slow_start_increase: float = 1.05
     increase: float = 1.005
     decrease: float = 0.85
@@ -192,7 +195,7 @@ class AdaptiveRate(Pacer):
         limit = _header_number(headers, "x-ratelimit-limit-requests")
         if limit and limit > 0:
             self.limit_per_minute = self.run_per_minute = limit
-            self.rate_per_s = self._job_rate(limit)
+            self.rate_per_s = self.job_rate(limit)
             self.window = None
         elif status == 429:
             self._on_429(time.monotonic())
@@ -205,16 +208,22 @@ class AdaptiveRate(Pacer):
         return None
 
     def _on_success(self, now: float) -> None:
-        if self.rate_per_s is None:
-            self._accepted.append(now)
-            while self._accepted and self._accepted[0] < now - _ACCEPTED_WINDOW_S:
-                self._accepted.popleft()
-        elif self.limit_per_minute is None:
+        self._accepted.append(now)
+        while self._accepted and self._accepted[0] < now - _ACCEPTED_WINDOW_S:
+            self._accepted.popleft()
+        if self.rate_per_s is not None and self.limit_per_minute is None:
             step = self.slow_start_increase if self.slow_start else self.increase
             if self.slow_start and self._probing:
-                # Doubling per second whatever the rate, so a low first estimate recovers fast.
-                step = max(step, 2.0 ** (1.0 / max(self.rate_per_s, 1.0)))
+                # Doubling per second at most (successes come at most at the rate): a low first
+                # estimate recovers in a few seconds, a fair one does not overshoot far.
+                step = 2.0 ** (1.0 / max(self.rate_per_s, 1.0))
             self.rate_per_s = min(self.max_per_s, self.rate_per_s * step)
+
+    def _accepted_per_s(self, now: float) -> float:
+        """The successes of the last stretch, per second."""
+        return sum(1 for at in self._accepted if at >= now - _ACCEPTED_WINDOW_S) / (
+            _ACCEPTED_WINDOW_S
+        )
 
     def _on_429(self, now: float) -> None:
         self._met_429 = True
@@ -222,20 +231,24 @@ class AdaptiveRate(Pacer):
         if self.limit_per_minute is not None or now - self._last_decrease < self.decrease_hold_s:
             return
         self._last_decrease = now
+        accepted = self._accepted_per_s(now)
         if self.rate_per_s is None:
-            accepted = sum(1 for at in self._accepted if at >= now - _ACCEPTED_WINDOW_S)
-            self._accepted.clear()
-            estimate = self.first_429_keep * accepted / _ACCEPTED_WINDOW_S
+            estimate = self.first_429_keep * accepted
             self.rate_per_s = max(self.min_per_s, _FIRST_429_FLOOR_PER_S, estimate)
             self._probing = True
             return  # still in slow start: this is a floor to search up from
         self.slow_start = False
-        self.rate_per_s = max(self.min_per_s, self.rate_per_s * self.decrease)
+        cut = self.rate_per_s * self.decrease
+        if accepted > 0:
+            # Far above what the server accepted (a pace that overshot): down to that, but
+            # never by more than half at once, since a pause also lowers what was accepted.
+            cut = min(cut, max(accepted, self.rate_per_s / 2))
+        self.rate_per_s = max(self.min_per_s, cut)
 
     @property
     def found_limit(self) -> bool:
         """Whether the provider revealed its limit (a header, or 429s the pace adapted to)."""
-        return self.limit_per_minute is not None or self._met_429
+        return self.limit_per_minute is not None or self._met_429 or self.learned
 
     @property
     def run_rate_per_minute(self) -> float | None:

@@ -31,6 +31,7 @@ at most ``parallel_jobs`` generation jobs run at once, a Snakemake resource).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from rewardflow.records import Message
 # Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.
 _TOKENS_PER_MESSAGE = 4
 _CHARS_PER_TOKEN = 4
+logger = logging.getLogger(__name__)
 # How often a job re-counts the jobs it shares the request rate with.
 _RECOUNT_S = 0.5
 
@@ -221,6 +223,9 @@ def make_request_limiter(settings: RateSettings, memory: RateMemory | None) -> R
         pacer: Pacer | None = Pacer(run_per_minute=settings.requests_per_minute, share=share)
     elif settings.adaptive:
         learned = memory.load() if memory is not None else None
+        if learned is not None:
+            limit = "no limit" if learned.unlimited else f"{learned.limit_per_minute:.0f}/minute"
+            logger.info("starting from the rate learned earlier: %s (%s)", limit, learned.source)
         pacer = adaptive_start(learned, share, settings.concurrency)
     else:
         pacer = None
@@ -234,12 +239,12 @@ def adaptive_start(learned: LearnedRate | None, share: int, concurrency: int) ->
                             concurrency=concurrency)  # fmt: skip
     if learned.unlimited:
         return AdaptiveRate(share=share)
-    pacer = AdaptiveRate(share=share, slow_start=False)
+    pacer = AdaptiveRate(share=share, slow_start=False, learned=True)
     assert learned.limit_per_minute is not None
     if learned.source == "headers":
         # The provider's stated limit: its next answer will confirm or correct it.
         pacer.limit_per_minute = pacer.run_per_minute = learned.limit_per_minute
-    pacer.rate_per_s = pacer._job_rate(learned.limit_per_minute)
+    pacer.rate_per_s = pacer.job_rate(learned.limit_per_minute)
     return pacer
 
 

@@ -4,7 +4,7 @@ Each generation job used to find the provider's limit on its own, from a slow st
 it on exit. This module keeps the finding so that the next job, and the next run, starts from
 it, and lets the jobs that run at the same time split it between them:
 
-* **The learned rate.** ``<cache>/rates/<digest>.json``, one small file per endpoint and model
+* **The learned rate.** ``<cache>/.rates/<digest>.json``, one small file per endpoint and model
   (the digest of both, so no URL reaches a file name), written atomically (a temporary file
   renamed over it) when a job ends. It records the whole run's rate in requests per minute
   (``limit_per_minute``; for all jobs together), where it came from (``"headers"``: the
@@ -12,12 +12,14 @@ it, and lets the jobs that run at the same time split it between them:
   when a job ran at its full concurrency and met no limit. A file older than
   :data:`STALE_AFTER_S` is treated as absent (providers change limits), and so is one that
   cannot be read or parsed, with a log line: it is a hint, never a reason to fail.
-* **The jobs running now.** ``<cache>/rates/<digest>.jobs/`` holds one lock file per running
+* **The jobs running now.** ``<cache>/.rates/<digest>.jobs/`` holds one lock file per running
   job, ``flock``-ed by it for its whole life (the cache's claims use the same mechanism). The
   kernel drops a ``flock`` when its holder dies, however it dies, so counting the files whose
   lock is held counts the live jobs, and a dead job's file is removed by whoever finds it
   unlocked. Each job paces at the run's rate divided by that count, re-counted as jobs start and
   finish, so the total holds and the last job running gets the whole budget.
+
+The directory is hidden (``.rates``) so that it is never taken for a cache partition.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class RateMemory:
     """The learned rate and the live jobs of one endpoint and model (see the module docstring)."""
 
     def __init__(self, cache_root: str | Path, endpoint: str, model: str) -> None:
-        self.directory = Path(cache_root) / "rates"
+        self.directory = Path(cache_root) / ".rates"
         digest = _digest(endpoint, model)
         self.path = self.directory / f"{digest}.json"
         self.jobs_dir = self.directory / f"{digest}.jobs"

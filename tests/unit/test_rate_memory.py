@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from rewardflow.generation.adaptive import AdaptiveRate, Pacer
+from rewardflow.generation.cache_admin import describe
 from rewardflow.generation.client import (
     ChatRequest,
     ChatResponse,
@@ -214,3 +215,13 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
         memory.save(LearnedRate("429s", limit, time.time()))
     assert [path.name for path in Path(memory.directory).iterdir()] == [memory.path.name]
     assert os.path.getsize(memory.path) > 0
+
+
+def test_the_learned_rate_is_never_taken_for_a_cache_partition(tmp_path):
+    memory = RateMemory(tmp_path, "e", "m")
+    memory.save(LearnedRate("headers", 600.0, time.time()))
+    memory.join("shard-000")
+    try:
+        assert describe(tmp_path) == []
+    finally:
+        memory.leave()
