@@ -177,12 +177,18 @@ class AdaptiveRate(Pacer):
     decrease: float = 0.85
     decrease_hold_s: float = 0.5
     min_per_s: float = 0.1
+    #: Near the rate the last 429 came at (above ``plateau`` times it), grow by only
+    #: ``plateau_increase`` per success: back quickly to just under the limit, then probe it
+    #: slowly, so that 429s stay rare once it is found.
+    plateau: float = 0.95
+    plateau_increase: float = 1.0005
     #: How much of the accepted rate the first 429 of an unpaced job keeps.
     first_429_keep: float = 0.5
     limit_per_minute: float | None = field(default=None, init=False)
     _last_decrease: float = field(default=float("-inf"), init=False)
     _met_429: bool = field(default=False, init=False)
     _probing: bool = field(default=False, init=False)
+    _refused_at_per_s: float | None = field(default=None, init=False)
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -213,6 +219,9 @@ class AdaptiveRate(Pacer):
             self._accepted.popleft()
         if self.rate_per_s is not None and self.limit_per_minute is None:
             step = self.slow_start_increase if self.slow_start else self.increase
+            refused_at = self._refused_at_per_s
+            if not self.slow_start and refused_at and self.rate_per_s >= self.plateau * refused_at:
+                step = self.plateau_increase
             if self.slow_start and self._probing:
                 # Doubling per second at most (successes come at most at the rate): a low first
                 # estimate recovers in a few seconds, a fair one does not overshoot far.
@@ -238,6 +247,7 @@ class AdaptiveRate(Pacer):
             self._probing = True
             return  # still in slow start: this is a floor to search up from
         self.slow_start = False
+        self._refused_at_per_s = self.rate_per_s
         cut = self.rate_per_s * self.decrease
         if accepted > 0:
             # Far above what the server accepted (a pace that overshot): down to that, but

@@ -154,6 +154,12 @@ class RequestLimiter:
         self._recount()
         if self.pacer is not None:
             await self.pacer.acquire()
+            while self._cooldown_until > time.monotonic():
+                # A 429 paused the job while this attempt waited for its slot or turn: it must
+                # not go out during the pause (that is how one 429 became a wave of them).
+                self.pacer.release(succeeded=False)
+                await self._wait_for_cooldown()
+                await self.pacer.acquire()
         try:
             await self._charge_tokens(estimated_tokens)
         except BaseException:
