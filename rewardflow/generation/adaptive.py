@@ -16,10 +16,12 @@ self-hosted server often has no limit at all, and slows down only on evidence, b
 2. **429s alone.** The first 429 of an unpaced job sets the pace to half the rate the server
    accepted over the last second (a server's burst allowance inflates that rate, by up to one
    second's worth with common token buckets), then doubles it per second until the next 429
-   (a slow start), then by 0.5% per success, slowing by 15% on a 429. That search settles
-   just under the point where 429s begin. A burst of 429s from requests already in flight
-   counts once: after a decrease, further 429s within ``decrease_hold_s`` do not decrease
-   again.
+   (a slow start), then by 0.5% per success, slowing by 15% on a 429 (or down to the rate the
+   server accepted over the last second, when the pace had overshot it, by at most half). Past
+   95% of the rate the last 429 came at, it grows by only 0.05% per success, so the search
+   settles just under the point where 429s begin and meets them rarely. A burst of 429s from
+   requests already in flight counts once: after a decrease, further 429s within
+   ``decrease_hold_s`` do not decrease again.
 
 Knowing nothing about an endpoint (no learned rate), a job also caps its requests in flight at
 ``initial_window``, growing by one per success (doubling per round trip) up to its
