@@ -23,11 +23,12 @@ self-hosted server often has no limit at all, and slows down only on evidence, b
    requests already in flight counts once: after a decrease, further 429s within
    ``decrease_hold_s`` do not decrease again.
 
-Knowing nothing about an endpoint (no learned rate), a job also caps its requests in flight at
-``initial_window``, growing by one per success (doubling per round trip) up to its
-concurrency: against a fast unlimited server that takes a few milliseconds, and against a
-limited one it keeps the first wave of 429s to the few requests sent while the first 429 is on
-its way back, instead of a whole concurrency's worth. A learned rate from an earlier job
+Knowing nothing about an endpoint (no learned rate), a job also caps its requests in flight
+(``window``: one at first), growing by one per success (doubling per round trip) up to its
+concurrency: against a fast unlimited server that takes a few milliseconds; against a limited
+one the first answer's headers set the pace before any burst, and without headers the first
+wave of 429s is the few requests sent while the first 429 is on its way back, instead of a
+whole concurrency's worth. A learned rate from an earlier job
 (:mod:`~rewardflow.generation.rate_memory`) skips that: "unlimited" starts at full concurrency,
 a limit starts paced at its share.
 

@@ -210,7 +210,7 @@ class RateSettings:
 
 
 #: In-flight cap of a job that knows nothing about its endpoint yet (see adaptive.py).
-INITIAL_WINDOW = 4
+INITIAL_WINDOW = 1
 
 
 def make_request_limiter(settings: RateSettings, memory: RateMemory | None) -> RequestLimiter:
