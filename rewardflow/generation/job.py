@@ -483,8 +483,11 @@ def _fetch_missing(
     # The client is built (and a custom one imported) before a server takes minutes to load.
     client_class(config["model"]["provider"])
     memory = rate_memory(config)
-    memory.join(writer_name)
-    with cache.writer(writer_name) as writer, model_endpoint(config, server_log) as endpoint:
+    with (
+        memory.joined(writer_name),
+        cache.writer(writer_name) as writer,
+        model_endpoint(config, server_log) as endpoint,
+    ):
         client = make_client(config, endpoint.base_url, api_key, endpoint.server, memory)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
@@ -499,10 +502,7 @@ def _fetch_missing(
                 await client.aclose()
 
         started = time.monotonic()
-        try:
-            requested = asyncio.run(fetch())
-        finally:
-            memory.leave()
+        requested = asyncio.run(fetch())
         seconds = time.monotonic() - started
     progress.finish()
     adaptive = client.limiter.adaptive

@@ -30,6 +30,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
@@ -122,6 +124,15 @@ class RateMemory:
             write_json_atomic(self.path, learned.to_dict())
         except OSError as error:
             logger.warning("could not keep the learned rate in %s: %s", self.path, error)
+
+    @contextmanager
+    def joined(self, name: str) -> Iterator[RateMemory]:
+        """Counted among the live jobs for the block: :meth:`join`, then :meth:`leave`."""
+        self.join(name)
+        try:
+            yield self
+        finally:
+            self.leave()
 
     def join(self, name: str) -> None:
         """Count this job among the live ones until :meth:`leave` (or its death)."""

@@ -202,7 +202,15 @@ class _Judge:
             timeout_s=float(params.get("timeout_s", 120)),
             max_attempts=int(params.get("max_attempts", 5)),
             limiter=make_request_limiter(
-                RateSettings(budget.requests_per_minute, None, True, 1, 1, 1), None
+                RateSettings(
+                    requests_per_minute=budget.requests_per_minute,
+                    tokens_per_minute=None,
+                    adaptive=True,
+                    parallel_jobs=1,
+                    concurrency=1,
+                    largest_request_tokens=1,
+                ),
+                memory=None,
             ),
         )
         self.cache = ResponseCache(params.get("cache_dir", DEFAULT_CACHE_DIR), settings)
