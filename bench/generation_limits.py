@@ -12,13 +12,21 @@ and the number of HTTP requests the server saw, how many it refused with 429, an
 * with faults (5% HTTP 500, 2% dropped connections, 2% malformed bodies): whether every
   sample was still answered and whether accuracy equals the clean run's.
 
-Two more rows configure no client-side limit: with the adaptive pacer (the default), which
-learns the limit from the server's headers and 429s, and with it switched off, to show what
-honouring the limit saves. ``--latency lognormal`` swaps the uniform 300±100 ms latency for a
+More rows configure no client-side limit: with the adaptive pacer (the default), which
+learns the limit from the server's ``x-ratelimit-*`` headers, the same again under a new run
+name (it starts from the rate the first run persisted next to the cache), against a server
+whose 429s carry only ``Retry-After`` (no headers: the limit has to be found from the 429s),
+and with the pacer switched off, to show what honouring the limit saves.
+
+The last two rows talk to a fast server with no limit at all (``--unlimited-prompts`` prompts,
+5±5 ms, 4 shards, concurrency 64), with the default settings and with ``adaptive_rate: false``:
+the default must not be slower than switching the pacer off. The closing lines print each
+ratio next to its target. ``--latency lognormal`` swaps the uniform 300±100 ms latency for a
 log-normal one with the same 300 ms mean and a long tail of stragglers, as real providers have.
 Usage::
 
     .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20] [--latency lognormal]
+        [--only SUBSTRING]
 """
 
 from __future__ import annotations
@@ -109,6 +117,7 @@ def run_pipeline(
     jobs: int,
     cache_dir: Path | None = None,
     run_name: str = "bench",
+    concurrency: int = 32,
 ) -> Outcome:
     process, base_url = start_simulator(*server_args)
     try:
@@ -126,7 +135,7 @@ def run_pipeline(
                 },
                 "model": {"provider": "openai", "name": "bench-model", "base_url": base_url},
                 "generation": {
-                    "concurrency": 32,
+                    "concurrency": concurrency,
                     "parallel_jobs": jobs,
                     "max_attempts": 8,
                     "timeout_s": 10,
@@ -183,7 +192,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=300)
     parser.add_argument("--rps", type=float, default=20.0, help="server-side limit")
     parser.add_argument("--jobs", type=int, default=2, help="generation jobs side by side")
+    parser.add_argument("--unlimited-prompts", type=int, default=1319)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--only", help="run only the rows whose label contains this")
     parser.add_argument(
         "--latency",
         choices=("uniform", "lognormal"),
@@ -215,55 +226,112 @@ def main() -> None:
         "--fault-seed",
         "7",
     ]
+    unlimited = ["--latency-ms", "5", "--latency-jitter-ms", "5", "--wrong-rate", "0.2"]
     limited = {"requests_per_minute": args.rps * 60}
     # The reuse rows talk to the same address, as a second run against one provider would.
     shared_cache = Path(tempfile.mkdtemp(prefix="rewardflow-bench-cache-"))
     same_server = [*server, "--port", str(free_port())]
-    runs = [
-        ("clean, limit configured", server, limited, {}),
-        ("faults, limit configured", server + faults, limited, {}),
-        ("clean, no limit: adaptive", same_server, {}, {"cache_dir": shared_cache}),
+    fast = {"prompts": args.unlimited_prompts, "jobs": 4, "concurrency": 64}
+    limited_rows = {"prompts": args.prompts, "jobs": args.jobs}
+    runs: list[tuple[str, list[str], dict[str, Any], dict[str, Any]]] = [
+        ("clean, limit configured", server, limited, limited_rows),
+        ("faults, limit configured", server + faults, limited, limited_rows),
+        (
+            "clean, no limit: adaptive",
+            same_server,
+            {},
+            {**limited_rows, "cache_dir": shared_cache},
+        ),
         (
             "same again, new run name",
             same_server,
             {},
-            {"cache_dir": shared_cache, "run_name": "new"},
+            {**limited_rows, "cache_dir": shared_cache, "run_name": "new"},
+        ),
+        (
+            "Retry-After only, no limit: adaptive",
+            [*server, "--rate-limit-retry-after-only"],
+            {},
+            limited_rows,
         ),
     ]
     if not args.skip_baseline:
-        runs.append(("clean, no limit, adaptive off", server, {"adaptive_rate": False}, {}))
+        runs.append(
+            ("clean, no limit, adaptive off", server, {"adaptive_rate": False}, limited_rows)
+        )
+    runs += [
+        ("unlimited server: default", unlimited, {}, fast),
+        ("unlimited server: adaptive off", unlimited, {"adaptive_rate": False}, fast),
+    ]
+    if args.only:
+        runs = [run for run in runs if args.only in run[0]]
     ideal = args.prompts / args.rps
     print(
         f"{args.prompts} prompts, server limit {args.rps:g} req/s, "
         f"latency {'300±100 ms' if args.latency == 'uniform' else 'lognormal, mean 300 ms'}, "
-        f"{args.jobs} generation jobs; ideal {ideal:.1f} s"
+        f"{args.jobs} generation jobs; ideal {ideal:.1f} s. Unlimited rows: "
+        f"{args.unlimited_prompts} prompts, 5±5 ms, 4 jobs, concurrency 64 (ratios vs ideal n/a)"
     )
     columns = ("wall", "/ideal", "jobs", "/ideal", "requests", "/ideal", "HTTP", "429s", "429 %")
     header = (
-        f"{'run':<36} "
+        f"{'run':<38} "
         + " ".join(f"{name:>7}" for name in columns)
         + f" {'failed':>7}  accuracy exit"
     )
     print(header)
-    outcomes = []
+    outcomes: dict[str, Outcome] = {}
     for label, server_args, generation, options in runs:
-        outcome = run_pipeline(label, server_args, generation, args.prompts, args.jobs, **options)
-        outcomes.append(outcome)
+        outcome = run_pipeline(label, server_args, generation, **options)
+        outcomes[label] = outcome
         share = 100.0 * outcome.rate_limited / max(outcome.requests, 1)
         accuracy = "n/a" if outcome.accuracy is None else f"{outcome.accuracy:.4f}"
         print(
-            f"{label:<36} {outcome.wall_s:7.1f} {outcome.wall_s / ideal:7.2f} "
+            f"{label:<38} {outcome.wall_s:7.1f} {outcome.wall_s / ideal:7.2f} "
             f"{outcome.job_s:7.1f} {outcome.job_s / ideal:7.2f} "
             f"{outcome.request_s:7.1f} {outcome.request_s / ideal:7.2f} "
             f"{outcome.requests:7d} {outcome.rate_limited:7d} {share:7.1f} "
             f"{outcome.failed:7d}  {accuracy:>8} {outcome.exit_code:4d}",
             flush=True,
         )
-    clean, faulty = outcomes[0], outcomes[1]
-    print(
-        f"faults: every sample answered: {faulty.failed == 0}; "
-        f"accuracy equal to the clean run: {faulty.accuracy == clean.accuracy}"
+    print_targets(outcomes, ideal)
+
+
+def print_targets(outcomes: dict[str, Outcome], ideal: float) -> None:
+    """Each of issue 15's ratios, measured in this run, next to its target."""
+    clean, faulty = (
+        outcomes.get("clean, limit configured"),
+        outcomes.get("faults, limit configured"),
     )
+    if clean and faulty:
+        print(
+            f"faults: every sample answered: {faulty.failed == 0}; "
+            f"accuracy equal to the clean run: {faulty.accuracy == clean.accuracy}"
+        )
+    default, off = (
+        outcomes.get("unlimited server: default"),
+        outcomes.get("unlimited server: adaptive off"),
+    )
+    if default and off:
+        print(
+            f"unlimited server, default / adaptive off: wall {default.wall_s / off.wall_s:.2f}x, "
+            f"requests {default.request_s / max(off.request_s, 1e-9):.2f}x (target wall <= 1.10x)"
+        )
+    targets = [
+        ("clean, no limit: adaptive", 1.15, None),
+        ("Retry-After only, no limit: adaptive", 1.15, 5.0),
+        ("clean, limit configured", 1.05, None),
+    ]
+    for label, factor, max_429 in targets:
+        outcome = outcomes.get(label)
+        if outcome is None:
+            continue
+        share = 100.0 * outcome.rate_limited / max(outcome.requests, 1)
+        limit_429 = f", 429s {share:.1f} % (target < {max_429:g} %)" if max_429 else ""
+        print(
+            f"{label}: wall {outcome.wall_s:.1f} s vs target {factor * ideal + 4:.1f} s "
+            f"({factor:g}x ideal + 4 s); request phase {outcome.request_s / ideal:.2f}x ideal"
+            f"{limit_429}"
+        )
 
 
 if __name__ == "__main__":

@@ -125,6 +125,12 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         help="token bucket of R requests/s with one second of burst; when empty, answer 429 "
         "with Retry-After (whole seconds, rounded up), retry-after-ms and x-ratelimit-* headers",
     )
+    faults.add_argument(
+        "--rate-limit-retry-after-only",
+        action="store_true",
+        help="with --rate-limit-rps: send no x-ratelimit-* headers and 429s with only "
+        "Retry-After (whole seconds), so a client has to find the limit from the 429s",
+    )
     rates = [
         ("--error-500-rate", "answered 500 server_error"),
         ("--error-503-rate", "answered 503 service unavailable"),
@@ -178,6 +184,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         api_key=api_key,
         rate_limit_rps=args.rate_limit_rps,
+        rate_limit_headers=not args.rate_limit_retry_after_only,
         error_500_rate=args.error_500_rate,
         error_503_rate=args.error_503_rate,
         drop_rate=args.drop_rate,

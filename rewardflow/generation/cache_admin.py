@@ -51,7 +51,8 @@ def _settings(partition: Path) -> dict:
 def describe(root: str | Path) -> list[PartitionInfo]:
     """One entry per partition: its settings, response count, size and newest response."""
     infos = []
-    for partition in sorted(Path(root).glob("*/")):
+    # Hidden directories hold no responses (.rates: what generation jobs learned of rates).
+    for partition in sorted(p for p in Path(root).glob("*/") if not p.name.startswith(".")):
         journals = sorted(partition.glob("*.jsonl"))
         entries = [entry for journal in journals for entry in read_jsonl_tolerant(journal)]
         times = [float(entry.get("created_at", 0)) for entry in entries]

@@ -405,8 +405,10 @@ class ResilientClient:
         await self.limiter.acquire(estimated_tokens)
         self.stats.attempts += 1
         started = time.monotonic()
+        succeeded = False
         try:
             response = await self.client.complete(request)
+            succeeded = True
         except Exception as error:
             if isinstance(error, RewardflowError) and not isinstance(error, ModelClientError):
                 raise  # a config or server problem (ModelServerError): the job stops
@@ -418,6 +420,8 @@ class ResilientClient:
             if mapped is error:
                 raise
             raise mapped from None
+        finally:
+            self.limiter.release(succeeded)
         if response.latency_s is None:
             response = replace(response, latency_s=time.monotonic() - started)
         return response

@@ -38,12 +38,10 @@ from rewardflow.config.generation import (
     GenerationStageSettings,
     LaunchSettings,
     ModelSettings,
-    RateSettings,
     ResponseIdentity,
 )
 from rewardflow.config.prompts import PromptSettings
 from rewardflow.errors import ModelAuthError, ModelClientError, ModelServerError, RewardflowError
-from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.budget import Price, Spend, SpendGuard, spent_by_writer
 from rewardflow.generation.cache import (
     CachedResponse,
@@ -69,7 +67,13 @@ from rewardflow.generation.endpoint import (
     request_seed,
 )
 from rewardflow.generation.launch import LaunchedServer
-from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
+from rewardflow.generation.limits import (
+    PaceSettings,
+    estimate_prompt_tokens,
+    learned_from,
+    make_request_limiter,
+)
+from rewardflow.generation.rate_memory import RateMemory
 from rewardflow.jsonl import read_jsonl, write_json_atomic, write_jsonl_atomic
 from rewardflow.progress import Progress
 from rewardflow.prompts import choices
@@ -396,12 +400,6 @@ def assemble_records(
     return records
 
 
-def job_budget(rate: RateSettings) -> RateBudget:
-    """This job's share of the run's rate limits (see rewardflow.generation.limits)."""
-    run_budget = RateBudget(rate.requests_per_minute, rate.tokens_per_minute)
-    return run_budget.share(rate.jobs_sharing_limits)
-
-
 def launched_without_limits(launch: LaunchSettings | None) -> bool:
     """A server this job launched batches its own load: no client-side rate limits."""
     return launch is not None and not launch.rate_limits
@@ -412,16 +410,24 @@ def job_concurrency(generation: GenerationJobSettings, model: ModelSettings) -> 
     return model.launch.concurrency if model.launch else generation.concurrency
 
 
-def make_limiter(
-    rate: RateSettings, launch: LaunchSettings | None, max_tokens: int
-) -> RequestLimiter:
-    if launched_without_limits(launch):
-        return RequestLimiter(RateBudget())
-    return RequestLimiter(
-        job_budget(rate),
-        max_tokens * 2,
-        adaptive=AdaptiveRate(share=rate.jobs_sharing_limits) if rate.adaptive_rate else None,
+def pace_settings(settings: GenerationStageSettings) -> PaceSettings:
+    """What decides this job's request pace (see rewardflow.generation.limits)."""
+    rate, generation, model = settings.rate, settings.generation, settings.model
+    return PaceSettings(
+        requests_per_minute=rate.requests_per_minute,
+        tokens_per_minute=rate.tokens_per_minute,
+        adaptive=rate.adaptive_rate,
+        parallel_jobs=rate.jobs_sharing_limits,
+        concurrency=job_concurrency(generation, model),
+        largest_request_tokens=generation.max_tokens * 2,
+        unlimited=launched_without_limits(model.launch),
     )
+
+
+def rate_memory(settings: GenerationStageSettings) -> RateMemory:
+    """What jobs learn about this endpoint's rate, and who shares it, next to the cache."""
+    model = settings.model
+    return RateMemory(settings.cache.root, endpoint_identity(model), model.name)
 
 
 def make_client(
@@ -429,6 +435,7 @@ def make_client(
     base_url: str | None,
     api_key: str | None,
     server: LaunchedServer | None = None,
+    memory: RateMemory | None = None,
 ) -> ResilientClient:
     """The configured provider's client, inside the job's limits and retries."""
     generation, model = settings.generation, settings.model
@@ -445,7 +452,7 @@ def make_client(
         client if server is None else WatchedServerClient(client, server),
         max_attempts=generation.max_attempts,
         max_request_time_s=generation.max_request_time_s,
-        limiter=make_limiter(settings.rate, model.launch, generation.max_tokens),
+        limiter=make_request_limiter(pace_settings(settings), memory),
     )
 
 
@@ -472,8 +479,13 @@ def _fetch_missing(
     guard = make_spend_guard(settings.budget, cache.root, writer_name)
     # The client is built (and a custom one imported) before a server takes minutes to load.
     client_class(model.provider)
-    with cache.writer(writer_name) as writer, model_endpoint(model, server_log) as endpoint:
-        client = make_client(settings, endpoint.base_url, api_key, endpoint.server)
+    memory = rate_memory(settings)
+    with (
+        memory.joined(writer_name),
+        cache.writer(writer_name) as writer,
+        model_endpoint(model, server_log) as endpoint,
+    ):
+        client = make_client(settings, endpoint.base_url, api_key, endpoint.server, memory)
         total = len(distinct_requests(missing))
         progress = Progress(label, total=total, client_stats=client.stats)
         concurrency = job_concurrency(settings.generation, model)
@@ -491,6 +503,9 @@ def _fetch_missing(
         seconds = time.monotonic() - started
     progress.finish()
     adaptive = client.limiter.adaptive
+    learned = adaptive and learned_from(adaptive, client.stats.attempts, concurrency)
+    if learned:
+        memory.save(learned)
     # A pace that never met a limit says nothing worth pinning: report only a found one.
     settled = round(adaptive.run_rate_per_minute, 1) if adaptive and adaptive.found_limit else None
     if settled is not None:

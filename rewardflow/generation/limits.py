@@ -15,30 +15,40 @@ Tokens are charged the way providers meter them: before the call, the prompt's e
 tokens plus ``max_tokens``; when the response reports more prompt tokens than estimated, the
 difference is charged afterwards.
 
-Without a configured requests-per-minute limit,
-:class:`~rewardflow.generation.adaptive.AdaptiveRate`
-paces requests instead, learning the provider's limit from its headers and 429s.
+Which request pace a job gets is decided in one place, :func:`make_request_limiter`: none for
+a launched server that batches its own load, a fixed even pace for a configured
+``requests_per_minute``, otherwise (``adaptive_rate``, the default)
+:class:`~rewardflow.generation.adaptive.AdaptiveRate`, which starts at full speed, or from what
+an earlier job learned about the endpoint, and learns the provider's limit from its headers
+and 429s.
 
-Several jobs share one budget by each taking ``1 / parallel_jobs`` of it; the workflow lets at
-most ``parallel_jobs`` generation jobs run at once (a Snakemake resource), so the total holds.
+Several jobs share one budget. The request rate is split between the jobs running now, counted
+while the job runs (:class:`~rewardflow.generation.rate_memory.RateMemory`), so the last job
+running gets the whole rate; the token budget is split ``1 / parallel_jobs`` (the workflow lets
+at most ``parallel_jobs`` generation jobs run at once, a Snakemake resource).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
-from rewardflow.generation.adaptive import AdaptiveRate
+from rewardflow.generation.adaptive import AdaptiveRate, Pacer
+from rewardflow.generation.rate_memory import LearnedRate, RateMemory
 from rewardflow.records import Message
 
 # Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.
 _TOKENS_PER_MESSAGE = 4
 _CHARS_PER_TOKEN = 4
+logger = logging.getLogger(__name__)
+# How often a job re-counts the jobs it shares the request rate with.
+_RECOUNT_S = 0.5
 
 
 def estimate_prompt_tokens(messages: Sequence[Message]) -> int:
@@ -76,23 +86,45 @@ def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
 
 
 class RequestLimiter:
-    """The gates a job's requests pass through; see the module docstring."""
+    """The gates a job's requests pass through; see the module docstring.
+
+    ``pacer`` spaces the requests (None: no request pacing). ``live_jobs`` counts the jobs
+    sharing the request rate; it is asked again every half second while requests flow.
+    """
 
     def __init__(
         self,
         budget: RateBudget,
         largest_request_tokens: int = 1,
-        adaptive: AdaptiveRate | None = None,
+        pacer: Pacer | None = None,
+        live_jobs: Callable[[], int] | None = None,
     ) -> None:
-        self.budget = budget
-        self.adaptive = adaptive if budget.requests_per_minute is None else None
-        self._requests = _bucket(budget.requests_per_minute) if budget.requests_per_minute else None
+        if pacer is not None and budget.requests_per_minute is not None:
+            raise ValueError("give the requests-per-minute limit as a pacer or a budget, not both")
+        self._tokens_per_minute = budget.tokens_per_minute
+        if budget.requests_per_minute:
+            pacer = Pacer(run_per_minute=budget.requests_per_minute)
+        self.pacer = pacer
+        self._live_jobs = live_jobs
+        self._counted_at = float("-inf")
         self._tokens = (
             _bucket(budget.tokens_per_minute, largest_request_tokens)
             if budget.tokens_per_minute
             else None
         )
         self._cooldown_until = 0.0
+
+    @property
+    def budget(self) -> RateBudget:
+        """This job's limits now: its share of a fixed request rate, and of the tokens."""
+        fixed = self.pacer if type(self.pacer) is Pacer else None
+        rate = fixed.rate_per_s if fixed is not None else None
+        return RateBudget(None if rate is None else rate * 60.0, self._tokens_per_minute)
+
+    @property
+    def adaptive(self) -> AdaptiveRate | None:
+        """The learning pacer, when the job has one."""
+        return self.pacer if isinstance(self.pacer, AdaptiveRate) else None
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the job for ``seconds`` (extending, never shortening)."""
@@ -104,18 +136,40 @@ class RequestLimiter:
 
     def observe(self, status: int, headers: Mapping[str, str]) -> None:
         """Let an answer's status and rate-limit headers steer the adaptive pace, if any."""
-        if self.adaptive is not None:
-            pause = self.adaptive.observe(status, headers)
+        if self.pacer is not None:
+            pause = self.pacer.observe(status, headers)
             if pause:
                 self.pause(pause)
 
+    def _recount(self) -> None:
+        now = time.monotonic()
+        if self._live_jobs is None or self.pacer is None or now - self._counted_at < _RECOUNT_S:
+            return
+        self._counted_at = now
+        self.pacer.set_share(self._live_jobs())
+
     async def acquire(self, estimated_tokens: int) -> None:
+        """Wait until this attempt may go; every acquire is followed by one :meth:`release`."""
         await self._wait_for_cooldown()
-        if self._requests is not None:
-            await self._requests.acquire()
-        elif self.adaptive is not None:
-            await self.adaptive.acquire()
-        await self._charge_tokens(estimated_tokens)
+        self._recount()
+        if self.pacer is not None:
+            await self.pacer.acquire()
+            while self._cooldown_until > time.monotonic():
+                # A 429 paused the job while this attempt waited for its slot or turn: it must
+                # not go out during the pause (that is how one 429 became a wave of them).
+                self.pacer.release(succeeded=False)
+                await self._wait_for_cooldown()
+                await self.pacer.acquire()
+        try:
+            await self._charge_tokens(estimated_tokens)
+        except BaseException:
+            self.release(succeeded=False)
+            raise
+
+    def release(self, succeeded: bool) -> None:
+        """The attempt let through by :meth:`acquire` has ended."""
+        if self.pacer is not None:
+            self.pacer.release(succeeded)
 
     async def charge_extra_tokens(self, tokens: int) -> None:
         """Charge tokens the estimate missed, once the response has reported its usage."""
@@ -134,3 +188,79 @@ class RequestLimiter:
             part = min(remaining, self._tokens.max_rate)
             await self._tokens.acquire(part)
             remaining -= part
+
+
+@dataclass(frozen=True, slots=True)
+class PaceSettings:
+    """What decides a generation job's request pace (from ``generation.*`` and ``model.launch``).
+
+    ``requests_per_minute`` and ``tokens_per_minute`` hold for the whole run; ``parallel_jobs``
+    is how many jobs may run at once (it splits the token budget and is the first guess at the
+    request rate's split, until the live jobs are counted).
+    """
+
+    requests_per_minute: float | None
+    tokens_per_minute: float | None
+    adaptive: bool
+    parallel_jobs: int
+    concurrency: int
+    largest_request_tokens: int
+    #: A launched server that batches its own load: no client-side limits at all.
+    unlimited: bool = False
+
+
+#: In-flight cap of a job that knows nothing about its endpoint yet (see adaptive.py).
+INITIAL_WINDOW = 1
+
+
+def make_request_limiter(settings: PaceSettings, memory: RateMemory | None) -> RequestLimiter:
+    """The job's limiter: THE place that decides between no pace, a fixed and an adaptive one.
+
+    ``memory`` (None: nothing to share or remember) gives the adaptive pace its start, what an
+    earlier job learned about this endpoint, and counts the jobs the request rate is split
+    between; the caller joins it before requests start and leaves it when they end.
+    """
+    if settings.unlimited:
+        return RequestLimiter(RateBudget())
+    tokens = RateBudget(None, settings.tokens_per_minute).share(settings.parallel_jobs)
+    live_jobs = memory.live_jobs if memory is not None else None
+    share = live_jobs() if live_jobs is not None else settings.parallel_jobs
+    if settings.requests_per_minute is not None:
+        pacer: Pacer | None = Pacer(run_per_minute=settings.requests_per_minute, share=share)
+    elif settings.adaptive:
+        learned = memory.load() if memory is not None else None
+        if learned is not None:
+            limit = "no limit" if learned.unlimited else f"{learned.limit_per_minute:.0f}/minute"
+            logger.info("starting from the rate learned earlier: %s (%s)", limit, learned.source)
+        pacer = adaptive_start(learned, share, settings.concurrency)
+    else:
+        pacer = None
+    return RequestLimiter(tokens, settings.largest_request_tokens, pacer, live_jobs)
+
+
+def adaptive_start(learned: LearnedRate | None, share: int, concurrency: int) -> AdaptiveRate:
+    """An adaptive pace starting from what was learned (None: nothing, so a growing window)."""
+    if learned is None:
+        return AdaptiveRate(share=share, window=min(INITIAL_WINDOW, concurrency),
+                            concurrency=concurrency)  # fmt: skip
+    if learned.unlimited:
+        return AdaptiveRate(share=share)
+    pacer = AdaptiveRate(share=share, slow_start=False, learned=True)
+    assert learned.limit_per_minute is not None
+    if learned.source == "headers":
+        # The provider's stated limit: its next answer will confirm or correct it.
+        pacer.limit_per_minute = pacer.run_per_minute = learned.limit_per_minute
+    pacer.rate_per_s = pacer.job_rate(learned.limit_per_minute)
+    return pacer
+
+
+def learned_from(pacer: AdaptiveRate, requests: int, concurrency: int) -> LearnedRate | None:
+    """What a finished job's pace says about the endpoint, worth keeping (None: nothing)."""
+    now = time.time()
+    if pacer.limit_per_minute is not None:
+        return LearnedRate("headers", pacer.limit_per_minute, now)
+    if pacer.found_limit and pacer.run_rate_per_minute is not None:
+        return LearnedRate("429s", pacer.run_rate_per_minute, now)
+    if pacer.rate_per_s is None and pacer.window is None and requests >= concurrency:
+        return LearnedRate("unlimited", None, now)
+    return None

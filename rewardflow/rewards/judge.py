@@ -56,7 +56,6 @@ from rewardflow.config.scoring import (
     JudgeSettings,
 )
 from rewardflow.errors import MissingApiKeyError
-from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.cache import (
     CachedResponse,
     ResponseCache,
@@ -64,7 +63,7 @@ from rewardflow.generation.cache import (
     normalize_endpoint,
 )
 from rewardflow.generation.client import ChatRequest, OpenAIChatClient
-from rewardflow.generation.limits import RateBudget, RequestLimiter
+from rewardflow.generation.limits import PaceSettings, RateBudget, make_request_limiter
 from rewardflow.records import Message
 from rewardflow.rewards._messages import last_assistant_text
 from rewardflow.rewards.result import RewardResult
@@ -189,7 +188,17 @@ class _Judge:
             api_key_env=api_key_env,
             timeout_s=judge.timeout_s,
             max_attempts=judge.max_attempts,
-            limiter=RequestLimiter(budget, adaptive=AdaptiveRate()),
+            limiter=make_request_limiter(
+                PaceSettings(
+                    requests_per_minute=budget.requests_per_minute,
+                    tokens_per_minute=None,
+                    adaptive=True,
+                    parallel_jobs=1,
+                    concurrency=1,
+                    largest_request_tokens=1,
+                ),
+                memory=None,
+            ),
         )
         self.cache = ResponseCache(judge.cache_dir, settings)
         self.known: dict[str, CachedResponse] = self.cache.load()

@@ -68,6 +68,8 @@ ways real providers misbehave:
   ``rate_limit_error`` at once, with ``Retry-After`` (whole seconds, rounded up, at least 1, as
   providers send it), ``retry-after-ms`` (exact, rounded up to a millisecond) and OpenAI's
   ``x-ratelimit-{limit,remaining,reset}-requests`` headers, which successes carry too.
+  ``--rate-limit-retry-after-only`` drops all but ``Retry-After``, as providers that publish no
+  rate-limit headers answer, so a client has to find the limit from its 429s alone.
 * ``--error-500-rate``, ``--error-503-rate``: OpenAI-style ``server_error`` bodies.
   ``--drop-rate``: the TCP connection is closed with no response at all. ``--malformed-rate``:
   a 200 whose body is alternately truncated JSON and JSON without ``choices``.

@@ -335,22 +335,31 @@ def _admit(state: _State, chat: ParsedChatRequest) -> dict[str, str]:
 
     ``Retry-After`` is rounded up to whole seconds (at least 1), as providers send it, so a
     client that honours only it waits a little long; ``retry-after-ms`` is the exact wait.
+    With ``rate_limit_headers`` off, answers carry no rate-limit headers and a 429 only
+    ``Retry-After``.
     """
     bucket = state.bucket
     if bucket is None:
         return {}
+    with_headers = state.config.rate_limit_headers
     if bucket.take(time.monotonic()):
-        return bucket.headers()
+        return bucket.headers() if with_headers else {}
     state.stats.rate_limited += 1
     wait_s = bucket.seconds_until_token()
     wait_ms = max(_ceil(wait_s * 1000), 1)
+    retry_after = {"Retry-After": str(max(_ceil(wait_s), 1))}
+    if not with_headers:
+        message = f"Rate limit reached for {chat.model}. Please try again later."
+        raise ApiError(
+            429, message, type="rate_limit_error", code="rate_limit_exceeded", headers=retry_after
+        )
     headers = bucket.headers()
     message = (
         f"Rate limit reached for {chat.model} on requests per min (RPM): "
         f"Limit {headers['x-ratelimit-limit-requests']}, Remaining 0. "
         f"Please try again in {wait_ms}ms."
     )
-    headers |= {"Retry-After": str(max(_ceil(wait_s), 1)), "retry-after-ms": str(wait_ms)}
+    headers |= retry_after | {"retry-after-ms": str(wait_ms)}
     raise ApiError(
         429, message, type="rate_limit_error", code="rate_limit_exceeded", headers=headers
     )

@@ -70,6 +70,9 @@ class SimulatorConfig:
     seed: int = 0
     api_key: str | None = field(default=None, repr=False)
     rate_limit_rps: float | None = None
+    #: False: the rate limit's answers carry no ``x-ratelimit-*`` headers and its 429s only a
+    #: whole-second ``Retry-After``, as some providers send them (a client must find the limit).
+    rate_limit_headers: bool = True
     error_500_rate: float = 0.0
     error_503_rate: float = 0.0
     drop_rate: float = 0.0

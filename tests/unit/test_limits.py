@@ -193,10 +193,12 @@ def test_only_a_limit_the_provider_revealed_is_worth_reporting():
     assert probed.found_limit
 
 
-def test_a_configured_limit_turns_adaptation_off():
-    limiter = RequestLimiter(RateBudget(requests_per_minute=60), adaptive=AdaptiveRate())
-    assert limiter.adaptive is None
-    limiter = RequestLimiter(RateBudget(), adaptive=AdaptiveRate())
+def test_a_configured_limit_and_an_adaptive_pace_are_never_both_given():
+    # Issue 11: an AdaptiveRate used to be built and then silently dropped when a limit was
+    # configured. The choice is made once, in make_request_limiter (test_rate_memory.py).
+    with pytest.raises(ValueError, match="not both"):
+        RequestLimiter(RateBudget(requests_per_minute=60), pacer=AdaptiveRate())
+    limiter = RequestLimiter(RateBudget(), pacer=AdaptiveRate())
     assert limiter.adaptive is not None
 
 

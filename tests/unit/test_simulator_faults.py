@@ -407,6 +407,19 @@ def test_rate_limit_answers_429_with_retry_headers() -> None:
     assert stats == stats_with(requests=13, completions=6, errors=7, rate_limited=7)
 
 
+def test_rate_limit_without_headers_sends_only_retry_after() -> None:
+    async def scenario() -> list[Reply]:
+        async with simulator(rate_limit_rps=5, rate_limit_headers=False) as client:
+            return list(await asyncio.gather(*(client.chat(p) for p in prompts(8))))
+
+    burst = run(scenario())
+    assert sorted(reply.status for reply in burst) == [200] * 5 + [429] * 3
+    for reply in burst:
+        assert not any(name.lower().startswith("x-ratelimit") for name in reply.headers)
+        assert "retry-after-ms" not in {name.lower() for name in reply.headers}
+    assert all(reply.headers["Retry-After"] == "1" for reply in burst if reply.status == 429)
+
+
 def test_auth_and_validation_come_before_the_rate_limit() -> None:
     async def scenario() -> list[int]:
         async with simulator(rate_limit_rps=1, api_key="k") as client:
