@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardflow.config import RESULTS_DIR, GenerationStageSettings, run_dir, shard_labels
+from rewardflow.config.scoring import reward_entries
 from rewardflow.generation.endpoint import client_class, read_api_key
 from rewardflow.rewards.loader import load_rewards
 
@@ -31,7 +32,7 @@ def generation_pending(
 
 def preflight_checks(config: Mapping[str, Any], results_dir: str | Path = RESULTS_DIR) -> None:
     """Raise a RewardflowError naming the problem, or return if the run can start."""
-    load_rewards(config["rewards"])
+    load_rewards(reward_entries(config))
     settings = GenerationStageSettings.from_config(config)
     if generation_pending(settings, results_dir):
         client_class(settings.model.provider)

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from rewardflow.config.generation import CacheSettings
+from rewardflow.config.generation import CacheSettings, ModelSettings
 from rewardflow.reporting.viewer import build_viewer
 from rewardflow.rule_script import run_rule
 
@@ -14,7 +14,7 @@ def main(snakemake) -> None:
         snakemake.output.viewer,
         snakemake.params.group_fields,
         CacheSettings.from_config(snakemake.config).root,
-        snakemake.config["model"]["name"],
+        ModelSettings.from_config(snakemake.config).name,
     )
     logging.info(
         "viewer: %s (%d samples, %d prompts, %.1f MB)",

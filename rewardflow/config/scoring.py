@@ -138,3 +138,12 @@ class JudgeSettings:
             cache_dir=str(param("cache_dir")),
             workers=int(params.get(WORKERS_PARAM, defaults["workers"])),
         )
+
+
+def reward_entries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``rewards`` section as :func:`rewardflow.rewards.loader.load_rewards` takes it.
+
+    Each entry's ``params`` are the reward's own and reach its function unchanged, so the
+    entries stay plain mappings (they are also what the scoring rule sends its workers).
+    """
+    return [dict(entry) for entry in config["rewards"]]
