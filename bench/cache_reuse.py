@@ -14,9 +14,17 @@ shared cache, side by side:
 
 Prints wall times (``snakemake`` start to exit), the summed generation job time (from the
 workflow's benchmark files) and the issue-15 ratios: reuse ≤ 25 % of the first run, 128 shards
-≤ 1.3 × 16 shards, padded small run ≈ unpadded. Usage::
+≤ 1.3 × 16 shards, padded small run ≈ unpadded.
+
+``--lookup-only`` measures the cache look-up alone, in one process, without Snakemake (whose
+per-job start-up dominates the wall time of a 128-shard run on a loaded machine): a cache of
+``--prompts`` responses written by 16 writers, the summed look-up time of every shard's keys
+at 16 and 128 shards, then a ``--small``-key look-up before and after ``--pad`` unrelated
+entries are added (twice: the first look-up may index the padding). It uses only the public
+cache API, so it runs unchanged against older versions of the package. Usage::
 
     .venv/bin/python bench/cache_reuse.py [--prompts 5000] [--small 1000] [--pad 1000000]
+    .venv/bin/python bench/cache_reuse.py --lookup-only [--prompts 20000]
 """
 
 from __future__ import annotations
@@ -118,12 +126,48 @@ def pad_cache(cache_root: Path, entries: int) -> Path:
     return journal
 
 
+def lookup_only(prompts: int, small: int, pad: int) -> None:
+    from rewardflow.generation.cache import GenerationSettings, ResponseCache
+
+    settings = GenerationSettings("bench-model", "simulator://bench", 0.0, 1.0, 256)
+    keys = [hashlib.sha256(f"prompt-{index}".encode()).hexdigest() for index in range(prompts)]
+
+    def look_up(root: Path, wanted: list[str]) -> float:
+        started = time.perf_counter()
+        found = ResponseCache(root, settings).load(wanted)
+        assert len(found) == len(wanted), (len(found), len(wanted))
+        return time.perf_counter() - started
+
+    def per_shard(root: Path, shards: int) -> float:
+        return sum(look_up(root, keys[shard::shards]) for shard in range(shards))
+
+    with tempfile.TemporaryDirectory(prefix="rewardflow-cache-lookup-") as tmp:
+        root = Path(tmp)
+        for shard in range(16):
+            with ResponseCache(root, settings).writer(f"first.shard-{shard:03d}") as writer:
+                for key in keys[shard::16]:
+                    writer.append(key, 0, "Step 1: compute. Step 2: add. Answer: 42", "stop",
+                                  {"prompt_tokens": 40}, "m", 0.0)  # fmt: skip
+        at16, at128 = per_shard(root, 16), per_shard(root, 128)
+        unpadded = look_up(root, keys[:small])
+        pad_cache(root, pad)
+        padded1, padded2 = look_up(root, keys[:small]), look_up(root, keys[:small])
+    print(f"look-up of {prompts:,} cached keys, summed over shards: 16 shards {at16:.2f} s, "
+          f"128 shards {at128:.2f} s ({at128 / at16:.2f}x)")  # fmt: skip
+    print(f"look-up of {small:,} keys: {unpadded:.3f} s; with +{pad:,} unrelated entries "
+          f"{padded1:.3f} s (1st), {padded2:.3f} s (2nd)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prompts", type=int, default=5000)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--pad", type=int, default=1_000_000)
+    parser.add_argument("--lookup-only", action="store_true")
     args = parser.parse_args()
+    if args.lookup_only:
+        lookup_only(args.prompts, args.small, args.pad)
+        return
     with tempfile.TemporaryDirectory(prefix="rewardflow-cache-bench-") as tmp:
         workdir = Path(tmp)
         full, small = workdir / "data.jsonl", workdir / "small.jsonl"

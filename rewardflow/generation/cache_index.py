@@ -52,7 +52,7 @@ VERSION = 1
 #: digest of the key (16 bytes), journal number in the header, byte offset, line length.
 RECORD = struct.Struct(">16sIQI")
 #: Merge segments once a partition has more than this many.
-MAX_SEGMENTS = 8
+MAX_SEGMENTS = 4
 #: A segment is left out of a merge when it holds this many times the records of all the
 #: smaller segments together, so a merge costs about what was added since the last one.
 TIER_FACTOR = 4
@@ -214,12 +214,7 @@ def _best_coverage(
     return best
 
 
-def _read_line(path: Path, offset: int, length: int, stats: ReadStats) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as handle:
-            raw = os.pread(handle.fileno(), length, offset)
-    except FileNotFoundError:
-        return None
+def _parse_line(raw: bytes, stats: ReadStats) -> dict[str, Any] | None:
     stats.journal_bytes += len(raw)
     stats.entries += 1
     if not raw.endswith(b"\n"):
@@ -229,6 +224,24 @@ def _read_line(path: Path, offset: int, length: int, stats: ReadStats) -> dict[s
     except ValueError:
         return None
     return entry if isinstance(entry, dict) else None
+
+
+def _read_hits(
+    path: Path, lines: list[tuple[int, int, str]], stats: ReadStats, found: Found
+) -> bool:
+    """Read the indexed lines of one journal into ``found``; False if one is not its key."""
+    entries: list[tuple[Path, dict[str, Any]]] = []
+    try:
+        with open(path, "rb") as handle:
+            for offset, length, key in lines:
+                entry = _parse_line(os.pread(handle.fileno(), length, offset), stats)
+                if entry is None or entry.get("key") != key:
+                    return False
+                entries.append((path, entry))
+    except FileNotFoundError:
+        return False
+    found.entries.extend(entries)
+    return True
 
 
 def lookup(partition: Path, journals: list[Path], wanted: set[str], stats: ReadStats) -> Found:
@@ -246,29 +259,25 @@ def lookup(partition: Path, journals: list[Path], wanted: set[str], stats: ReadS
         by_segment: dict[int, dict[int, str]] = {}
         for name, (number, position, _) in best.items():
             by_segment.setdefault(number, {})[position] = name
-        broken: set[str] = set()
+        hits: dict[str, list[tuple[int, int, str]]] = {}
         digests = sorted((key_digest(key), key) for key in wanted)
         for number, names in by_segment.items():
             segment = segments[number]
             for digest, key in digests:
                 for position, offset, length in segment.find(digest, stats):
                     name = names.get(position)
-                    if name is None or name in broken:
-                        continue
-                    entry = _read_line(partition / name, offset, length, stats)
-                    if entry is None or entry.get("key") != key:
-                        logger.warning(
-                            "cache index: %s does not match %s at byte %d; scanning the journal",
-                            segment.path, name, offset,
-                        )  # fmt: skip
-                        broken.add(name)
-                        continue
-                    found.entries.append((partition / name, entry))
+                    if name is not None:
+                        hits.setdefault(name, []).append((offset, length, key))
+        broken: set[str] = set()
+        for name, lines in hits.items():
+            path = partition / name
+            if not _read_hits(path, sorted(lines), stats, found):
+                logger.warning("cache index: %s does not match its index; scanning it", path)
+                broken.add(name)
         for name, (_, _, cover) in best.items():
             if name not in broken:
                 found.covered[partition / name] = cover.size
                 found.unusable.extend((partition / name, offset) for offset in cover.unusable)
-        found.entries = [(path, e) for path, e in found.entries if path.name not in broken]
     finally:
         for segment in segments:
             segment.close()
