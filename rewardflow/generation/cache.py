@@ -25,6 +25,10 @@ Why it looks like this:
 * Several users may share one cache directory: directories and files created inside it take
   the permission bits of the cache root (without execute bits for files), whatever each user's
   umask, so a group-writable root (``chmod 2775``) keeps everything in it group-writable.
+* A look-up must not cost the size of the cache: each partition has an index
+  (:mod:`rewardflow.generation.cache_index`, derived from the journals and never needed for
+  safety) through which a job reads only the journal lines of the keys it wants, and scans
+  only what no index covers yet (journals being written, an old-layout cache).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from rewardflow.config.generation import ResponseIdentity, content_sha256
+from rewardflow.generation import cache_index
+from rewardflow.generation.cache_index import IndexPlace, ReadStats
 from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_json_atomic
 from rewardflow.records import Message
 
@@ -114,8 +120,16 @@ class ResponseCache:
         return sorted(self.partition.glob("*.jsonl")) if self.partition.is_dir() else []
 
     def load(self, wanted: Iterable[str] | None = None) -> dict[str, CachedResponse]:
-        """Responses in this partition, restricted to ``wanted`` keys to bound memory."""
-        wanted_keys = set(wanted) if wanted is not None else None
+        """Responses in this partition, restricted to ``wanted`` keys to bound memory.
+
+        With ``wanted`` the look-up goes through the index and reads only those entries;
+        without, every journal is read (the caller wants everything).
+        """
+        if wanted is not None:
+            tail = self.tail(wanted)
+            tail.read_new()
+            return tail.found
+        wanted_keys = None
         found: dict[str, CachedResponse] = {}
         skipped: list[SkippedLine] = []
         for journal in self.journals():
@@ -126,7 +140,7 @@ class ResponseCache:
 
     def tail(self, wanted: Iterable[str]) -> JournalTail:
         """A reader of this partition's journals that returns only what is new at each look."""
-        return JournalTail(self.partition, set(wanted))
+        return JournalTail(self.partition, set(wanted), self._index_place())
 
     @contextmanager
     def writer(self, name: str) -> Iterator[CacheWriter]:
@@ -140,7 +154,11 @@ class ResponseCache:
         try:
             yield CacheWriter(handle)
         finally:
-            handle.close()
+            try:
+                # Still under the journal's lock, so what the index covers cannot change.
+                cache_index.seal(self._index_place(), Path(handle.name))
+            finally:
+                handle.close()
 
     def try_claim(self, key: str) -> Claim | None:
         """Claim ``key`` for a request, or None while another live process holds its claim."""
@@ -149,6 +167,13 @@ class ResponseCache:
             self._make_partition()
             _make_dir_like_root(claims, self.root)
         return Claim.try_acquire(claims / f"{key}.lock", self.root)
+
+    def _index_place(self) -> IndexPlace:
+        return IndexPlace(
+            partition=self.partition,
+            make_dir=lambda path: _make_dir_like_root(path, self.root),
+            share=lambda fd: _share_fd_like_root(fd, self.root),
+        )
 
     def _make_partition(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -188,20 +213,40 @@ class JournalTail:
     rereading whole journals each time would be quadratic; this keeps a byte offset per journal
     and stops at the last complete line, so a line being written right now is read next time
     instead of being taken for a torn one.
+
+    The first look finds the wanted keys through the partition's index and starts each journal
+    past what the index covers, so it reads the wanted lines and the unindexed rest only. A
+    journal it had to scan from the start that no writer holds (an old-layout cache, a crashed
+    writer's) it then indexes, so the next look-up need not scan it.
     """
 
-    def __init__(self, partition: Path, wanted: set[str]) -> None:
+    def __init__(self, partition: Path, wanted: set[str], index: IndexPlace | None = None) -> None:
         self.partition = partition
         self.wanted = wanted
         #: Every wanted entry read so far, first one per key (as :meth:`ResponseCache.load`).
         self.found: dict[str, CachedResponse] = {}
+        #: What this tail has read, in journal bytes, lines and index probes.
+        self.stats = ReadStats()
+        self._index = index
         self._offsets: dict[Path, int] = {}
+        self._primed = False
 
     def read_new(self) -> dict[str, CachedResponse]:
         """Read what was appended since the last call; return its wanted entries."""
         new: dict[str, CachedResponse] = {}
         skipped: list[SkippedLine] = []
-        for journal in sorted(self.partition.glob("*.jsonl")):
+        journals = sorted(self.partition.glob("*.jsonl"))
+        unindexed: list[Path] = []
+        if not self._primed:
+            self._primed = True
+            found = cache_index.lookup(self.partition, journals, self.wanted, self.stats)
+            for journal, entry in found.entries:
+                _collect(entry, journal, self.wanted, new, skipped)
+            self._offsets.update(found.covered)
+            for journal, offset in found.unusable:
+                skipped.append(SkippedLine(journal, 0, f"torn or corrupted line at byte {offset}"))
+            unindexed = [journal for journal in journals if journal not in found.covered]
+        for journal in journals:
             offset = self._offsets.get(journal, 0)
             try:
                 size = journal.stat().st_size
@@ -215,6 +260,10 @@ class JournalTail:
         _warn_skipped(skipped)
         for key, entry in new.items():
             self.found.setdefault(key, entry)
+        if self._index is not None:
+            for journal in unindexed:
+                if self._offsets.get(journal, 0) > 0:
+                    cache_index.seal_if_idle(self._index, journal)
         return new
 
     def _read_from(
@@ -230,9 +279,10 @@ class JournalTail:
             return offset
         with handle:
             handle.seek(offset)
-            for raw in handle:
-                if not raw.endswith(b"\n"):
-                    break  # still being written, or torn: the writer that reopens ends it
+            # Stops before a line still being written, or torn: the writer that reopens ends it.
+            for _, raw in cache_index.complete_lines(handle, offset):
+                self.stats.journal_bytes += len(raw)
+                self.stats.entries += 1
                 try:
                     entry = json.loads(raw) if raw.strip() else None
                 except ValueError:
