@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+from rewardflow.config.generation import Price
 from rewardflow.config.rules import primary_reward_name
 
 
@@ -55,14 +56,6 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Price:
-    """One model's entry of the ``prices`` section, in USD per million tokens."""
-
-    prompt: float
-    completion: float
-
-
-@dataclass(frozen=True, slots=True)
 class SummarySettings:
     """Everything the summary is computed from: ``run_name``, ``model.name``, the model's
     ``prices`` entry, ``generation.samples``, the ``rewards`` (names, which is primary) and
@@ -80,12 +73,10 @@ class SummarySettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
         """From the validated config or the aggregate rule's params (the same keys)."""
-        model = config["model"]["name"]
-        price = config["prices"].get(model)
         return cls(
             run_name=config["run_name"],
-            model=model,
-            price=Price(float(price["prompt"]), float(price["completion"])) if price else None,
+            model=config["model"]["name"],
+            price=Price.of_model(config),
             samples=int(config["generation"]["samples"]),
             rewards=tuple(reward["name"] for reward in config["rewards"]),
             primary_reward=primary_reward_name(config),

@@ -68,11 +68,8 @@ def summarize(
     usage = tally.usage
     price = settings.price
     cost = (
-        round((usage["prompt_tokens"] * price.prompt
-               + usage["completion_tokens"] * price.completion) / 1e6, 6)
-        if price
-        else None
-    )  # fmt: skip
+        round(price.cost(usage["prompt_tokens"], usage["completion_tokens"]), 6) if price else None
+    )
     metrics = settings.metrics
     # Every interval of the summary uses the configured bootstrap, so all of them reproduce.
     resamples, seed = metrics.bootstrap_resamples, metrics.seed
