@@ -18,6 +18,11 @@ name (it starts from the rate the first run persisted next to the cache), agains
 whose 429s carry only ``Retry-After`` (no headers: the limit has to be found from the 429s),
 and with the pacer switched off, to show what honouring the limit saves.
 
+Two more rows start ``--together`` generation jobs (4 by default, ``parallel_jobs`` as many) at
+once against the limited server with nothing learned (a fresh cache), once with the limit in
+headers and once with 429s carrying only ``Retry-After``: the jobs have to share what the first
+of them finds out, or each finds the limit on its own and the 429s grow with the job count.
+
 The last two rows talk to a fast server with no limit at all (``--unlimited-prompts`` prompts,
 5±5 ms, 4 shards, concurrency 64), with the default settings and with ``adaptive_rate: false``:
 the default must not be slower than switching the pacer off. The closing lines print each
@@ -26,7 +31,7 @@ log-normal one with the same 300 ms mean and a long tail of stragglers, as real 
 Usage::
 
     .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20] [--latency lognormal]
-        [--only SUBSTRING]
+        [--together 4] [--only SUBSTRING]
 """
 
 from __future__ import annotations
@@ -192,6 +197,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=300)
     parser.add_argument("--rps", type=float, default=20.0, help="server-side limit")
     parser.add_argument("--jobs", type=int, default=2, help="generation jobs side by side")
+    parser.add_argument(
+        "--together", type=int, default=4, help="jobs starting at once, nothing learned"
+    )
     parser.add_argument("--unlimited-prompts", type=int, default=1319)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--only", help="run only the rows whose label contains this")
@@ -253,6 +261,16 @@ def main() -> None:
             [*server, "--rate-limit-retry-after-only"],
             {},
             limited_rows,
+        ),
+    ]
+    together = {"prompts": args.prompts, "jobs": args.together}
+    runs += [
+        (f"{args.together} jobs together, nothing learned: headers", server, {}, together),
+        (
+            f"{args.together} jobs together, nothing learned: Retry-After",
+            [*server, "--rate-limit-retry-after-only"],
+            {},
+            together,
         ),
     ]
     if not args.skip_baseline:
@@ -320,6 +338,9 @@ def print_targets(outcomes: dict[str, Outcome], ideal: float) -> None:
         ("clean, no limit: adaptive", 1.15, None),
         ("Retry-After only, no limit: adaptive", 1.15, 5.0),
         ("clean, limit configured", 1.05, None),
+    ]
+    targets += [
+        (label, 1.15, 5.0) for label in outcomes if "jobs together, nothing learned" in label
     ]
     for label, factor, max_429 in targets:
         outcome = outcomes.get(label)
