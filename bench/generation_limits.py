@@ -287,7 +287,8 @@ def main() -> None:
     print(
         f"{args.prompts} prompts, server limit {args.rps:g} req/s, "
         f"latency {'300±100 ms' if args.latency == 'uniform' else 'lognormal, mean 300 ms'}, "
-        f"{args.jobs} generation jobs; ideal {ideal:.1f} s. Unlimited rows: "
+        f"{args.jobs} generation jobs ({args.together} in the 'together' rows); "
+        f"ideal {ideal:.1f} s. Unlimited rows: "
         f"{args.unlimited_prompts} prompts, 5±5 ms, 4 jobs, concurrency 64 (ratios vs ideal n/a)"
     )
     columns = ("wall", "/ideal", "jobs", "/ideal", "requests", "/ideal", "HTTP", "429s", "429 %")

@@ -301,8 +301,10 @@ class AdaptiveRate(Pacer):
         self.learned = True
         self.slow_start = self._probing = learned.probing
         if learned.source == "429s" and not learned.probing:
-            # Published on backing off: the 429s began about one decrease above it.
+            # Published on backing off: the 429s began about one decrease above it, and this
+            # job's own 429s from the same burst must not back it off a second time.
             self._refused_at_per_s = self.rate_per_s / self.decrease
+            self._last_decrease = time.monotonic()
         return True
 
     @property

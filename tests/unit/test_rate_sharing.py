@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rewardflow.generation import limits
+from rewardflow.generation.adaptive import AdaptiveRate
 from rewardflow.generation.client import (
     ChatRequest,
     ChatResponse,
@@ -223,6 +224,19 @@ def test_a_corrupt_or_stale_published_rate_is_ignored_by_a_running_job(
     pacer = job.limiter.adaptive
     assert pacer.rate_per_s is None and pacer.window is None
     assert job.wire.most_in_flight == CONCURRENCY
+
+
+def test_a_back_off_adopted_from_another_job_is_not_repeated_for_the_same_burst():
+    """The others' 429s from the burst one job already backed off for cut nobody twice."""
+    pacer = AdaptiveRate(share=2)
+    assert pacer.adopt(LearnedRate("429s", 1200.0, time.time()))
+    adopted = pacer.rate_per_s
+    assert pacer.observe(429, {}) is None and pacer.rate_per_s == adopted
+    # A stated limit is not overridden by another job's estimate, but a stated one is taken.
+    pacer.adopt(LearnedRate("headers", 600.0, time.time()))
+    assert not pacer.adopt(LearnedRate("429s", 60.0, time.time()))
+    assert not pacer.adopt(LearnedRate("unlimited", None, time.time()))
+    assert pacer.rate_per_s == pytest.approx(600 / 60 / 2)
 
 
 def test_poll_reads_only_what_others_wrote_since_the_last_poll(tmp_path):
