@@ -121,12 +121,16 @@ class RateMemory:
         #: Stamped on what this job publishes, so that it does not adopt its own rate back.
         self.writer = uuid.uuid4().hex[:12]
         self._held: tuple[int, Path] | None = None
-        self._seen: tuple[int, int] | None = None  # (inode, mtime) of the file last polled
+        self._seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read
 
     def load(self, now: float | None = None) -> LearnedRate | None:
         """The learned rate, or None when there is none worth starting from."""
         try:
-            text = self.path.read_text()
+            with open(self.path) as handle:
+                # What was read, for poll(): each atomic write makes a new inode.
+                stat = os.fstat(handle.fileno())
+                self._seen = (stat.st_ino, stat.st_mtime_ns)
+                text = handle.read()
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -160,8 +164,8 @@ class RateMemory:
         """A rate another job published since the last poll; None when there is nothing new.
 
         Cheap enough to call every half second: a ``stat``, and a read only when a write has
-        replaced the file since (each atomic write makes a new inode). What cannot be read is
-        ignored, as by :meth:`load`.
+        replaced the file since the last :meth:`load` (each atomic write makes a new inode).
+        What cannot be read is ignored, as by :meth:`load`, and read once, not at every poll.
         """
         try:
             stat = os.stat(self.path)
@@ -170,7 +174,7 @@ class RateMemory:
         key = (stat.st_ino, stat.st_mtime_ns)
         if key == self._seen:
             return None
-        self._seen = key
+        self._seen = key  # even if it cannot be read: one log line, not one per poll
         learned = self.load()
         if learned is None or learned.writer == self.writer:
             return None

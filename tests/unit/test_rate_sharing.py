@@ -95,9 +95,11 @@ class Job:
         self.memory.leave()
 
 
-async def published(memory: RateMemory) -> LearnedRate:
-    """Wait (on events, not a clock) until a rate has been published in ``memory``'s file."""
+async def published(memory: RateMemory, running: asyncio.Future[None]) -> LearnedRate:
+    """Wait (on events, not a clock) until a rate has been published in ``memory``'s file
+    by the ``running`` job; failing if that job ends without publishing anything."""
     while (learned := memory.load()) is None:
+        assert not running.done(), "the first job ended without publishing what it learned"
         await asyncio.sleep(0.01)
     return learned
 
@@ -116,7 +118,7 @@ def test_a_job_starting_alongside_paces_at_the_rate_the_first_one_published(tmp_
                 # Nothing learned yet when both were made: each would find the limit alone.
                 assert first.limiter.adaptive.window == second.limiter.adaptive.window == 1
                 running = asyncio.ensure_future(first.run(150))
-                finding = await published(second.memory)
+                finding = await published(RateMemory(tmp_path, ENDPOINT, "m"), running)
                 await second.run(60)
                 await running
                 stats = {"first": first.client.stats.rate_limited}
@@ -248,6 +250,9 @@ def test_poll_reads_only_what_others_wrote_since_the_last_poll(tmp_path):
     news = mine.poll()
     assert news is not None and (news.limit_per_minute, news.probing) == (300.0, True)
     assert mine.poll() is None  # nothing new since
+    # A job that started from the file does not take the same record for news.
+    starting = RateMemory(tmp_path, "e", "m")
+    assert starting.load() is not None and starting.poll() is None
 
 
 def test_files_without_the_sharing_fields_are_read_and_new_ones_keep_the_old_fields(tmp_path):
