@@ -292,6 +292,8 @@ class AdaptiveRate(Pacer):
         """
         if learned.limit_per_minute is None or learned.unlimited:
             return False
+        if learned.source == "headers" and learned.limit_per_minute == self.limit_per_minute:
+            return False  # told the same already
         if learned.source == "headers":
             self.limit_per_minute = self.run_per_minute = learned.limit_per_minute
         elif self.limit_per_minute is not None:
