@@ -5,7 +5,8 @@ and prints, side by side from one run, each divided by the ideal ``prompts / ser
 
 * ``wall``: the whole pipeline, Snakemake start-up, prepare, scoring and summary included;
 * ``jobs``: the longest generation job, process start-up included (Snakemake's benchmark);
-* ``requests``: the generation jobs' request phase, first request to last response;
+* ``requests``: the longest generation job's request phase, first request to last response;
+* ``span``: the server's request phase, all jobs together (polled from its counters);
 
 and the number of HTTP requests the server saw, how many it refused with 429, and
 * the share of requests the server refused with 429;
@@ -18,6 +19,11 @@ name (it starts from the rate the first run persisted next to the cache), agains
 whose 429s carry only ``Retry-After`` (no headers: the limit has to be found from the 429s),
 and with the pacer switched off, to show what honouring the limit saves.
 
+Two more rows start ``--together`` generation jobs (4 by default, ``parallel_jobs`` as many) at
+once against the limited server with nothing learned (a fresh cache), once with the limit in
+headers and once with 429s carrying only ``Retry-After``: the jobs have to share what the first
+of them finds out, or each finds the limit on its own and the 429s grow with the job count.
+
 The last two rows talk to a fast server with no limit at all (``--unlimited-prompts`` prompts,
 5±5 ms, 4 shards, concurrency 64), with the default settings and with ``adaptive_rate: false``:
 the default must not be slower than switching the pacer off. The closing lines print each
@@ -26,7 +32,7 @@ log-normal one with the same 300 ms mean and a long tail of stragglers, as real 
 Usage::
 
     .venv/bin/python bench/generation_limits.py [--prompts 300] [--rps 20] [--latency lognormal]
-        [--only SUBSTRING]
+        [--together 4] [--only SUBSTRING]
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -56,6 +63,7 @@ class Outcome:
     wall_s: float
     job_s: float
     request_s: float
+    span_s: float
     requests: int
     rate_limited: int
     failed: int
@@ -86,6 +94,42 @@ def simulator_stats(base_url: str) -> dict[str, Any]:
     url = base_url.removesuffix("/v1") + "/_simulator/stats"
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
+
+
+class RequestSpan:
+    """The server's request phase, all jobs together: first request to last answer.
+
+    Polls the simulator's counters from a thread (every 50 ms) while the pipeline runs, so it
+    measures the old and the new code alike; a job's own request phase (``request_s``) misses
+    the jobs around it when several run side by side.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self._base_url = base_url
+        self._stop = threading.Event()
+        self.first: float | None = None
+        self.last: float | None = None
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        answered = -1
+        while not self._stop.wait(0.05):
+            try:
+                stats = simulator_stats(self._base_url)
+            except OSError:
+                continue
+            now = time.monotonic()
+            if stats["requests"] and self.first is None:
+                self.first = now
+            done = sum(int(stats.get(name, 0)) for name in ("completions", "errors"))
+            if done != answered:
+                answered, self.last = done, now
+
+    def seconds(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return 0.0 if self.first is None or self.last is None else self.last - self.first
 
 
 def write_dataset(path: Path, prompts: int) -> None:
@@ -146,6 +190,7 @@ def run_pipeline(
                 ],
             }
             (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+            span = RequestSpan(base_url)
             started = time.monotonic()
             completed = subprocess.run(
                 [
@@ -166,6 +211,7 @@ def run_pipeline(
                 env=os.environ.copy(),
             )
             wall = time.monotonic() - started
+            span_s = span.seconds()
             stats = simulator_stats(base_url)
             summary_path = workdir / "results" / run_name / "summary.json"
             summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
@@ -176,6 +222,7 @@ def run_pipeline(
                 wall_s=wall,
                 job_s=generation_seconds(workdir, run_name),
                 request_s=summary["generation"]["request_seconds_max"] if summary else 0.0,
+                span_s=span_s,
                 requests=int(stats["requests"]),
                 rate_limited=int(stats.get("rate_limited", 0)),
                 failed=summary["counts"]["failed"] if summary else -1,
@@ -192,6 +239,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=300)
     parser.add_argument("--rps", type=float, default=20.0, help="server-side limit")
     parser.add_argument("--jobs", type=int, default=2, help="generation jobs side by side")
+    parser.add_argument(
+        "--together", type=int, default=4, help="jobs starting at once, nothing learned"
+    )
     parser.add_argument("--unlimited-prompts", type=int, default=1319)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--only", help="run only the rows whose label contains this")
@@ -255,6 +305,16 @@ def main() -> None:
             limited_rows,
         ),
     ]
+    together = {"prompts": args.prompts, "jobs": args.together}
+    runs += [
+        (f"{args.together} jobs together, nothing learned: headers", server, {}, together),
+        (
+            f"{args.together} jobs together, nothing learned: Retry-After",
+            [*server, "--rate-limit-retry-after-only"],
+            {},
+            together,
+        ),
+    ]
     if not args.skip_baseline:
         runs.append(
             ("clean, no limit, adaptive off", server, {"adaptive_rate": False}, limited_rows)
@@ -269,10 +329,14 @@ def main() -> None:
     print(
         f"{args.prompts} prompts, server limit {args.rps:g} req/s, "
         f"latency {'300±100 ms' if args.latency == 'uniform' else 'lognormal, mean 300 ms'}, "
-        f"{args.jobs} generation jobs; ideal {ideal:.1f} s. Unlimited rows: "
+        f"{args.jobs} generation jobs ({args.together} in the 'together' rows); "
+        f"ideal {ideal:.1f} s. Unlimited rows: "
         f"{args.unlimited_prompts} prompts, 5±5 ms, 4 jobs, concurrency 64 (ratios vs ideal n/a)"
     )
-    columns = ("wall", "/ideal", "jobs", "/ideal", "requests", "/ideal", "HTTP", "429s", "429 %")
+    columns = (
+        "wall", "/ideal", "jobs", "/ideal", "requests", "/ideal", "span", "/ideal",
+        "HTTP", "429s", "429 %",
+    )  # fmt: skip
     header = (
         f"{'run':<38} "
         + " ".join(f"{name:>7}" for name in columns)
@@ -289,6 +353,7 @@ def main() -> None:
             f"{label:<38} {outcome.wall_s:7.1f} {outcome.wall_s / ideal:7.2f} "
             f"{outcome.job_s:7.1f} {outcome.job_s / ideal:7.2f} "
             f"{outcome.request_s:7.1f} {outcome.request_s / ideal:7.2f} "
+            f"{outcome.span_s:7.1f} {outcome.span_s / ideal:7.2f} "
             f"{outcome.requests:7d} {outcome.rate_limited:7d} {share:7.1f} "
             f"{outcome.failed:7d}  {accuracy:>8} {outcome.exit_code:4d}",
             flush=True,
@@ -321,6 +386,9 @@ def print_targets(outcomes: dict[str, Outcome], ideal: float) -> None:
         ("Retry-After only, no limit: adaptive", 1.15, 5.0),
         ("clean, limit configured", 1.05, None),
     ]
+    targets += [
+        (label, 1.15, 5.0) for label in outcomes if "jobs together, nothing learned" in label
+    ]
     for label, factor, max_429 in targets:
         outcome = outcomes.get(label)
         if outcome is None:
@@ -329,8 +397,8 @@ def print_targets(outcomes: dict[str, Outcome], ideal: float) -> None:
         limit_429 = f", 429s {share:.1f} % (target < {max_429:g} %)" if max_429 else ""
         print(
             f"{label}: wall {outcome.wall_s:.1f} s vs target {factor * ideal + 4:.1f} s "
-            f"({factor:g}x ideal + 4 s); request phase {outcome.request_s / ideal:.2f}x ideal"
-            f"{limit_429}"
+            f"({factor:g}x ideal + 4 s); request phase {outcome.request_s / ideal:.2f}x ideal "
+            f"(all jobs: {outcome.span_s / ideal:.2f}x){limit_429}"
         )
 
 

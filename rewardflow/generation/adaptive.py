@@ -32,6 +32,14 @@ whole concurrency's worth. A learned rate from an earlier job
 (:mod:`~rewardflow.generation.rate_memory`) skips that: "unlimited" starts at full concurrency,
 a limit starts paced at its share.
 
+Jobs running at once share what they learn (:mod:`~rewardflow.generation.rate_memory`): a job
+flags :attr:`AdaptiveRate.news` when a header states a new limit or a 429 makes it back off,
+its limiter publishes :meth:`AdaptiveRate.finding`, and the other jobs :meth:`AdaptiveRate.adopt`
+it: a stated limit outright, a 429s estimate as their share of it, in the same phase (still
+probing up from a first 429's floor, or settled, with the 429s taken to have begun where the
+publisher backed off from). Growth is not published: every job grows at the same relative
+speed, so jobs that adopted the same rate stay in step until the next 429 resets them all.
+
 The settled rate is reported (and kept for later jobs), so a user can pin it as
 ``requests_per_minute``.
 """
@@ -44,6 +52,8 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from rewardflow.generation.rate_memory import LearnedRate
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -188,6 +198,9 @@ class AdaptiveRate(Pacer):
     #: How much of the accepted rate the first 429 of an unpaced job keeps.
     first_429_keep: float = 0.5
     limit_per_minute: float | None = field(default=None, init=False)
+    #: Something worth telling the other jobs happened (see :meth:`finding`); the limiter
+    #: publishes it and clears the flag.
+    news: bool = field(default=False, init=False)
     _last_decrease: float = field(default=float("-inf"), init=False)
     _met_429: bool = field(default=False, init=False)
     _probing: bool = field(default=False, init=False)
@@ -203,6 +216,7 @@ class AdaptiveRate(Pacer):
         """Adjust the rate to one answer; return seconds to pause the job, if any."""
         limit = _header_number(headers, "x-ratelimit-limit-requests")
         if limit and limit > 0:
+            self.news = self.news or limit != self.limit_per_minute
             self.limit_per_minute = self.run_per_minute = limit
             self.rate_per_s = self.job_rate(limit)
             self.window = None
@@ -243,6 +257,7 @@ class AdaptiveRate(Pacer):
         if self.limit_per_minute is not None or now - self._last_decrease < self.decrease_hold_s:
             return
         self._last_decrease = now
+        self.news = True
         accepted = self._accepted_per_s(now)
         if self.rate_per_s is None:
             estimate = self.first_429_keep * accepted
@@ -257,6 +272,42 @@ class AdaptiveRate(Pacer):
             # never by more than half at once, since a pause also lowers what was accepted.
             cut = min(cut, max(accepted, self.rate_per_s / 2))
         self.rate_per_s = max(self.min_per_s, cut)
+
+    def finding(self) -> LearnedRate | None:
+        """What this job knows now, for the other jobs (None: no limit found yet)."""
+        now = time.time()
+        if self.limit_per_minute is not None:
+            return LearnedRate("headers", self.limit_per_minute, now)
+        rate = self.run_rate_per_minute
+        if rate is None or not self.found_limit:
+            return None
+        return LearnedRate("429s", rate, now, probing=self.slow_start and self._probing)
+
+    def adopt(self, learned: LearnedRate) -> bool:
+        """Pace at this job's share of a rate another job found; False when it does not apply.
+
+        "unlimited" never applies to a running job (only a starting one uses it, in
+        :func:`~rewardflow.generation.limits.adaptive_start`), and a 429s estimate does not
+        override a limit the provider stated to this job.
+        """
+        if learned.limit_per_minute is None or learned.unlimited:
+            return False
+        if learned.source == "headers" and learned.limit_per_minute == self.limit_per_minute:
+            return False  # told the same already
+        if learned.source == "headers":
+            self.limit_per_minute = self.run_per_minute = learned.limit_per_minute
+        elif self.limit_per_minute is not None:
+            return False
+        self.rate_per_s = self.job_rate(learned.limit_per_minute)
+        self.window = None
+        self.learned = True
+        self.slow_start = self._probing = learned.probing
+        if learned.source == "429s" and not learned.probing:
+            # Published on backing off: the 429s began about one decrease above it, and this
+            # job's own 429s from the same burst must not back it off a second time.
+            self._refused_at_per_s = self.rate_per_s / self.decrease
+            self._last_decrease = time.monotonic()
+        return True
 
     @property
     def found_limit(self) -> bool:

@@ -24,8 +24,11 @@ and 429s.
 
 Several jobs share one budget. The request rate is split between the jobs running now, counted
 while the job runs (:class:`~rewardflow.generation.rate_memory.RateMemory`), so the last job
-running gets the whole rate; the token budget is split ``1 / parallel_jobs`` (the workflow lets
-at most ``parallel_jobs`` generation jobs run at once, a Snakemake resource).
+running gets the whole rate; what one job learns about the limit while it runs (a stated limit,
+a 429 that made it back off) is published there and adopted by the others at their next
+re-count, so jobs that start together find the limit once, not each on its own; the token
+budget is split ``1 / parallel_jobs`` (the workflow lets at most ``parallel_jobs`` generation
+jobs run at once, a Snakemake resource).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
@@ -88,8 +91,10 @@ def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
 class RequestLimiter:
     """The gates a job's requests pass through; see the module docstring.
 
-    ``pacer`` spaces the requests (None: no request pacing). ``live_jobs`` counts the jobs
-    sharing the request rate; it is asked again every half second while requests flow.
+    ``pacer`` spaces the requests (None: no request pacing). ``memory`` counts the jobs
+    sharing the request rate, and carries what the adaptive pacers of those jobs learn: every
+    half second while requests flow, the job re-counts them and adopts a rate another job has
+    published; it publishes its own news as soon as an answer brings some.
     """
 
     def __init__(
@@ -97,7 +102,7 @@ class RequestLimiter:
         budget: RateBudget,
         largest_request_tokens: int = 1,
         pacer: Pacer | None = None,
-        live_jobs: Callable[[], int] | None = None,
+        memory: RateMemory | None = None,
     ) -> None:
         if pacer is not None and budget.requests_per_minute is not None:
             raise ValueError("give the requests-per-minute limit as a pacer or a budget, not both")
@@ -105,8 +110,9 @@ class RequestLimiter:
         if budget.requests_per_minute:
             pacer = Pacer(run_per_minute=budget.requests_per_minute)
         self.pacer = pacer
-        self._live_jobs = live_jobs
+        self._memory = memory
         self._counted_at = float("-inf")
+        self._adopted = False
         self._tokens = (
             _bucket(budget.tokens_per_minute, largest_request_tokens)
             if budget.tokens_per_minute
@@ -140,13 +146,28 @@ class RequestLimiter:
             pause = self.pacer.observe(status, headers)
             if pause:
                 self.pause(pause)
+        adaptive = self.adaptive
+        if adaptive is not None and adaptive.news:
+            adaptive.news = False
+            finding = adaptive.finding()
+            if finding is not None and self._memory is not None:
+                self._memory.publish(finding)
 
     def _recount(self) -> None:
         now = time.monotonic()
-        if self._live_jobs is None or self.pacer is None or now - self._counted_at < _RECOUNT_S:
+        if self._memory is None or self.pacer is None or now - self._counted_at < _RECOUNT_S:
             return
         self._counted_at = now
-        self.pacer.set_share(self._live_jobs())
+        self.pacer.set_share(self._memory.live_jobs())
+        adaptive = self.adaptive
+        published = self._memory.poll() if adaptive is not None else None
+        if adaptive is not None and published is not None and adaptive.adopt(published):
+            logger.log(
+                logging.DEBUG if self._adopted else logging.INFO,
+                "adopting the rate another job found: %.0f/minute (%s)",
+                published.limit_per_minute, published.source,
+            )  # fmt: skip
+            self._adopted = True
 
     async def acquire(self, estimated_tokens: int) -> None:
         """Wait until this attempt may go; every acquire is followed by one :meth:`release`."""
@@ -223,8 +244,7 @@ def make_request_limiter(settings: PaceSettings, memory: RateMemory | None) -> R
     if settings.unlimited:
         return RequestLimiter(RateBudget())
     tokens = RateBudget(None, settings.tokens_per_minute).share(settings.parallel_jobs)
-    live_jobs = memory.live_jobs if memory is not None else None
-    share = live_jobs() if live_jobs is not None else settings.parallel_jobs
+    share = memory.live_jobs() if memory is not None else settings.parallel_jobs
     if settings.requests_per_minute is not None:
         pacer: Pacer | None = Pacer(run_per_minute=settings.requests_per_minute, share=share)
     elif settings.adaptive:
@@ -235,7 +255,7 @@ def make_request_limiter(settings: PaceSettings, memory: RateMemory | None) -> R
         pacer = adaptive_start(learned, share, settings.concurrency)
     else:
         pacer = None
-    return RequestLimiter(tokens, settings.largest_request_tokens, pacer, live_jobs)
+    return RequestLimiter(tokens, settings.largest_request_tokens, pacer, memory)
 
 
 def adaptive_start(learned: LearnedRate | None, share: int, concurrency: int) -> AdaptiveRate:
@@ -246,11 +266,8 @@ def adaptive_start(learned: LearnedRate | None, share: int, concurrency: int) ->
     if learned.unlimited:
         return AdaptiveRate(share=share)
     pacer = AdaptiveRate(share=share, slow_start=False, learned=True)
-    assert learned.limit_per_minute is not None
-    if learned.source == "headers":
-        # The provider's stated limit: its next answer will confirm or correct it.
-        pacer.limit_per_minute = pacer.run_per_minute = learned.limit_per_minute
-    pacer.rate_per_s = pacer.job_rate(learned.limit_per_minute)
+    # A stated limit: the provider's next answer will confirm or correct it.
+    pacer.adopt(learned)
     return pacer
 
 

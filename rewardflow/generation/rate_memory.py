@@ -12,6 +12,15 @@ it, and lets the jobs that run at the same time split it between them:
   when a job ran at its full concurrency and met no limit. A file older than
   :data:`STALE_AFTER_S` is treated as absent (providers change limits), and so is one that
   cannot be read or parsed, with a log line: it is a hint, never a reason to fail.
+* **Shared while jobs run.** A job does not wait for its end to tell the others: as soon as it
+  learns something (a limit stated in the headers, or a 429 that made it back off) it
+  :meth:`RateMemory.publish`-es the run's rate in the same file, stamped with its ``writer``
+  id, and ``probing`` when the rate is a slow start's floor still to be searched up from. Every
+  live job :meth:`RateMemory.poll`-s the file when it re-counts the live jobs (a ``stat`` first;
+  the file is read only when a write replaced it) and adopts a rate another job published
+  instead of finding the limit on its own, so a 429 met by one job slows all of them down.
+  ``writer`` and ``probing`` are optional: files without them (older ones, and the end-of-job
+  record) are read as before, and older readers ignore them.
 * **The jobs running now.** ``<cache>/.rates/<digest>.jobs/`` holds one lock file per running
   job, ``flock``-ed by it for its whole life (the cache's claims use the same mechanism). The
   kernel drops a ``flock`` when its holder dies, however it dies, so counting the files whose
@@ -30,6 +39,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,18 +64,27 @@ class LearnedRate:
     source: Source
     limit_per_minute: float | None = None
     updated_at: float = 0.0
+    #: The live job that published it (None: an end-of-job record, or an older file).
+    writer: str | None = None
+    #: Published in slow start: a floor the publisher is still searching up from.
+    probing: bool = False
 
     @property
     def unlimited(self) -> bool:
         return self.source == "unlimited"
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "format": _FORMAT,
             "source": self.source,
             "limit_per_minute": self.limit_per_minute,
             "updated_at": self.updated_at,
         }
+        if self.writer is not None:
+            data["writer"] = self.writer
+        if self.probing:
+            data["probing"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -80,7 +99,11 @@ class LearnedRate:
         updated = data.get("updated_at")
         if not isinstance(updated, int | float):
             raise ValueError("updated_at is missing")
-        return cls(source, None if source == "unlimited" else float(limit), float(updated))
+        writer, probing = data.get("writer"), data.get("probing", False)
+        if not (writer is None or isinstance(writer, str)) or not isinstance(probing, bool):
+            raise ValueError("writer or probing has the wrong type")
+        limit = None if source == "unlimited" else float(limit)
+        return cls(source, limit, float(updated), writer, probing)
 
 
 def _digest(endpoint: str, model: str) -> str:
@@ -95,12 +118,19 @@ class RateMemory:
         digest = _digest(endpoint, model)
         self.path = self.directory / f"{digest}.json"
         self.jobs_dir = self.directory / f"{digest}.jobs"
+        #: Stamped on what this job publishes, so that it does not adopt its own rate back.
+        self.writer = uuid.uuid4().hex[:12]
         self._held: tuple[int, Path] | None = None
+        self._seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read
 
     def load(self, now: float | None = None) -> LearnedRate | None:
         """The learned rate, or None when there is none worth starting from."""
         try:
-            text = self.path.read_text()
+            with open(self.path) as handle:
+                # What was read, for poll(): each atomic write makes a new inode.
+                stat = os.fstat(handle.fileno())
+                self._seen = (stat.st_ino, stat.st_mtime_ns)
+                text = handle.read()
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -124,6 +154,31 @@ class RateMemory:
             write_json_atomic(self.path, learned.to_dict())
         except OSError as error:
             logger.warning("could not keep the learned rate in %s: %s", self.path, error)
+
+    def publish(self, learned: LearnedRate) -> None:
+        """Tell the live jobs (and later ones) what this job has just learned."""
+        self.save(LearnedRate(learned.source, learned.limit_per_minute, learned.updated_at,
+                              self.writer, learned.probing))  # fmt: skip
+
+    def poll(self) -> LearnedRate | None:
+        """A rate another job published since the last poll; None when there is nothing new.
+
+        Cheap enough to call every half second: a ``stat``, and a read only when a write has
+        replaced the file since the last :meth:`load` (each atomic write makes a new inode).
+        What cannot be read is ignored, as by :meth:`load`, and read once, not at every poll.
+        """
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        key = (stat.st_ino, stat.st_mtime_ns)
+        if key == self._seen:
+            return None
+        self._seen = key  # even if it cannot be read: one log line, not one per poll
+        learned = self.load()
+        if learned is None or learned.writer == self.writer:
+            return None
+        return learned
 
     @contextmanager
     def joined(self, name: str) -> Iterator[RateMemory]:
