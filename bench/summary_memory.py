@@ -9,7 +9,11 @@ Memory that stays flat as N grows is the point (issue 15: at most 300 MB at 100,
 
 Usage::
 
-    python bench/summary_memory.py [--sizes 10000 100000] [--resamples 2000] [--keep DIR]
+    python bench/summary_memory.py [--sizes 10000 100000] [--steps aggregate report]
+                                   [--resamples 2000] [--keep DIR]
+
+After the table it prints, per step, the growth of peak RSS from the smallest to the largest
+size (1.0 is flat).
 
 Measured on the shared 2-core machine (peak RSS; CPU seconds of the step at
 ``--resamples 100``, so that the bootstrap, unchanged, does not hide the rest):
@@ -96,10 +100,12 @@ def run_step(step: str, run: Path, resamples: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
     parser.add_argument("--resamples", type=int, default=2000, help="metrics.bootstrap_resamples")
     parser.add_argument("--keep", type=Path, help="write the runs here and keep them")
     args = parser.parse_args()
     support = load_support()
+    peaks: dict[str, list[float]] = {step: [] for step in args.steps}
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
         print(f"{'samples':>9} {'step':<10} {'peak RSS':>10} {'wall':>8} {'CPU':>8}")
@@ -107,11 +113,16 @@ def main() -> None:
             run = root / f"run-{size}"
             if not (run / "scores").is_dir():
                 support.write_run(run, size // SAMPLES_PER_PROMPT, SAMPLES_PER_PROMPT, SHARDS)
-            for step in STEPS:
+            for step in args.steps:
                 result = run_step(step, run, args.resamples)
                 peak, wall, cpu = result["peak_mb"], result["seconds"], result["cpu"]
+                peaks[step].append(peak)
                 line = f"{size:>9,} {step:<10} {peak:>7.0f} MB {wall:>7.1f}s {cpu:>7.1f}s"
                 print(line, flush=True)
+    if len(args.sizes) > 1:
+        growth = f"{min(args.sizes):,} -> {max(args.sizes):,} samples"
+        for step, values in peaks.items():
+            print(f"peak RSS growth of {step}, {growth}: {values[-1] / values[0]:.2f}x")
 
 
 if __name__ == "__main__":
