@@ -302,10 +302,16 @@ class RunTally:
         pass threshold (their answer may be wrong only because it never finished)."""
         if not self._cut_prompts:
             return 0, 0
-        cut = _pairs(_view(self._cut_prompts, np.int32), _view(self._cut_indices, np.int64))
-        cut = np.unique(cut, axis=0)  # a sample cut off twice (a repeated record) counts once
-        prompts, indices = self._scored_keys()
-        found = _lookup(_pairs(prompts, indices), cut, last=False)
+        cut = np.unique(  # a sample cut off twice (a repeated record) counts once
+            np.column_stack(
+                (
+                    _view(self._cut_prompts, np.int32).astype(np.int64),
+                    _view(self._cut_indices, np.int64),
+                )
+            ),
+            axis=0,
+        )
+        found = _lookup(self._scored_keys(), (cut[:, 0], cut[:, 1]), last=False)
         scores = _view(self._scored.values, np.float64)
         hit = found >= 0
         below = int(np.count_nonzero(scores[found[hit]] < self.settings.metrics.pass_threshold))
@@ -327,10 +333,11 @@ class RunTally:
         if self.extractor is not None:
             answers = np.full(len(order), _NO_ANSWER, dtype=np.int32)
             if self._answer_prompts:
-                table = _pairs(
-                    _view(self._answer_prompts, np.int32), _view(self._answer_indices, np.int64)
+                table = (
+                    _view(self._answer_prompts, np.int32),
+                    _view(self._answer_indices, np.int64),
                 )
-                found = _lookup(table, _pairs(prompts[order], indices[order]), last=True)
+                found = _lookup(table, (prompts[order], indices[order]), last=True)
                 codes = _view(self._answer_codes, np.int32)
                 answers[found >= 0] = codes[found[found >= 0]]
         return ScoredSamples(clusters, answers, self._answers.names, labels, label_names)
@@ -343,24 +350,27 @@ def _isin_sorted(values: _Ints, sorted_table: _Ints) -> npt.NDArray[np.bool_]:
     return sorted_table[at] == values
 
 
-def _pairs(prompts: npt.NDArray[np.integer], indices: npt.NDArray[np.integer]) -> _Ints:
-    """(prompt, sample index) rows as an (n, 2) int64 array."""
-    return np.column_stack((prompts.astype(np.int64), indices.astype(np.int64)))
-
-
-def _lookup(table: _Ints, queries: _Ints, *, last: bool) -> _Ints:
+def _lookup(table: tuple[_Ints, _Ints], queries: tuple[_Ints, _Ints], *, last: bool) -> _Ints:
     """For each (prompt, sample index) query, the row of ``table`` with that key (the first in
-    table order, or the last with ``last``), or -1."""
-    if not len(table) or not len(queries):
-        return np.full(len(queries), -1, dtype=np.int64)
-    # Sample indices numbered densely, so that (prompt, number) packs into one int64 key.
-    _, dense = np.unique(np.concatenate((table[:, 1], queries[:, 1])), return_inverse=True)
-    width = int(dense.max()) + 1
-    keys = table[:, 0] * width + dense[: len(table)]
-    wanted = queries[:, 0] * width + dense[len(table) :]
+    table order, or the last with ``last``), or -1. Both are (prompts, sample indices)."""
+    (table_prompts, table_indices), (query_prompts, query_indices) = table, queries
+    if not len(table_prompts) or not len(query_prompts):
+        return np.full(len(query_prompts), -1, dtype=np.int64)
+    low = min(int(table_indices.min()), int(query_indices.min()))
+    high = max(int(table_indices.max()), int(query_indices.max()))
+    if low >= 0 and high < 2**31:  # (prompt, index) packs into one int64 as it is
+        width = high + 1
+        keys = table_prompts.astype(np.int64) * width + table_indices
+        wanted = query_prompts.astype(np.int64) * width + query_indices
+    else:  # sample indices numbered densely first
+        _, dense = np.unique(np.concatenate((table_indices, query_indices)), return_inverse=True)
+        width = int(dense.max()) + 1
+        keys = table_prompts.astype(np.int64) * width + dense[: len(table_indices)]
+        wanted = query_prompts.astype(np.int64) * width + dense[len(table_indices) :]
+        del dense
     order = np.argsort(keys, kind="stable")  # equal keys stay in table order
     ordered = keys[order]
-    side = "right" if last else "left"
-    at = np.searchsorted(ordered, wanted, side=side) - (1 if last else 0)
+    del keys
+    at = np.searchsorted(ordered, wanted, side="right" if last else "left") - (1 if last else 0)
     at = np.clip(at, 0, len(ordered) - 1)
     return np.where(ordered[at] == wanted, order[at], -1)
