@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 import json
-import random
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,8 @@ from typing import Any, Literal
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -195,7 +196,7 @@ def _no_data(axes: Axes, message: str) -> None:
 class ScoreDistribution:
     """The scores of one reward, and how many samples have none (and why)."""
 
-    scores: list[float]
+    scores: Sequence[float]
     failed: int = 0
     not_attempted: int = 0
     score_errors: int = 0
@@ -210,7 +211,7 @@ def score_distribution(run: ReportData) -> ScoreDistribution:
     """
     _check_reward_exists(run)
     return ScoreDistribution(
-        list(run.scores),
+        run.scores,
         run.unscored["generation_failed"],
         run.unscored["not_attempted"],
         run.unscored["score_error"],
@@ -251,7 +252,12 @@ def plot_score_distribution(run: ReportData, path: str | Path) -> None:
         if not data.scores:
             _no_data(axes, "no scored samples")
             return
-        axes.hist(data.scores, bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
+        scores = (
+            np.frombuffer(data.scores, dtype=np.float64)
+            if isinstance(data.scores, array)
+            else data.scores
+        )
+        axes.hist(scores, bins=20, range=(0.0, 1.0), color="#4c72b0", edgecolor="white")
         axes.set_xlim(0.0, 1.0)
         axes.set_xlabel(f"{primary_reward} score")
         axes.set_ylabel("samples")
@@ -331,27 +337,35 @@ def length_score_points(run: ReportData) -> list[tuple[int, float]]:
     return list(zip(run.lengths, run.length_scores, strict=True))
 
 
-def use_log_scale(lengths: Sequence[int]) -> bool:
+def use_log_scale(lengths: Sequence[int] | npt.NDArray[np.int64]) -> bool:
     """Whether lengths span so wide a range that a linear axis would hide the short ones."""
-    if not lengths:
+    if not len(lengths):
         return False
-    return max(lengths) / max(min(lengths), 1) > LOG_SCALE_RATIO
+    return int(np.max(lengths)) / max(int(np.min(lengths)), 1) > LOG_SCALE_RATIO
+
+
+def jitter(count: int, seed: int = 0) -> npt.NDArray[np.float64]:
+    """``count`` offsets in [-JITTER, JITTER]: the numbers ``random.Random(seed).uniform(-JITTER,
+    JITTER)`` draws one by one (numpy's legacy Mersenne Twister seeded with ``[seed]`` is the
+    standard library's generator), drawn at once into one array rather than a list."""
+    uniform = np.random.RandomState([seed]).random_sample(count)
+    return -JITTER + (JITTER - -JITTER) * uniform
 
 
 def plot_length_vs_score(run: ReportData, path: str | Path) -> None:
     """Scatter of length against score; scores are jittered since they are often just 0 or 1."""
-    points = length_score_points(run)
     with _figure(path) as (_, axes):
-        axes.set_title(f"response length vs primary score ({len(points)} scored samples)")
-        if not points:
+        count = len(run.lengths)
+        axes.set_title(f"response length vs primary score ({count} scored samples)")
+        if not count:
             _no_data(axes, "no scored samples")
             return
-        lengths = [length for length, _ in points]
-        jitter = random.Random(0)  # fixed, so the same run gives the same figure
-        scores = [score + jitter.uniform(-JITTER, JITTER) for _, score in points]
+        # Flat arrays, not a list of points: a million points as tuples take ~100 MB.
+        lengths = np.frombuffer(run.lengths, dtype=np.int64)
+        scores = np.frombuffer(run.length_scores, dtype=np.float64) + jitter(count)
         if use_log_scale(lengths):
             axes.set_xscale("log")
-            lengths = [max(length, 1) for length in lengths]
+            lengths = np.maximum(lengths, 1)
         axes.scatter(lengths, scores, s=12, alpha=0.5, color="#4c72b0", linewidths=0)
         axes.set_xlabel("response length (characters)")
         axes.set_ylabel("primary score (jittered)")
@@ -381,14 +395,17 @@ def tokens_title(summary: Mapping[str, Any]) -> str:
 def plot_tokens_and_cost(summary: Mapping[str, Any], run: ReportData, path: str | Path) -> None:
     """Per-sample histograms of prompt and completion tokens, side by side (their scales
     differ), titled with the run's totals and cost."""
-    prompt_tokens, completion_tokens = token_counts(run)
+    prompt_tokens = np.frombuffer(run.prompt_tokens, dtype=np.int64) if run.prompt_tokens else []
+    completion_tokens = (
+        np.frombuffer(run.completion_tokens, dtype=np.int64) if run.completion_tokens else []
+    )
     with _figure(path, width=9.0, columns=2) as (figure, axes):
         figure.suptitle(tokens_title(summary), fontsize=10)
         for axis, values, name in zip(
             axes, (prompt_tokens, completion_tokens), ("prompt", "completion"), strict=True
         ):
             axis.set_title(f"{name} tokens per sample", fontsize=9)
-            if not values:
+            if not len(values):
                 _no_data(axis, "no usage reported")
                 continue
             axis.hist(values, bins=30, color="#4c72b0", edgecolor="white")

@@ -10,11 +10,14 @@ key for random access (the viewer, compare, inspect).
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from rewardflow.errors import DatasetError, RewardflowError
 from rewardflow.records import ResponseRecord, ScoreRecord, iter_records
@@ -53,6 +56,39 @@ class Sample:
         return self.score.score if self.score.status == "scored" else None
 
 
+class _SeenKeys:
+    """The sample keys a stream has passed, 8 bytes each (their ``hash``), to refuse a repeated
+    one once the stream ends; a set of (id, index) tuples costs ~150 bytes a key.
+
+    Two keys may share a hash, so a repeated hash is only a suspect: :meth:`check` reads the
+    files again, holding the keys of the suspects only, and raises on a key that is really
+    there twice, with the line of its second appearance.
+    """
+
+    def __init__(self, kind: str, paths: Sequence[str | Path], parse: Callable[..., Any]) -> None:
+        self.kind, self.paths, self.parse = kind, paths, parse
+        self.hashes: array[int] = array("q")
+
+    def add(self, key: SampleKey) -> None:
+        self.hashes.append(hash(key))
+
+    def check(self) -> None:
+        hashes = np.sort(np.frombuffer(self.hashes, dtype=np.int64)) if self.hashes else None
+        if hashes is None:
+            return
+        suspects = set(hashes[1:][hashes[1:] == hashes[:-1]].tolist())
+        del hashes
+        if not suspects:
+            return
+        seen: set[SampleKey] = set()
+        for path, line_number, record in iter_records(self.paths, self.parse):
+            key = (record.id, record.sample_index)
+            if hash(key) in suspects:
+                if key in seen:
+                    raise DatasetError(f"{path}:{line_number}: {self.kind} {key} appears twice")
+                seen.add(key)
+
+
 def read_samples(
     response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]
 ) -> Iterator[Sample]:
@@ -61,35 +97,32 @@ def read_samples(
     Streams: a score shard is read when the responses reach one whose score it may hold, so
     with the workflow's shards (score shard *i* scores response shard *i*) one shard's scores
     are in memory at a time; scores in other files or another order are still found. Only the
-    keys seen are kept, to refuse a repeated one.
+    keys seen are kept (8 bytes each), to refuse a repeated one once the files are read.
 
     A response without a score, or the reverse, means the files come from different runs (or
     a stage was interrupted), and a report built from half of them would mislead, so it is an
     error (raised once the files are read, before a caller that reduces the stream writes
     anything) rather than a silently shorter report.
     """
-    score_files = iter(list(score_paths))
+    response_paths, score_paths = list(response_paths), list(score_paths)
+    score_files = iter(score_paths)
     pending: dict[SampleKey, ScoreRecord] = {}
-    seen_scores: set[SampleKey] = set()
-    seen_responses: set[SampleKey] = set()
+    seen_responses = _SeenKeys("response", response_paths, ResponseRecord.from_dict)
+    seen_scores = _SeenKeys("score", score_paths, ScoreRecord.from_dict)
     unscored: list[SampleKey] = []
 
     def read_score_shard() -> bool:
         path = next(score_files, None)
         if path is None:
             return False
-        for location, line_number, score in iter_records([path], ScoreRecord.from_dict):
+        for _, _, score in iter_records([path], ScoreRecord.from_dict):
             key = (score.id, score.sample_index)
-            if key in seen_scores:
-                raise DatasetError(f"{location}:{line_number}: score {key} appears twice")
             seen_scores.add(key)
             pending[key] = score
         return True
 
-    for path, line_number, response in iter_records(response_paths, ResponseRecord.from_dict):
+    for _, _, response in iter_records(response_paths, ResponseRecord.from_dict):
         key = (response.id, response.sample_index)
-        if key in seen_responses:
-            raise DatasetError(f"{path}:{line_number}: response {key} appears twice")
         seen_responses.add(key)
         score = pending.pop(key, None)
         while score is None and read_score_shard():
@@ -100,6 +133,8 @@ def read_samples(
             yield Sample(response, score)
     while read_score_shard():
         pass
+    seen_responses.check()
+    seen_scores.check()
     orphans = list(pending)
     if unscored or orphans:
         first = (unscored or orphans)[0]

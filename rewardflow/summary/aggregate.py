@@ -21,21 +21,21 @@ from rewardflow.records import ResponseRecord, ScoreRecord, read_records
 from rewardflow.rewards.loader import load_callable
 from rewardflow.summary.run_metrics import breakdowns, sampling_summary
 from rewardflow.summary.statistics import estimate_mean
-from rewardflow.summary.tally import RewardTally, RunTally
+from rewardflow.summary.tally import RunTally
 
 SUMMARY_VERSION = 1
 
 
-def _reward_summary(reward: RewardTally, resamples: int, seed: int) -> dict[str, Any]:
-    estimate = estimate_mean(reward.scores, resamples, seed)
-    summary: dict[str, Any] = {
-        "scored": sum(map(len, reward.scores.values())),
-        "errors": reward.errors,
-    }
+def _reward_summary(tally: RunTally, name: str, resamples: int, seed: int) -> dict[str, Any]:
+    reward = tally.rewards[name]
+    scores = tally.clusters(reward.scores)
+    estimate = estimate_mean(scores, resamples, seed)
+    summary: dict[str, Any] = {"scored": len(scores.values), "errors": reward.errors}
+    del scores
     summary.update(estimate.to_dict() if estimate else {"mean": None, "ci95": None})
     summary["metrics"] = {}
-    for metric, by_prompt in sorted(reward.metrics.items()):
-        metric_estimate = estimate_mean(by_prompt, resamples, seed)
+    for metric, rows in sorted(reward.metrics.items()):
+        metric_estimate = estimate_mean(tally.clusters(rows), resamples, seed)
         if metric_estimate is not None:
             summary["metrics"][metric] = metric_estimate.to_dict()
     return summary
@@ -54,6 +54,7 @@ def tally_run(
         tally.add_score(score)
     for response in responses:
         tally.add_response(response)
+    tally.finish()
     return tally
 
 
@@ -74,7 +75,7 @@ def summarize(
     # Every interval of the summary uses the configured bootstrap, so all of them reproduce.
     resamples, seed = metrics.bootstrap_resamples, metrics.seed
     truncated, truncated_below_pass = tally.truncation_counts()
-    weighted_estimate = estimate_mean(tally.weighted, resamples, seed)
+    weighted_estimate = estimate_mean(tally.clusters(tally.weighted), resamples, seed)
     scored = tally.scored_samples()
     return {
         "summary_version": SUMMARY_VERSION,
@@ -82,7 +83,7 @@ def summarize(
         "model": settings.model,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "counts": {
-            "prompts": len(tally.response_prompts),
+            "prompts": tally.prompts_with_responses,
             "samples": tally.responses.total(),
             "generated": tally.responses["ok"],
             "failed": tally.responses["failed"],
@@ -94,9 +95,7 @@ def summarize(
         },
         "failure_types": dict(tally.failure_types.most_common()),
         "primary_reward": settings.primary_reward,
-        "rewards": {
-            name: _reward_summary(reward, resamples, seed) for name, reward in tally.rewards.items()
-        },
+        "rewards": {name: _reward_summary(tally, name, resamples, seed) for name in tally.rewards},
         "weighted": weighted_estimate.to_dict() if weighted_estimate else None,
         "sampling": sampling_summary(metrics, settings.samples, scored),
         "breakdowns": breakdowns(scored, metrics.group_by, resamples, seed),

@@ -12,13 +12,15 @@ it streams the records, never the records themselves.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+import numpy as np
 
 from rewardflow.config.summary import MetricsSettings
 from rewardflow.summary.statistics import (
-    bootstrap_mean_ci,
+    Clusters,
+    bootstrap_of_means,
     estimate_mean,
     maj_at_k,
     pass_at_k,
@@ -30,15 +32,19 @@ BOOTSTRAP = "bootstrap over prompts"
 _T = TypeVar("_T")
 
 
-def _interval(per_prompt: Mapping[str, float], resamples: int, seed: int) -> dict[str, Any]:
-    mean, low, high = bootstrap_mean_ci(
-        {key: [value] for key, value in per_prompt.items()}, resamples=resamples, seed=seed
+def _interval(
+    keys: Sequence[str], values: Sequence[float], resamples: int, seed: int
+) -> dict[str, Any]:
+    """One value per prompt (keys sorted): its mean and bootstrap interval over prompts."""
+    mean, low, high = bootstrap_of_means(
+        Clusters.single(keys, values).means(), resamples=resamples, seed=seed
     )
-    return {"mean": mean, "ci95": [low, high], "ci_method": BOOTSTRAP, "prompts": len(per_prompt)}
+    return {"mean": mean, "ci95": [low, high], "ci_method": BOOTSTRAP, "prompts": len(keys)}
 
 
 def _per_k(
-    per_prompt_samples: Mapping[str, Sequence[_T]],
+    keys: Sequence[str],
+    per_prompt_samples: Callable[[], Iterator[Sequence[_T]]],
     ks: Sequence[int],
     estimate: Callable[[Sequence[_T], int], float | None],
     resamples: int,
@@ -47,25 +53,36 @@ def _per_k(
     """One figure per k: ``estimate`` per prompt with at least k samples, then an interval."""
     result: dict[str, Any] = {}
     for k in ks:
-        per_prompt = {
-            prompt: value
-            for prompt, samples in per_prompt_samples.items()
-            if len(samples) >= k and (value := estimate(samples, k)) is not None
-        }
-        if per_prompt:
-            result[str(k)] = _interval(per_prompt, resamples, seed)
+        kept: list[str] = []
+        values: list[float] = []
+        for key, samples in zip(keys, per_prompt_samples(), strict=True):
+            if len(samples) >= k and (value := estimate(samples, k)) is not None:
+                kept.append(key)
+                values.append(value)
+        if kept:
+            result[str(k)] = _interval(kept, values, resamples, seed)
     return result
+
+
+def _passes(scored: ScoredSamples, threshold: float) -> Iterator[list[bool]]:
+    """Each prompt's pass/fail verdicts, in sample order."""
+    passed = (scored.scores.values >= threshold).tolist()
+    offsets = scored.scores.offsets.tolist()
+    for start, end in zip(offsets, offsets[1:], strict=False):
+        yield passed[start:end]
 
 
 def pass_at_k_summary(
     scored: ScoredSamples, ks: Sequence[int], threshold: float, resamples: int, seed: int
 ) -> dict[str, Any]:
     """pass@k for each k, over the prompts with at least k scored samples."""
-    passes = {
-        prompt: [score >= threshold for score in scores] for prompt, scores in scored.scores.items()
-    }
     return _per_k(
-        passes, ks, lambda verdicts, k: pass_at_k(len(verdicts), sum(verdicts), k), resamples, seed
+        scored.scores.keys,
+        lambda: _passes(scored, threshold),
+        ks,
+        lambda verdicts, k: pass_at_k(len(verdicts), sum(verdicts), k),
+        resamples,
+        seed,
     )
 
 
@@ -73,12 +90,20 @@ def maj_at_k_summary(
     scored: ScoredSamples, ks: Sequence[int], threshold: float, resamples: int, seed: int
 ) -> dict[str, Any]:
     """maj@k: is the majority answer of the first k samples a passing one?"""
-    answers = scored.answers or {}
-    votes = {
-        prompt: list(zip(answers[prompt], [score >= threshold for score in scores], strict=True))
-        for prompt, scores in scored.scores.items()
-    }
-    return _per_k(votes, ks, lambda samples, k: maj_at_k({"": samples}, k), resamples, seed)
+
+    def votes() -> Iterator[list[tuple[str | None, bool]]]:
+        answers = iter(scored.answer_lists())
+        for verdicts in _passes(scored, threshold):
+            yield list(zip(next(answers, [None] * len(verdicts)), verdicts, strict=True))
+
+    return _per_k(
+        scored.scores.keys,
+        votes,
+        ks,
+        lambda samples, k: maj_at_k({"": samples}, k),
+        resamples,
+        seed,
+    )
 
 
 def breakdowns(
@@ -93,15 +118,13 @@ def breakdowns(
     """
     result: dict[str, dict[str, Any]] = {}
     for name in fields:
-        labels = scored.labels[name]
-        groups: dict[str, dict[str, Sequence[float]]] = defaultdict(dict)
-        for prompt, scores in scored.scores.items():
-            groups[labels[prompt]][prompt] = scores
+        codes, names = scored.labels[name], scored.label_names[name]
         result[name] = {}
-        for label, scores_by_prompt in sorted(groups.items()):
-            estimate = estimate_mean(scores_by_prompt, resamples, seed)
+        for code in sorted(set(codes.tolist()), key=names.__getitem__):
+            group = scored.scores.select(np.flatnonzero(codes == code))
+            estimate = estimate_mean(group, resamples, seed)
             if estimate is not None:  # never None: every prompt here has a scored sample
-                result[name][label] = estimate.to_dict()
+                result[name][names[code]] = estimate.to_dict()
     return result
 
 
@@ -119,9 +142,7 @@ def sampling_summary(
         "spread": spread(scored.scores),
     }
     if scored.answers is not None:
-        section["unparsable"] = sum(
-            1 for answers in scored.answers.values() for answer in answers if answer is None
-        )
+        section["unparsable"] = int(np.count_nonzero(scored.answers < 0))
         section["maj_at_k"] = maj_at_k_summary(
             scored, settings.maj_ks(samples_per_prompt), threshold, resamples, seed
         )

@@ -2,9 +2,9 @@
 
 Everything here treats the *prompt* as the unit: samples of one prompt are correlated (same
 question, same difficulty), so averages weight each prompt once and resampling draws prompts,
-never individual samples. Only the standard library is used; p-values that have closed forms
-(binomial, chi-square with one degree of freedom) are computed exactly rather than through an
-approximation library.
+never individual samples. The arithmetic is the standard library's (numpy only stores the
+values); p-values that have closed forms (binomial, chi-square with one degree of freedom) are
+computed exactly rather than through an approximation library.
 
 Estimators and their sources:
 
@@ -23,6 +23,11 @@ Estimators and their sources:
   sample per prompt and pass/fail scores it is Wilson's score interval (the normal approximation
   gives [1, 1] for 20/20; Wilson's does not); anything else (graded scores, several samples per
   prompt) is the bootstrap over prompts above, with a fixed seed so the interval is reproducible.
+
+The estimators take the per-prompt values either as a mapping (small data, tests, compare) or
+as :class:`Clusters`, the same values in two flat numpy arrays: a run's summary holds one
+float per scored sample at 8 bytes instead of a list entry and a float object at 32, so a
+million samples fit in tens of MB. Both give the same numbers to the bit.
 """
 
 from __future__ import annotations
@@ -30,14 +35,82 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 #: Below this many discordant pairs McNemar uses the exact binomial test: the chi-square
 #: approximation is poor for small counts (a common rule of thumb; the exact test is always
 #: valid, the threshold only keeps the reported method familiar for large counts).
 EXACT_MCNEMAR_BELOW = 25
+
+
+# --- values grouped by prompt -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Values grouped by cluster (prompt), flat: cluster ``i`` is named ``keys[i]`` and holds
+    ``values[offsets[i]:offsets[i + 1]]``. Keys are sorted and no cluster is empty, which is
+    the order every bootstrap here draws in.
+
+    A value costs 8 bytes and a cluster 16 (its offset and a reference to its key), against
+    ~32 bytes per value and ~150 per key for a dict of lists.
+    """
+
+    keys: Sequence[str]
+    offsets: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    @classmethod
+    def from_mapping(cls, values_by_cluster: Mapping[str, Sequence[float]]) -> Clusters:
+        keys = sorted(key for key, values in values_by_cluster.items() if len(values))
+        sizes = np.fromiter((len(values_by_cluster[key]) for key in keys), np.int64, len(keys))
+        offsets = np.zeros(len(keys) + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        values = np.fromiter(
+            chain.from_iterable(values_by_cluster[key] for key in keys),
+            np.float64,
+            int(offsets[-1]),
+        )
+        return cls(keys, offsets, values)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def sizes(self) -> npt.NDArray[np.int64]:
+        return np.diff(self.offsets)
+
+    def lists(self) -> Iterator[list[float]]:
+        """Each cluster's values as a list, in key order (one list alive at a time)."""
+        values, offsets = self.values, self.offsets.tolist()
+        for start, end in zip(offsets, offsets[1:], strict=False):
+            yield values[start:end].tolist()
+
+    def means(self) -> list[float]:
+        """Each cluster's mean, exactly as :func:`statistics.fmean` computes it."""
+        return [statistics.fmean(values) for values in self.lists()]
+
+    def select(self, chosen: npt.NDArray[np.intp]) -> Clusters:
+        """The clusters at the (ascending) positions ``chosen``, still sorted by key."""
+        starts, ends = self.offsets[chosen], self.offsets[chosen + 1]
+        sizes = ends - starts
+        offsets = np.zeros(len(chosen) + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        # Each kept value's position: its cluster's start plus its rank within the cluster.
+        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], sizes)
+        positions = np.repeat(starts, sizes) + within
+        return Clusters([self.keys[i] for i in chosen.tolist()], offsets, self.values[positions])
+
+    @classmethod
+    def single(cls, keys: Sequence[str], values: Sequence[float]) -> Clusters:
+        """One value per key (keys already sorted)."""
+        offsets = np.arange(len(keys) + 1, dtype=np.int64)
+        return cls(keys, offsets, np.asarray(values, dtype=np.float64))
 
 
 # --- pass@k and maj@k -----------------------------------------------------------------------
@@ -177,6 +250,14 @@ def bootstrap_mean_ci(
         for key in sorted(values_by_cluster)
         if values_by_cluster[key]
     ]
+    return bootstrap_of_means(means, resamples, seed, confidence)
+
+
+def bootstrap_of_means(
+    means: Sequence[float], resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """:func:`bootstrap_mean_ci` from the cluster means, already in key order."""
+    _check_bootstrap_args(resamples, confidence)
     if not means:
         raise ValueError("bootstrap_mean_ci needs at least one non-empty cluster")
     replicates = _bootstrap_means(means, resamples, random.Random(seed))
@@ -332,7 +413,9 @@ def _exact_binomial_two_sided(smaller: int, total: int) -> float:
 # --- spread ---------------------------------------------------------------------------------
 
 
-def spread(values_by_cluster: Mapping[str, Sequence[float]]) -> dict[str, float | int | None]:
+def spread(
+    values_by_cluster: Mapping[str, Sequence[float]] | Clusters,
+) -> dict[str, float | int | None]:
     """How much a prompt's repeated samples disagree with each other.
 
     A headline mean hides whether the model is consistent: 50% can mean half the prompts are
@@ -347,19 +430,27 @@ def spread(values_by_cluster: Mapping[str, Sequence[float]]) -> dict[str, float 
 
     The two float values are None when no prompt has at least two samples.
     """
-    repeated = [values for values in values_by_cluster.values() if len(values) >= 2]
-    if not repeated:
+    clusters = (
+        values_by_cluster.lists()
+        if isinstance(values_by_cluster, Clusters)
+        else values_by_cluster.values()
+    )
+    stds: list[float] = []
+    disagreeing = 0
+    for values in clusters:
+        if len(values) >= 2:
+            stds.append(statistics.pstdev(values))
+            disagreeing += len(set(values)) > 1
+    if not stds:
         return {
             "prompts_with_repeats": 0,
             "mean_within_prompt_std": None,
             "disagreement_rate": None,
         }
-    stds = [statistics.pstdev(values) for values in repeated]
-    disagreeing = sum(1 for values in repeated if len(set(values)) > 1)
     return {
-        "prompts_with_repeats": len(repeated),
+        "prompts_with_repeats": len(stds),
         "mean_within_prompt_std": statistics.fmean(stds),
-        "disagreement_rate": disagreeing / len(repeated),
+        "disagreement_rate": disagreeing / len(stds),
     }
 
 
@@ -409,24 +500,31 @@ def wilson_interval(successes: int, total: int, z: float = Z_95) -> tuple[float,
 
 
 def estimate_mean(
-    scores_by_prompt: Mapping[str, Sequence[float]], resamples: int = 2000, seed: int = 0
+    scores_by_prompt: Mapping[str, Sequence[float]] | Clusters,
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> Estimate | None:
     """Mean score over prompts (each prompt weighted once) with a 95% interval."""
-    per_prompt = {key: values for key, values in scores_by_prompt.items() if values}
-    if not per_prompt:
-        return None
-    samples = sum(len(values) for values in per_prompt.values())
-    prompt_means = [sum(values) / len(values) for values in per_prompt.values()]
-    count = len(prompt_means)
-    mean = sum(prompt_means) / count
-    single_binary = samples == count and all(
-        value in (0.0, 1.0) for values in per_prompt.values() for value in values
+    clusters = (
+        scores_by_prompt
+        if isinstance(scores_by_prompt, Clusters)
+        else Clusters.from_mapping(scores_by_prompt)
     )
+    count = len(clusters)
+    if not count:
+        return None
+    samples = int(clusters.offsets[-1])
+    values = clusters.values
+    single_binary = samples == count and bool(np.all((values == 0.0) | (values == 1.0)))
     if single_binary:
+        # One 0/1 value per prompt: the sum is an exact integer in any order.
+        mean = sum(values.tolist()) / count
         low, high = wilson_interval(round(mean * count), count)
         return Estimate(mean, low, high, "wilson", count, samples)
     if count == 1:
         # Variation between prompts cannot be estimated from one prompt: say so, honestly wide.
+        only = values.tolist()
+        mean = sum(only) / len(only)
         return Estimate(mean, 0.0, 1.0, "bootstrap over prompts (one prompt)", 1, samples)
-    mean, low, high = bootstrap_mean_ci(per_prompt, resamples=resamples, seed=seed)
+    mean, low, high = bootstrap_of_means(clusters.means(), resamples=resamples, seed=seed)
     return Estimate(mean, low, high, "bootstrap over prompts", count, samples)

@@ -6,6 +6,7 @@ Every figure is drawn from a small data helper, so the tests assert on the numbe
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from rewardflow.errors import ConfigError, DatasetError
 from rewardflow.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.reporting.report import (
+    JITTER,
     ReportData,
     build_report,
     distribution_title,
     group_estimates,
     group_file_name,
+    jitter,
     last_user_text,
     length_score_points,
     plot_group_scores,
@@ -180,6 +183,37 @@ def test_read_samples_refuses_responses_without_scores(tmp_path):
 
     with pytest.raises(DatasetError, match="3 responses without a score"):
         list(read_samples(responses, scores[:1]))
+
+
+@pytest.mark.parametrize("kind", ["response", "score"])
+def test_read_samples_refuses_a_repeated_sample_at_its_second_line(tmp_path, kind):
+    pairs = synthetic_pairs()
+    responses, scores = write_shards(tmp_path, pairs)
+    repeated = (responses if kind == "response" else scores)[1]
+    first_line = repeated.read_text(encoding="utf-8").splitlines(keepends=True)[0]
+    with repeated.open("a", encoding="utf-8") as handle:
+        handle.write(first_line)
+    line = len(repeated.read_text(encoding="utf-8").splitlines())
+
+    with pytest.raises(DatasetError, match=re.escape(f"{repeated}:{line}: {kind} ('q1', 1)")):
+        list(read_samples(responses, scores))
+
+
+def test_read_samples_tells_keys_that_share_a_hash_apart(tmp_path):
+    # hash(-1) == hash(-2) in CPython, so these two keys share their hash: the compact record
+    # of the keys seen suspects them, and the check against the files clears them.
+    pairs = [pair("q1", -1, score=1.0), pair("q1", -2, score=0.0)]
+    assert hash(("q1", -1)) == hash(("q1", -2))
+    responses, scores = write_shards(tmp_path, pairs, shards=1)
+
+    samples = list(read_samples(responses, scores))
+
+    assert [sample.key for sample in samples] == [("q1", -1), ("q1", -2)]
+
+
+def test_jitter_is_the_standard_library_draws_at_once():
+    draws = random.Random(0)
+    assert jitter(1000).tolist() == [draws.uniform(-JITTER, JITTER) for _ in range(1000)]
 
 
 # --- score distribution --------------------------------------------------------------------

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
 
+import pytest
+
 from rewardflow.config.summary import SummarySettings
 from rewardflow.records import ResponseRecord, ScoreRecord, read_records
 from rewardflow.summary.aggregate import aggregate_run, summarize
@@ -47,6 +49,53 @@ def test_streaming_summary_equals_the_in_memory_one(tmp_path):
     assert (tmp_path / "s.md").read_text(encoding="utf-8") == (
         DATA / "summary_golden.md"
     ).read_text(encoding="utf-8")
+
+
+def reshuffle(paths: list[Path], duplicate_line: int | None) -> list[Path]:
+    """Each shard's lines in reverse order (a prompt's samples from the last to the first),
+    the shards listed last first; optionally one line of each shard repeated at its end."""
+    for path in paths:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines.reverse()
+        if duplicate_line is not None:
+            lines.append(lines[duplicate_line])
+        path.write_text("".join(lines), encoding="utf-8")
+    return list(reversed(paths))
+
+
+# Written by the aggregate before its per-sample values were stored in flat arrays (main at
+# 0eedbfc): records out of order with a repeated sample, pass@k and maj@k at several k, one
+# sample per prompt (the Wilson interval), one prompt.
+@pytest.mark.parametrize(
+    ("case", "prompts", "samples", "shards", "pass_k", "maj_k", "shuffled", "duplicate"),
+    [
+        ("shuffled", 37, 4, 3, [1, 2, 4], [1, 3], True, 5),
+        ("one_sample", 60, 1, 2, [1], [1], False, None),
+        ("one_prompt", 1, 5, 1, [1, 2], [3], True, None),
+    ],
+)
+def test_flat_summary_equals_the_one_from_per_prompt_lists(
+    tmp_path, case, prompts, samples, shards, pass_k, maj_k, shuffled, duplicate
+):
+    synthetic = support()
+    responses, scores = synthetic.write_run(tmp_path, prompts, samples, shards)
+    if shuffled:
+        responses, scores = reshuffle(responses, duplicate), reshuffle(scores, duplicate)
+    config = synthetic.settings_config(samples, resamples=150)
+    config["metrics"] |= {"pass_k": pass_k, "maj_k": maj_k}
+
+    aggregate_run(
+        SummarySettings.from_config(config), responses, scores, [], tmp_path / "s.json",
+        tmp_path / "s.md",
+    )  # fmt: skip
+
+    written = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
+    del written["created_at"]
+    golden = DATA / f"summary_golden_{case}"
+    assert written == json.loads(golden.with_suffix(".json").read_text(encoding="utf-8"))
+    assert (tmp_path / "s.md").read_text(encoding="utf-8") == golden.with_suffix(".md").read_text(
+        encoding="utf-8"
+    )
 
 
 class Tracked:
