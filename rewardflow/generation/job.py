@@ -47,6 +47,7 @@ from rewardflow.generation.cache import (
     CachedResponse,
     CacheWriter,
     Claim,
+    GroupSync,
     JournalTail,
     ResponseCache,
     cache_key,
@@ -233,6 +234,7 @@ async def request_missing(
     for item in todo:
         queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
+    synced = GroupSync(writer)
     # Errors after which no request can succeed: the key was refused, the server is gone.
     fatal: list[ModelAuthError | ModelServerError] = []
     stop = asyncio.Event()
@@ -292,7 +294,7 @@ async def request_missing(
             latency_s=answer.latency_s,
         )
         # Written back before the claim goes, so that a waiter on another node sees it.
-        await asyncio.to_thread(writer.sync)
+        await synced.synced()
         resolved(retries=answer.attempts - 1)
         return True
 
