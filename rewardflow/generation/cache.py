@@ -73,8 +73,13 @@ GenerationSettings = ResponseIdentity
 
 def cache_key(settings: ResponseIdentity, messages: list[Message], sample_index: int) -> str:
     """The identity of one response; equal keys mean interchangeable responses."""
+    return fingerprint_key(settings.fingerprint, messages, sample_index)
+
+
+def fingerprint_key(fingerprint: str, messages: list[Message], sample_index: int) -> str:
+    """:func:`cache_key` with the settings' fingerprint computed once for a whole shard."""
     return content_sha256(
-        {"settings": settings.fingerprint, "messages": messages, "sample_index": sample_index}
+        {"settings": fingerprint, "messages": messages, "sample_index": sample_index}
     )
 
 

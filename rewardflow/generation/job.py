@@ -50,7 +50,7 @@ from rewardflow.generation.cache import (
     GroupSync,
     JournalTail,
     ResponseCache,
-    cache_key,
+    fingerprint_key,
 )
 from rewardflow.generation.client import (
     ChatClient,
@@ -160,13 +160,14 @@ def plan_work(
 ) -> list[WorkItem]:
     """One item per sample; each sample's prompt as it sees it (``prompt.shuffle_options``)."""
     greedy = shares_greedy_samples(identity, independent_samples)
+    fingerprint = identity.fingerprint
     items = []
     for prompt in prompts:
         for index in range(samples):
             sample = (
                 choices.for_sample(prompt, index, prompt_settings) if prompt_settings else prompt
             )
-            key = cache_key(identity, sample.messages, 0 if greedy else index)
+            key = fingerprint_key(fingerprint, sample.messages, 0 if greedy else index)
             items.append(WorkItem(sample, index, key))
     return items
 
