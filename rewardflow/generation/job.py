@@ -193,6 +193,37 @@ def build_request(item: WorkItem, settings: ResponseIdentity) -> ChatRequest:
     )
 
 
+class _FreshLook:
+    """One journal read for all the claims taken in one turn of the event loop.
+
+    A key claimed just now may have landed while it was unclaimed, so each claim is followed
+    by a look at the journals that starts after it was taken. With many requests finishing at
+    once, the workers that took their claims meanwhile share the next look instead of
+    listing and stat-ing every journal of the partition once each.
+    """
+
+    def __init__(self, tail: JournalTail) -> None:
+        self._tail = tail
+        self._next: asyncio.Future[None] | None = None
+
+    async def after_claim(self) -> None:
+        """Return once a read of the journals that started after this call has finished."""
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            loop.call_soon(self._read, self._next)
+        await asyncio.shield(self._next)
+
+    def _read(self, done: asyncio.Future[None]) -> None:
+        self._next = None  # later claims wait for a later read
+        try:
+            self._tail.read_new()
+        except Exception as error:  # each waiter raises it, as its own read_new would have
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+
+
 @dataclass
 class Requested:
     """What :func:`request_missing` obtained, by cache key."""
@@ -236,6 +267,7 @@ async def request_missing(
         queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
     synced = GroupSync(writer)
+    look = _FreshLook(tail)
     # Errors after which no request can succeed: the key was refused, the server is gone.
     fatal: list[ModelAuthError | ModelServerError] = []
     stop = asyncio.Event()
@@ -311,7 +343,7 @@ async def request_missing(
                 waiting[item.key] = item  # another process is requesting it
                 continue
             try:
-                tail.read_new()  # it may have landed since we last looked
+                await look.after_claim()  # it may have landed since we last looked
                 if landed(item):
                     continue
                 if not await send(item):

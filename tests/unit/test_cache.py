@@ -372,3 +372,17 @@ def test_group_sync_releases_each_caller_only_after_a_sync_that_started_after_it
     # The first caller's sync, then one for the 19 that finished while it ran.
     assert len(syncs) == 2
     assert len(ResponseCache(tmp_path, make_settings()).load()) == 20
+
+
+def test_a_tail_lists_the_journals_as_a_sorted_glob_would(tmp_path):
+    settings = make_settings()
+    cache = ResponseCache(tmp_path, settings)
+    names = ["run.shard-010", "run.shard-002", "Run.shard-001", "a-2", "a"]
+    for name in names:
+        with cache.writer(name) as writer:
+            append_entry(writer, f"key-{name}")
+    (cache.partition / "notes.txt").write_text("not a journal")
+    tail = cache.tail([f"key-{name}" for name in names])
+    assert tail._journals() == sorted(cache.partition.glob("*.jsonl"))
+    assert set(tail.read_new()) == {f"key-{name}" for name in names}
+    assert ResponseCache(tmp_path / "missing", settings).tail(["k"])._journals() == []
