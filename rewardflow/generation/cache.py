@@ -240,24 +240,42 @@ class JournalTail:
         self._paths: dict[str, Path] = {}
 
     def _journals(self) -> list[Path]:
-        """``sorted(partition.glob("*.jsonl"))``, without pathlib's cost per entry.
+        """``sorted(partition.glob("*.jsonl"))``, without pathlib's cost per entry."""
+        return [journal for journal, _ in self._listing()]
+
+    def _listing(self) -> list[tuple[Path, int | None]]:
+        """The journals in name order with their sizes (None: gone since it was listed).
 
         A job looks after every claim it takes, and a partition holds a journal per shard:
-        building, hashing and sorting fresh Paths for each cost milliseconds per look.
+        building, hashing and sorting fresh Paths for each (``glob``), then a ``stat`` through
+        each, cost milliseconds per look. Names from ``os.scandir`` sort like the Paths, and
+        one Path per journal is reused, so it caches its hash.
         """
+        listed: list[tuple[str, int | None]] = []
         try:
             with os.scandir(self.partition) as entries:
-                names = sorted(entry.name for entry in entries if entry.name.endswith(".jsonl"))
+                for entry in entries:
+                    if entry.name.endswith(".jsonl"):
+                        try:
+                            size: int | None = entry.stat().st_size
+                        except FileNotFoundError:
+                            size = None  # pruned between the listing and now
+                        listed.append((entry.name, size))
         except (FileNotFoundError, NotADirectoryError):
             return []
+        listed.sort()
         paths = self._paths
-        return [paths.get(name) or paths.setdefault(name, self.partition / name) for name in names]
+        return [
+            (paths.get(name) or paths.setdefault(name, self.partition / name), size)
+            for name, size in listed
+        ]
 
     def read_new(self) -> dict[str, CachedResponse]:
         """Read what was appended since the last call; return its wanted entries."""
         new: dict[str, CachedResponse] = {}
         skipped: list[SkippedLine] = []
-        journals = self._journals()
+        listing = self._listing()
+        journals = [journal for journal, _ in listing]
         unindexed: list[Path] = []
         if not self._primed:
             self._primed = True
@@ -268,12 +286,12 @@ class JournalTail:
             for journal, offset in found.unusable:
                 skipped.append(SkippedLine(journal, 0, f"torn or corrupted line at byte {offset}"))
             unindexed = [journal for journal in journals if journal not in found.covered]
-        for journal in journals:
-            offset = self._offsets.get(journal, 0)
-            try:
-                size = os.stat(journal).st_size
-            except FileNotFoundError:
+            # Sized again after the index look-up, which may have seen them grow.
+            listing = [(journal, _size(journal)) for journal in journals]
+        for journal, size in listing:
+            if size is None:
                 continue  # pruned between the listing and now
+            offset = self._offsets.get(journal, 0)
             if size == offset:
                 continue  # most journals are finished: a stat, not an open
             if size < offset:
@@ -315,6 +333,13 @@ class JournalTail:
                 if isinstance(entry, dict) and entry.get("key") not in self.found:
                     _collect(entry, journal, self.wanted, new, skipped)
         return offset
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
 
 
 class Claim:
