@@ -169,10 +169,13 @@ class ResponseCache:
     def try_claim(self, key: str) -> Claim | None:
         """Claim ``key`` for a request, or None while another live process holds its claim."""
         claims = self.partition / CLAIMS_DIR
-        if not claims.is_dir():
+        path = claims / f"{key}.lock"
+        try:
+            return Claim.try_acquire(path, self.root)
+        except FileNotFoundError:  # no claims directory yet (or pruned meanwhile)
             self._make_partition()
             _make_dir_like_root(claims, self.root)
-        return Claim.try_acquire(claims / f"{key}.lock", self.root)
+            return Claim.try_acquire(path, self.root)
 
     def _index_place(self) -> IndexPlace:
         return IndexPlace(
@@ -364,12 +367,13 @@ class Claim:
             except BlockingIOError:
                 os.close(fd)
                 return None
+            held = os.fstat(fd)
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
+                same = os.path.samestat(held, os.stat(path))
             except FileNotFoundError:
                 same = False
             if same:
-                _share_fd_like_root(fd, root)
+                _share_fd_like_root(fd, root, held)
                 return cls(fd, path)
             os.close(fd)  # the previous holder deleted it after we opened it: take the new one
 
@@ -392,10 +396,16 @@ def _make_dir_like_root(path: Path, root: Path) -> None:
     os.chmod(path, _root_mode(root) & 0o2777)
 
 
-def _share_fd_like_root(fd: int, root: Path) -> None:
-    """Give a file this process owns the root's permission bits, without execute bits."""
-    if os.fstat(fd).st_uid == os.getuid():
-        os.fchmod(fd, _root_mode(root) & 0o666)
+def _share_fd_like_root(fd: int, root: Path, held: os.stat_result | None = None) -> None:
+    """Give a file this process owns the root's permission bits, without execute bits.
+
+    ``held`` is the file's ``fstat`` if the caller has it already (a claim, per request).
+    """
+    held = held or os.fstat(fd)
+    if held.st_uid == os.getuid():
+        mode = _root_mode(root) & 0o666
+        if stat.S_IMODE(held.st_mode) != mode:
+            os.fchmod(fd, mode)
 
 
 def _share_like_root(path: Path, root: Path) -> None:
