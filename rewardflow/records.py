@@ -16,6 +16,17 @@ from rewardflow.redaction import redact
 
 Message = dict[str, str]
 
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A record's fields in declaration order, as :func:`dataclasses.asdict` gives them.
+
+    Without asdict's deep copy of every nested list and dict: a shard writes one record per
+    sample, and the copy cost more than the JSON encoding. The values are JSON values that
+    the records never change, and callers serialise the dict rather than mutate it.
+    """
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
 GenerationStatus = Literal["ok", "failed", "not_attempted"]
 ScoreStatus = Literal["scored", "score_error", "generation_failed", "not_attempted"]
 
@@ -34,7 +45,7 @@ class PromptRecord:
     choices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = _fields(self)
         for optional in ("responses", "choices"):
             if record[optional] is None:
                 del record[optional]
@@ -93,7 +104,9 @@ class ResponseRecord:
     choices: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = _fields(self)
+        if self.error is not None:
+            record["error"] = asdict(self.error)
         if self.choices is None:
             del record["choices"]
         return record
@@ -136,7 +149,7 @@ class ScoreRecord:
     weighted_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScoreRecord:

@@ -33,6 +33,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -43,7 +44,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,8 +73,13 @@ GenerationSettings = ResponseIdentity
 
 def cache_key(settings: ResponseIdentity, messages: list[Message], sample_index: int) -> str:
     """The identity of one response; equal keys mean interchangeable responses."""
+    return fingerprint_key(settings.fingerprint, messages, sample_index)
+
+
+def fingerprint_key(fingerprint: str, messages: list[Message], sample_index: int) -> str:
+    """:func:`cache_key` with the settings' fingerprint computed once for a whole shard."""
     return content_sha256(
-        {"settings": settings.fingerprint, "messages": messages, "sample_index": sample_index}
+        {"settings": fingerprint, "messages": messages, "sample_index": sample_index}
     )
 
 
@@ -163,10 +169,13 @@ class ResponseCache:
     def try_claim(self, key: str) -> Claim | None:
         """Claim ``key`` for a request, or None while another live process holds its claim."""
         claims = self.partition / CLAIMS_DIR
-        if not claims.is_dir():
+        path = claims / f"{key}.lock"
+        try:
+            return Claim.try_acquire(path, self.root)
+        except FileNotFoundError:  # no claims directory yet (or pruned meanwhile)
             self._make_partition()
             _make_dir_like_root(claims, self.root)
-        return Claim.try_acquire(claims / f"{key}.lock", self.root)
+            return Claim.try_acquire(path, self.root)
 
     def _index_place(self) -> IndexPlace:
         return IndexPlace(
@@ -230,12 +239,46 @@ class JournalTail:
         self._index = index
         self._offsets: dict[Path, int] = {}
         self._primed = False
+        #: One Path per journal name, reused by every look: a Path caches its hash.
+        self._paths: dict[str, Path] = {}
+
+    def _journals(self) -> list[Path]:
+        """``sorted(partition.glob("*.jsonl"))``, without pathlib's cost per entry."""
+        return [journal for journal, _ in self._listing()]
+
+    def _listing(self) -> list[tuple[Path, int | None]]:
+        """The journals in name order with their sizes (None: gone since it was listed).
+
+        A job looks after every claim it takes, and a partition holds a journal per shard:
+        building, hashing and sorting fresh Paths for each (``glob``), then a ``stat`` through
+        each, cost milliseconds per look. Names from ``os.scandir`` sort like the Paths, and
+        one Path per journal is reused, so it caches its hash.
+        """
+        listed: list[tuple[str, int | None]] = []
+        try:
+            with os.scandir(self.partition) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".jsonl"):
+                        try:
+                            size: int | None = entry.stat().st_size
+                        except FileNotFoundError:
+                            size = None  # pruned between the listing and now
+                        listed.append((entry.name, size))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        listed.sort()
+        paths = self._paths
+        return [
+            (paths.get(name) or paths.setdefault(name, self.partition / name), size)
+            for name, size in listed
+        ]
 
     def read_new(self) -> dict[str, CachedResponse]:
         """Read what was appended since the last call; return its wanted entries."""
         new: dict[str, CachedResponse] = {}
         skipped: list[SkippedLine] = []
-        journals = sorted(self.partition.glob("*.jsonl"))
+        listing = self._listing()
+        journals = [journal for journal, _ in listing]
         unindexed: list[Path] = []
         if not self._primed:
             self._primed = True
@@ -246,12 +289,12 @@ class JournalTail:
             for journal, offset in found.unusable:
                 skipped.append(SkippedLine(journal, 0, f"torn or corrupted line at byte {offset}"))
             unindexed = [journal for journal in journals if journal not in found.covered]
-        for journal in journals:
-            offset = self._offsets.get(journal, 0)
-            try:
-                size = journal.stat().st_size
-            except FileNotFoundError:
+            # Sized again after the index look-up, which may have seen them grow.
+            listing = [(journal, _size(journal)) for journal in journals]
+        for journal, size in listing:
+            if size is None:
                 continue  # pruned between the listing and now
+            offset = self._offsets.get(journal, 0)
             if size == offset:
                 continue  # most journals are finished: a stat, not an open
             if size < offset:
@@ -295,6 +338,13 @@ class JournalTail:
         return offset
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
 class Claim:
     """An exclusive, crash-safe claim on one key: a ``flock`` on its own lock file.
 
@@ -317,12 +367,13 @@ class Claim:
             except BlockingIOError:
                 os.close(fd)
                 return None
+            held = os.fstat(fd)
             try:
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
+                same = os.path.samestat(held, os.stat(path))
             except FileNotFoundError:
                 same = False
             if same:
-                _share_fd_like_root(fd, root)
+                _share_fd_like_root(fd, root, held)
                 return cls(fd, path)
             os.close(fd)  # the previous holder deleted it after we opened it: take the new one
 
@@ -345,10 +396,16 @@ def _make_dir_like_root(path: Path, root: Path) -> None:
     os.chmod(path, _root_mode(root) & 0o2777)
 
 
-def _share_fd_like_root(fd: int, root: Path) -> None:
-    """Give a file this process owns the root's permission bits, without execute bits."""
-    if os.fstat(fd).st_uid == os.getuid():
-        os.fchmod(fd, _root_mode(root) & 0o666)
+def _share_fd_like_root(fd: int, root: Path, held: os.stat_result | None = None) -> None:
+    """Give a file this process owns the root's permission bits, without execute bits.
+
+    ``held`` is the file's ``fstat`` if the caller has it already (a claim, per request).
+    """
+    held = held or os.fstat(fd)
+    if held.st_uid == os.getuid():
+        mode = _root_mode(root) & 0o666
+        if stat.S_IMODE(held.st_mode) != mode:
+            os.fchmod(fd, mode)
 
 
 def _share_like_root(path: Path, root: Path) -> None:
@@ -416,7 +473,17 @@ class CacheWriter:
             created_at=round(time.time(), 3),
             latency_s=None if latency_s is None else round(latency_s, 4),
         )
-        self._handle.write(dumps(asdict(entry)) + "\n")
+        line = {
+            "key": key,
+            "sample_index": sample_index,
+            "response": response,
+            "finish_reason": finish_reason,
+            "usage": usage,
+            "model": model,
+            "created_at": entry.created_at,
+            "latency_s": entry.latency_s,
+        }  # asdict(entry), without its deep copy
+        self._handle.write(dumps(line) + "\n")
         self._handle.flush()
         return entry
 
@@ -428,3 +495,33 @@ class CacheWriter:
         back. Locally the page cache is shared and this is a cheap fdatasync.
         """
         os.fdatasync(self._handle.fileno())
+
+
+class GroupSync:
+    """:meth:`CacheWriter.sync` for many concurrent requests: one ``fdatasync`` covers many.
+
+    Each caller appends, then awaits :meth:`synced`, which returns once a sync that *started
+    after* its append has finished, the guarantee :meth:`CacheWriter.sync` gives before a
+    claim is released. Syncs run one at a time in a thread; whoever gets the turn syncs
+    everything appended so far, so the requests that finished meanwhile are released by that
+    one sync instead of queueing a sync each (which also held up the appends behind them).
+    """
+
+    def __init__(self, writer: CacheWriter) -> None:
+        self._writer = writer
+        self._lock = asyncio.Lock()
+        #: Appends announced so far, and how many of them a finished sync covers.
+        self._appended = 0
+        self._synced = 0
+
+    async def synced(self) -> None:
+        """Return once this caller's append (made just before the call) is synced."""
+        # Counted before the first await, so the count names exactly the appends made so far.
+        self._appended += 1
+        mine = self._appended
+        async with self._lock:
+            if self._synced >= mine:
+                return  # a sync that started after our append has finished
+            covers = self._appended
+            await asyncio.to_thread(self._writer.sync)
+            self._synced = max(self._synced, covers)

@@ -47,9 +47,10 @@ from rewardflow.generation.cache import (
     CachedResponse,
     CacheWriter,
     Claim,
+    GroupSync,
     JournalTail,
     ResponseCache,
-    cache_key,
+    fingerprint_key,
 )
 from rewardflow.generation.client import (
     ChatClient,
@@ -159,13 +160,14 @@ def plan_work(
 ) -> list[WorkItem]:
     """One item per sample; each sample's prompt as it sees it (``prompt.shuffle_options``)."""
     greedy = shares_greedy_samples(identity, independent_samples)
+    fingerprint = identity.fingerprint
     items = []
     for prompt in prompts:
         for index in range(samples):
             sample = (
                 choices.for_sample(prompt, index, prompt_settings) if prompt_settings else prompt
             )
-            key = cache_key(identity, sample.messages, 0 if greedy else index)
+            key = fingerprint_key(fingerprint, sample.messages, 0 if greedy else index)
             items.append(WorkItem(sample, index, key))
     return items
 
@@ -189,6 +191,37 @@ def build_request(item: WorkItem, settings: ResponseIdentity) -> ChatRequest:
         seed=request_seed(settings, item.sample_index),
         extra_body=settings.extra_body,
     )
+
+
+class _FreshLook:
+    """One journal read for all the claims taken in one turn of the event loop.
+
+    A key claimed just now may have landed while it was unclaimed, so each claim is followed
+    by a look at the journals that starts after it was taken. With many requests finishing at
+    once, the workers that took their claims meanwhile share the next look instead of
+    listing and stat-ing every journal of the partition once each.
+    """
+
+    def __init__(self, tail: JournalTail) -> None:
+        self._tail = tail
+        self._next: asyncio.Future[None] | None = None
+
+    async def after_claim(self) -> None:
+        """Return once a read of the journals that started after this call has finished."""
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            loop.call_soon(self._read, self._next)
+        await asyncio.shield(self._next)
+
+    def _read(self, done: asyncio.Future[None]) -> None:
+        self._next = None  # later claims wait for a later read
+        try:
+            self._tail.read_new()
+        except Exception as error:  # each waiter raises it, as its own read_new would have
+            done.set_exception(error)
+        else:
+            done.set_result(None)
 
 
 @dataclass
@@ -233,6 +266,8 @@ async def request_missing(
     for item in todo:
         queue.put_nowait((1, next(order), item, None))
     waiting: dict[str, WorkItem] = {}
+    synced = GroupSync(writer)
+    look = _FreshLook(tail)
     # Errors after which no request can succeed: the key was refused, the server is gone.
     fatal: list[ModelAuthError | ModelServerError] = []
     stop = asyncio.Event()
@@ -292,7 +327,7 @@ async def request_missing(
             latency_s=answer.latency_s,
         )
         # Written back before the claim goes, so that a waiter on another node sees it.
-        await asyncio.to_thread(writer.sync)
+        await synced.synced()
         resolved(retries=answer.attempts - 1)
         return True
 
@@ -308,7 +343,7 @@ async def request_missing(
                 waiting[item.key] = item  # another process is requesting it
                 continue
             try:
-                tail.read_new()  # it may have landed since we last looked
+                await look.after_claim()  # it may have landed since we last looked
                 if landed(item):
                     continue
                 if not await send(item):

@@ -1,19 +1,24 @@
+import asyncio
 import dataclasses
 import json
 import logging
+import os
+import time
 
 import pytest
 
 from rewardflow.config import ResponseIdentity, validate_config
 from rewardflow.config.generation import GenerationJobSettings
+from rewardflow.generation import cache as cache_module
 from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
+    GroupSync,
     ResponseCache,
     cache_key,
     normalize_endpoint,
 )
-from rewardflow.jsonl import SkippedLine, read_jsonl_tolerant, write_jsonl_atomic
+from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_jsonl_atomic
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -322,3 +327,62 @@ def test_read_jsonl_tolerant_without_a_skipped_list(tmp_path):
     path = tmp_path / "journal.jsonl"
     path.write_text('{"a":1}\nbroken\n', encoding="utf-8")
     assert list(read_jsonl_tolerant(path)) == [{"a": 1}]
+
+
+# --- the write path ----------------------------------------------------------------------
+
+
+def test_a_journal_line_is_the_entry_with_its_fields_in_order(tmp_path):
+    with ResponseCache(tmp_path, make_settings()).writer("w") as writer:
+        entry = append_entry(writer, "k1")
+        path = writer.path
+    line = path.read_text(encoding="utf-8")
+    assert line == dumps(dataclasses.asdict(entry)) + "\n"
+
+
+def test_group_sync_releases_each_caller_only_after_a_sync_that_started_after_its_append(
+    tmp_path, monkeypatch
+):
+    """Concurrent finishers share fdatasyncs, yet none returns before its line was synced."""
+    syncs: list[dict] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd):
+        sync = {"size_at_start": os.fstat(fd).st_size, "done": False}
+        syncs.append(sync)
+        time.sleep(0.05)  # the others finish their requests meanwhile
+        real_fdatasync(fd)
+        sync["done"] = True
+
+    monkeypatch.setattr(cache_module.os, "fdatasync", recording_fdatasync)
+
+    async def finish_requests(writer, count):
+        group = GroupSync(writer)
+
+        async def one(index):
+            append_entry(writer, f"k{index}")
+            appended_up_to = os.fstat(writer._handle.fileno()).st_size
+            await group.synced()
+            assert any(s["done"] and s["size_at_start"] >= appended_up_to for s in syncs)
+
+        await asyncio.gather(*(one(index) for index in range(count)))
+
+    with ResponseCache(tmp_path, make_settings()).writer("w") as writer:
+        asyncio.run(finish_requests(writer, 20))
+    # The first caller's sync, then one for the 19 that finished while it ran.
+    assert len(syncs) == 2
+    assert len(ResponseCache(tmp_path, make_settings()).load()) == 20
+
+
+def test_a_tail_lists_the_journals_as_a_sorted_glob_would(tmp_path):
+    settings = make_settings()
+    cache = ResponseCache(tmp_path, settings)
+    names = ["run.shard-010", "run.shard-002", "Run.shard-001", "a-2", "a"]
+    for name in names:
+        with cache.writer(name) as writer:
+            append_entry(writer, f"key-{name}")
+    (cache.partition / "notes.txt").write_text("not a journal")
+    tail = cache.tail([f"key-{name}" for name in names])
+    assert tail._journals() == sorted(cache.partition.glob("*.jsonl"))
+    assert set(tail.read_new()) == {f"key-{name}" for name in names}
+    assert ResponseCache(tmp_path / "missing", settings).tail(["k"])._journals() == []

@@ -551,3 +551,14 @@ def test_refused_connection_is_a_generation_error(backoff_calls):
         asyncio.run(main())
     assert excinfo.value.attempts == 2
     assert backoff_calls[0] == 1  # a dropped connection falls back to backoff
+
+
+def test_a_request_over_its_time_stops_at_its_first_failure_counting_from_its_first_attempt(
+    backoff_calls,
+):
+    """The first attempt is made before the retry loop; its time still counts against the limit."""
+    server = ScriptedServer((503, '{"error": {"message": "unavailable"}}', {}))
+    with pytest.raises(ModelGenerationError) as excinfo:
+        run_complete(server, max_attempts=4, max_request_time_s=0.0)
+    assert len(server.requests) == 1
+    assert excinfo.value.attempts == 1

@@ -9,6 +9,7 @@ the budget stops sending, identical requests are sent once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from fake_chat_client import PROVIDER, FakeChatClient
 
 from rewardflow.config import GenerationStageSettings, validate_config
 from rewardflow.errors import MissingApiKeyError, ModelAuthError
-from rewardflow.generation.job import GenerationIncomplete, generate_shard
+from rewardflow.generation.cache import GenerationSettings, JournalTail, ResponseCache
+from rewardflow.generation.job import GenerationIncomplete, _FreshLook, generate_shard
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import PromptRecord
 
@@ -237,3 +239,32 @@ def test_a_private_cache_lives_in_the_runs_results(tmp_path, monkeypatch):
     assert stage.cache.root == Path("results") / "unit" / "cache"
     run(tmp_path, stage)
     assert list((tmp_path / "results" / "unit" / "cache").glob("*/*.jsonl"))
+
+
+class CountingTail(JournalTail):
+    """A real tail that counts its looks."""
+
+    reads = 0
+
+    def read_new(self):
+        self.reads += 1
+        return super().read_new()
+
+
+def test_claims_taken_in_one_turn_share_a_look_and_later_ones_get_a_fresh_one(tmp_path):
+    settings = GenerationSettings("m", "http://e/v1", 0.0, 1.0, 16)
+    cache = ResponseCache(tmp_path, settings)
+    tail = CountingTail(cache.partition, {"k"})
+    look = _FreshLook(tail)
+
+    async def main():
+        await asyncio.gather(*(look.after_claim() for _ in range(10)))
+        assert tail.reads == 1
+        # A response that lands after that look is seen by the next claim's look.
+        with cache.writer("other") as writer:
+            writer.append("k", 0, "4", "stop", None, "m", None)
+        await look.after_claim()
+        assert tail.reads == 2
+        assert "k" in tail.found
+
+    asyncio.run(main())
