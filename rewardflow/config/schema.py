@@ -13,13 +13,15 @@ import copy
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from rewardflow.errors import ConfigError
-from rewardflow.generation.launch import template_problems
+
+# jsonschema, yaml and the launch helpers are imported where they are used: validation runs
+# once, at Snakefile parse, while every rule script imports this module (through
+# rewardflow.config) for its settings and must not pay ~0.2 s for a validator it never runs.
+if TYPE_CHECKING:
+    import jsonschema
 
 # Shipped inside the package so that a non-editable install finds it too; in the repository
 # the file is a link, resolved here to the workflow's own workflow/schemas/config.schema.yaml.
@@ -37,8 +39,13 @@ _JSON_TYPE_NAMES = {
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    import yaml  # lazily: see the imports above
+
+    # libyaml's loader when PyYAML has it: the pure-Python one takes ~0.15 s over the schema,
+    # paid at every Snakefile parse (once per job on a cluster).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)
 
 
 def _dotted(path: Iterator[Any] | Any) -> str:
@@ -108,6 +115,8 @@ def _coerce_command_line_scalars(instance: Any, schema: Mapping[str, Any]) -> An
     if "string" in allowed:
         # "null" is the only way to write None inside a --config mapping.
         return None if "null" in allowed and instance in ("null", "~") else instance
+    import yaml  # lazily: see the imports above
+
     try:
         parsed = yaml.safe_load(instance)
     except yaml.YAMLError:
@@ -167,6 +176,9 @@ def _model_problems(model: Mapping[str, Any]) -> list[str]:
             "model.base_url: required when model.provider is 'openai' (or set model.launch)"
         )
     if launch is not None:
+        # Only for a launched server: the launch module pulls in urllib's HTTP stack.
+        from rewardflow.generation.launch import template_problems
+
         if provider == "simulator":
             problems.append("model.launch: not with provider simulator, which launches itself")
         if model["base_url"]:
@@ -187,6 +199,8 @@ def validate_config(raw: Mapping[str, Any], schema: Mapping[str, Any] | None = N
 
     All problems are reported at once, so fixing a config takes one round trip.
     """
+    import jsonschema  # lazily: see the imports above
+
     schema = schema if schema is not None else load_schema()
     config = _coerce_command_line_scalars(copy.deepcopy(dict(raw)), schema)
     _fill_defaults(config, schema)

@@ -21,9 +21,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -43,6 +42,12 @@ from rewardflow.errors import (
 from rewardflow.generation.limits import RateBudget, RequestLimiter, estimate_prompt_tokens
 from rewardflow.records import Message
 from rewardflow.redaction import redact, register_secret
+
+# aiohttp (~0.3 s, most of it building an SSL context) is imported by the code that sends a
+# request: a generation job whose every sample is cached, the scoring stage and the Snakefile's
+# preflight import this module for its types and never open a connection.
+if TYPE_CHECKING:
+    import aiohttp
 
 RETRYABLE_ERRORS = (ModelGenerationError, RateLimitError)
 MAX_SERVER_REQUESTED_WAIT_S = 120.0
@@ -329,11 +334,15 @@ class OpenAICompatibleClient(ModelClient):
         if settings.api_key:
             self._headers["Authorization"] = f"Bearer {settings.api_key}"
             register_secret(settings.api_key)
+        import aiohttp  # lazily: see the imports above
+
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp  # lazily: see the imports above
+
             connector = aiohttp.TCPConnector(limit=self.settings.connection_limit)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self._session
@@ -369,6 +378,8 @@ def as_client_error(error: Exception) -> ModelClientError:
         # Redacted in place, so the class and its fields (retry_after_s) stay what they were.
         error.args = tuple(redact(str(arg)) if isinstance(arg, str) else arg for arg in error.args)
         return error
+    import aiohttp  # lazily: see the imports above
+
     if isinstance(error, TimeoutError | aiohttp.ClientError | ConnectionError):
         kind = "timed out" if isinstance(error, TimeoutError) else "connection failed"
         return ModelGenerationError(f"request {kind}: {type(error).__name__}")

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from rewardflow.config.generation import ModelSettings, ResponseIdentity, SimulatorSettings
 from rewardflow.errors import ConfigError, MissingApiKeyError
 from rewardflow.generation.cache import normalize_endpoint
@@ -243,6 +241,9 @@ class WatchedServerClient(ModelClient):
         self.inner.rate_observer = observer
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        # Not at the top: a job whose samples are all cached imports this module, never aiohttp.
+        import aiohttp
+
         try:
             return await self.inner.complete(request)
         except (aiohttp.ClientConnectionError, ConnectionError):

@@ -39,12 +39,16 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from aiolimiter import AsyncLimiter
+from typing import TYPE_CHECKING
 
 from rewardflow.generation.adaptive import AdaptiveRate, Pacer
 from rewardflow.generation.rate_memory import LearnedRate, RateMemory
 from rewardflow.records import Message
+
+# aiolimiter reads its own package metadata at import (~50 ms): imported when a token bucket is
+# made, which only a job that sends requests under generation.tokens_per_minute does.
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 # Per-message overhead of chat formatting, as in OpenAI's token-counting guidance.
 _TOKENS_PER_MESSAGE = 4
@@ -83,6 +87,8 @@ def _bucket(per_minute: float, largest_amount: float = 1.0) -> AsyncLimiter:
     burst allowance unused, and that slack absorbs network jitter: requests that arrive a few
     milliseconds early are not refused.
     """
+    from aiolimiter import AsyncLimiter  # lazily: see the imports above
+
     per_second = per_minute / 60.0
     capacity = max(1.0, largest_amount)
     return AsyncLimiter(max_rate=capacity, time_period=capacity / per_second)

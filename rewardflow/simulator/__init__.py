@@ -105,6 +105,9 @@ code uses is imported from here, ``rewardflow.simulator``.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rewardflow.simulator.answers import (
     ANSWER_VERSION,
     answer_for,
@@ -112,7 +115,6 @@ from rewardflow.simulator.answers import (
     last_user_content,
     messages_key,
 )
-from rewardflow.simulator.app import SimulatorStats, build_app, draw_latency_ms
 from rewardflow.simulator.arithmetic import (
     ANSWER_STYLES,
     NO_ANSWER,
@@ -136,18 +138,7 @@ from rewardflow.simulator.config import (
     SimulatorError,
     load_responses,
 )
-from rewardflow.simulator.serve import base_url, running_simulator, serve_until_signalled
 from rewardflow.simulator.tokens import apply_stop_and_max_tokens, count_tokens
-from rewardflow.simulator.wire import (
-    ApiError,
-    Choice,
-    ParsedChatRequest,
-    completion_body,
-    generate_choices,
-    parse_chat_request,
-    parse_text_completion_request,
-    sample_stream_key,
-)
 
 __all__ = [
     "ANSWER_STYLES",
@@ -191,3 +182,32 @@ __all__ = [
     "serve_until_signalled",
     "solve",
 ]
+
+# The HTTP modules (app, serve, wire) import aiohttp's server, ~0.3 s: they load on first use
+# of one of their names. A generation job needs only ANSWER_VERSION for its cache keys, and
+# one whose every sample is cached starts no server and must not pay for it.
+_HTTP_MODULES = ("app", "serve", "wire")
+if TYPE_CHECKING:
+    from rewardflow.simulator.app import SimulatorStats, build_app, draw_latency_ms
+    from rewardflow.simulator.serve import base_url, running_simulator, serve_until_signalled
+    from rewardflow.simulator.wire import (
+        ApiError,
+        Choice,
+        ParsedChatRequest,
+        completion_body,
+        generate_choices,
+        parse_chat_request,
+        parse_text_completion_request,
+        sample_stream_key,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module_name in _HTTP_MODULES:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+            if hasattr(module, name):
+                value = getattr(module, name)
+                globals()[name] = value  # later lookups skip this function
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

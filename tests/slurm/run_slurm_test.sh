@@ -4,7 +4,8 @@
 #
 # What it proves:
 #   1. prepare, generate and score jobs go through sbatch (the scoring jobs grouped into one
-#      submission whose CPU request is capped), and summary.json equals a local run's;
+#      submission whose CPU request is capped; each generation job asking for one CPU, though
+#      it holds none locally), and summary.json equals a local run's;
 #   2. scancel of a generation job mid-way, then a plain rerun, requests exactly the responses
 #      that were missing: none that had already arrived is requested again.
 #
@@ -366,6 +367,10 @@ check "the 4 scoring jobs went in 1 grouped submission" \
 group_cpus="$(grep 'rule_scoring_score_responses' "$RUNTIME_DIR/slurm.jobs" | cut -d'|' -f3)"
 check "the scoring group asked for at most the node's $NCPUS CPUs (asked: ${group_cpus:-?})" \
     test "${group_cpus:-999}" -le "$NCPUS"
+# Locally the generation rule holds no core (threads 0); a SLURM job must still ask for one.
+generation_cpus="$(grep 'rule_generate_responses_' "$RUNTIME_DIR/slurm.jobs" | cut -d'|' -f3 | sort -u | xargs)"
+check "each generation job asked SLURM for 1 CPU (asked: ${generation_cpus:-?})" \
+    test "$generation_cpus" = 1
 check "snakemake reported every submission with its SLURM job id" \
     test "$(grep -c 'has been submitted with SLURM jobid' "$RUNTIME_DIR/slurm.log")" -ge 6
 check "SLURM logs are under .snakemake/slurm_logs/" \

@@ -108,6 +108,18 @@ def scoring_threads():
         return 1
 
 
+def generation_threads(wildcards):
+    """No core on this machine, one on a cluster.
+
+    A generation job mostly waits on the network: holding a core would keep a finished
+    shard's scoring waiting for the last generation job (generation_jobs still caps how many
+    run). A cluster's scheduler must give each submitted job a CPU, and the SLURM executor
+    asks for exactly the threads (--cpus-per-task=0 is refused). Evaluated per job, once the
+    executor is known, which the Snakefile's parse is not.
+    """
+    return 0 if workflow.local_exec else 1
+
+
 def writer_name(wildcards):
     """Each shard job appends to its own cache journal, so jobs never share a file."""
     return f"{wildcards.run}.shard-{wildcards.shard}"

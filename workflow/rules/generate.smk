@@ -16,6 +16,8 @@ if config["generation"]["enabled"]:
             "benchmarks/{run}/generate_responses/shard-{shard}.tsv"
         conda:
             "../../environment.yml"
+        # Locally 0: scoring of finished shards overlaps generation (see generation_threads).
+        threads: generation_threads
         resources:
             generation_jobs=1,
             gpu=(config["model"]["launch"] or {}).get("gpus", 0),

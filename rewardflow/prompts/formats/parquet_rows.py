@@ -14,12 +14,14 @@ import decimal
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pyarrow
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from rewardflow.errors import DatasetError
+
+# pyarrow (with numpy, ~0.25 s) is imported only when a Parquet file is actually read: every
+# generation job imports the prompt modules, and most datasets are JSONL.
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 #: Columns pandas adds for a non-default index (``DataFrame.to_parquet``); not data.
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
@@ -28,6 +30,9 @@ _BATCH_ROWS = 1024
 
 
 def _open(path: Path) -> pq.ParquetFile:
+    import pyarrow
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
@@ -43,6 +48,8 @@ def column_names(path: Path) -> list[str]:
 
 def read_rows(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """``(source, row)`` per row, in file order."""
+    import pyarrow
+
     parquet = _open(path)
     columns = column_names(path)
     index = 0
@@ -63,6 +70,8 @@ def count_rows(path: Path) -> int:
 
 def has_field(path: Path, dotted: str) -> bool:
     """Whether the schema has ``a.b`` (a column ``a`` that is a struct with a field ``b``)."""
+    import pyarrow
+
     container: Any = _open(path).schema_arrow
     for part in dotted.split("."):
         if container is None or container.get_field_index(part) < 0:
