@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
-import yaml
+from cache_reuse import write_config, write_dataset  # same prompts and config as that bench
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT_STEP = re.compile(r"\.snakemake/scripts/tmp[^/]*?\.([a-z_]+)\.py")
@@ -131,30 +131,6 @@ class TreeSampler(threading.Thread):
             step.peak_rss_mb = max(step.peak_rss_mb, round(peak, 1))
             step.cpu_s = round(step.cpu_s + cpu, 2)
         return steps
-
-
-def write_dataset(path: Path, prompts: int) -> None:
-    with open(path, "w") as handle:
-        for index in range(prompts):
-            row = {"id": f"s{index:07d}", "question": f"What is {index} * 3 + 7?",
-                   "answer": str(index * 3 + 7)}  # fmt: skip
-            handle.write(json.dumps(row) + "\n")
-
-
-def write_config(workdir: Path, run_name: str, shards: int, dataset: Path) -> Path:
-    config = {
-        "run_name": run_name,
-        "shards": shards,
-        "cache": {"dir": str(workdir / "cache")},
-        "dataset": {"path": str(dataset), "id_field": "id", "ground_truth_field": "answer"},
-        "model": {"provider": "simulator", "name": "bench-model"},
-        "simulator": {"latency_ms": 0, "latency_jitter_ms": 0},
-        "generation": {"concurrency": 64, "parallel_jobs": 2},
-        "rewards": [{"name": "accuracy", "function": "rewardflow.rewards.math:math_reward"}],
-    }
-    path = workdir / f"{run_name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def requests_sent(workdir: Path, run_name: str) -> int:
