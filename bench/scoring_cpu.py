@@ -8,9 +8,13 @@ one session:
 
 * ``chunked``: the default, several samples per ``pebble`` task, sized from the measured
   time per sample;
-* ``one task per reward``: ``max_chunk=1``, one task per (sample, reward) as before chunking;
+* ``one task per reward``: ``max_chunk=1``, one task per (sample, reward) as before chunking,
+  through the new scheduler (which keeps two tasks per worker queued instead of all of them);
 * ``baseline``: with ``--baseline PATH``, the same shard scored by the rewardflow package of
-  another checkout (e.g. ``git archive <commit> rewardflow | tar -x -C /tmp/old``).
+  another checkout, the old code itself (e.g.
+  ``git archive <commit> rewardflow workflow/schemas | tar -x -C /tmp/old``).
+
+For scale, it first times the reward alone: ``score_record`` on every sample in this process.
 
 Each run is a fresh process, so its CPU is its own (the job's process) plus its workers'
 (``getrusage`` of its children, reaped when the pool joins); the variants alternate
@@ -29,10 +33,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from rewardflow.jsonl import write_jsonl_atomic
+from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord
+from rewardflow.rewards.loader import load_rewards
+from rewardflow.scoring.job import score_record
 from rewardflow.simulator.answers import answer_for
 from rewardflow.simulator.config import SimulatorConfig
 
@@ -117,6 +124,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         responses = Path(tmp) / "responses.jsonl"
         write_shard(responses, args.samples, args.failed)
+        records = [ResponseRecord.from_dict(data) for _, data in read_jsonl(responses)]
+        rewards = load_rewards(REWARDS)
+        score_record(records[0], rewards)  # math-verify's first call warms it up
+        started = time.process_time()
+        for record in records:
+            score_record(record, rewards)
+        alone_s = time.process_time() - started
         results: dict[str, list[dict]] = {label: [] for label, _, _ in variants}
         outputs: dict[str, bytes] = {}
         for _ in range(args.repeat):
@@ -130,6 +144,8 @@ def main() -> None:
               f"{args.workers} workers; best of {args.repeat} (by total CPU)")  # fmt: skip
         print(f"{'variant':<28} {'wall s':>8} {'job CPU s':>10} {'workers CPU s':>14} "
               f"{'CPU ms/sample':>14}")  # fmt: skip
+        print(f"{'reward alone, in-process':<28} {'':>8} {alone_s:10.2f} {'':>14} "
+              f"{1000 * alone_s / args.samples:14.3f}")  # fmt: skip
         for label, runs in results.items():
             best = min(runs, key=lambda r: r["job_cpu_s"] + r["workers_cpu_s"])
             cpu = best["job_cpu_s"] + best["workers_cpu_s"]
