@@ -376,7 +376,7 @@ class _ShardTasks:
             self.pending[future] = (index, name)
             self.tasks += 1
 
-    def wait(self) -> None:
+    def collect(self) -> None:
         """Wait for at least one task to finish, and take what finished."""
         done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
         for future in done:
@@ -467,7 +467,7 @@ def score_shard(
                     size = sizer.next_size(len(to_score) - scheduled)
                     tasks.schedule(to_score[scheduled : scheduled + size])
                     scheduled += size
-                tasks.wait()
+                tasks.collect()
             result = combine(record, tasks.results[index] or {}, primary, weights)
             counts[result.status] += 1
             if result.status == "score_error":
