@@ -9,7 +9,7 @@ one session:
 * ``chunked``: the default, several samples per ``pebble`` task, sized from the measured
   time per sample;
 * ``one task per reward``: ``max_chunk=1``, one task per (sample, reward) as before chunking,
-  through the new scheduler (which keeps two tasks per worker queued instead of all of them);
+  through the new scheduler (which keeps a few tasks per worker queued, not all of them);
 * ``baseline``: with ``--baseline PATH``, the same shard scored by the rewardflow package of
   another checkout, the old code itself (e.g.
   ``git archive <commit> rewardflow workflow/schemas | tar -x -C /tmp/old``).

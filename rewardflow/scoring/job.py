@@ -292,6 +292,10 @@ def iter_responses(path: str | Path) -> Iterator[ResponseRecord]:
 CHUNK_TARGET_S = 0.1
 #: At most this many samples per chunk, however cheap the rewards (bounds one message's size).
 MAX_CHUNK = 256
+#: Tasks kept waiting per worker, so that none runs dry while this process takes results and
+#: sizes the next chunk (with fewer, one task per pair cost more CPU and time than scheduling all
+#: at once did). Only this many are sized before the timing they could use comes in.
+QUEUED_PER_WORKER = 8
 #: Weight of the newest timing in the running mean of the seconds per (sample, reward).
 _SMOOTHING = 0.3
 
@@ -458,12 +462,11 @@ def score_shard(
     sizer = ChunkSizer(len(rewards), workers, timeout_s, max_chunk)
     pool = ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(setup,))
     tasks = _ShardTasks(pool, records, [spec.name for spec in rewards], timeout_s, sizer)
-    scheduled = 0
+    scheduled, queue = 0, QUEUED_PER_WORKER * workers
     try:
         for index, record in enumerate(records):  # in order: the output, its log, progress
             while record.status == "ok" and tasks.results[index] is None:
-                # Two tasks per worker in the queue keep it busy while this process catches up.
-                while scheduled < len(to_score) and len(tasks.pending) < 2 * workers:
+                while scheduled < len(to_score) and len(tasks.pending) < queue:
                     size = sizer.next_size(len(to_score) - scheduled)
                     tasks.schedule(to_score[scheduled : scheduled + size])
                     scheduled += size

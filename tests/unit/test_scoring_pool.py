@@ -338,7 +338,7 @@ def test_chunks_write_exactly_what_one_task_per_reward_writes(
 ):
     # Failures of every kind, after the first few samples (scored alone while the job has no
     # timing yet), so they land in chunks.
-    texts = ["4", "3"] * 4 + [
+    texts = ["4", "3"] * 8 + [
         "raise", None, "4", "3", "hang", "4", "exit", "hog", "4", "crash", "4", "interrupt",
         None, "3", "cancel",
     ] + ["4", "3"] * 8  # fmt: skip
@@ -357,7 +357,7 @@ def test_chunks_write_exactly_what_one_task_per_reward_writes(
 
     assert chunked == alone  # counts, and every record with every field, in order
     counts, written = chunked
-    assert counts == {"scored": 30, "score_error": 7, "generation_failed": 2, "not_attempted": 0}
+    assert counts == {"scored": 38, "score_error": 7, "generation_failed": 2, "not_attempted": 0}
     by_text = dict(zip(texts, written, strict=True))
     assert by_text["hang"].error == "timed out after 1s"
     assert by_text["crash"].error == "the reward's worker process died (exit code 7)"
