@@ -8,6 +8,21 @@ rewards run in worker processes (``pebble``'s process pool, which kills a timed-
 replaces a dead one), never in the job's own process. The workers also use all of the job's
 cores, and each runs rewards in its main thread, where math-verify's alarm-based timeout works.
 
+A task of the pool costs about 0.2 ms of CPU between the job and the worker (pickling, pipes,
+a future), more than a cheap reward such as the math one, so samples go to the workers in
+chunks: one task runs every reward on several samples, as many as take about
+:data:`CHUNK_TARGET_S` by the time measured so far (:class:`ChunkSizer`; the first samples of a
+shard, and every sample of rewards too slow to share a task, go one task per (sample, reward)).
+A chunk has the timeout of one reward, ``timeout_s``. A chunk that times out or whose worker
+dies says only that one of its pairs did, so its samples are scored again one task per
+(sample, reward): the timeout or the crash lands on exactly the pair that caused it, with the
+same error as without chunks, and the chunk-mates score normally. The price is time, never a
+result: a hanging reward costs up to about twice ``timeout_s`` (its chunk's, then its own), a
+crashing one a second worker start, and their chunk-mates are scored twice. Rewards are assumed
+not to depend on being scored once (a reward with side effects, such as the LLM judge, keeps
+them idempotent; the judge caches its verdicts). In a chunk, each reward still gets its own
+copy of the record, as it would in a task of its own.
+
 A reward that raises ``SystemExit`` (``sys.exit``), ``KeyboardInterrupt`` or
 ``asyncio.CancelledError`` gets that as its error too: pebble's workers ignore SIGINT, so in a
 worker those can only come from the reward itself. A real Ctrl-C reaches the job's process,
@@ -38,11 +53,13 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 import resource
 import signal
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, TimeoutError
+from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,25 +237,187 @@ def _init_worker(setup: WorkerSetup) -> None:
     _WORKER_MEMORY_LIMIT_MB = setup.memory_limit_mb
 
 
-def _run_in_worker(reward_name: str, record: dict[str, Any]) -> dict[str, Any]:
-    return run_reward(_WORKER_REWARDS[reward_name], ResponseRecord.from_dict(record))
+def _run_in_worker(reward_name: str, record: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """One (sample, reward) pair: its result, and the seconds it took (for the chunk sizer)."""
+    started = time.perf_counter()
+    result = run_reward(_WORKER_REWARDS[reward_name], ResponseRecord.from_dict(record))
+    return result, time.perf_counter() - started
 
 
-def _outcome(future: Future[dict[str, Any]], timeout_s: float) -> dict[str, Any]:
-    """A worker's result, or the error that stands for it."""
+def _run_chunk_in_worker(
+    reward_names: Sequence[str], records: Sequence[bytes]
+) -> tuple[list[list[dict[str, Any]]], float]:
+    """Every reward on every record of a chunk, one after the other in this (main) thread.
+
+    Each record comes pickled and is unpickled afresh for each reward, so every reward gets its
+    own copy, as it does in a task of its own: one that changes the record (its messages) cannot
+    change what the next reward sees. Returns each record's results in ``reward_names`` order,
+    and the seconds the chunk took.
+    """
+    started = time.perf_counter()
+    results = [
+        [
+            run_reward(_WORKER_REWARDS[name], ResponseRecord.from_dict(pickle.loads(record)))
+            for name in reward_names
+        ]
+        for record in records
+    ]
+    return results, time.perf_counter() - started
+
+
+def _outcome(future: Future[Any], timeout_s: float) -> tuple[dict[str, Any], float | None]:
+    """A single task's result and its seconds, or the error that stands for it (and None)."""
     try:
-        return future.result()
+        result, seconds = future.result()
+        return result, seconds
     except TimeoutError:
-        return {"error": f"timed out after {timeout_s:g}s"}
+        return {"error": f"timed out after {timeout_s:g}s"}, None
     except ProcessExpired as error:
-        return {"error": f"the reward's worker process died (exit code {error.exitcode})"}
+        return {"error": f"the reward's worker process died (exit code {error.exitcode})"}, None
     except Exception as error:  # e.g. a result that could not be sent back (unpicklable)
-        return {"error": f"{type(error).__name__}: {error}"}
+        return {"error": f"{type(error).__name__}: {error}"}, None
 
 
 def iter_responses(path: str | Path) -> Iterator[ResponseRecord]:
     for _, data in read_jsonl(path):
         yield ResponseRecord.from_dict(data)
+
+
+# --- chunks: several samples per task, as many as fit in a fraction of a second -------------
+
+#: Worker time a chunk aims at (at most a tenth of ``timeout_s``): long enough that pebble's
+#: cost per task (pickling, pipes, a future; about 0.2 ms of the job's and the worker's CPU)
+#: is lost in it, short enough that every worker stays busy to the end of a shard and that a
+#: chunk which fails costs little to score again.
+CHUNK_TARGET_S = 0.1
+#: At most this many samples per chunk, however cheap the rewards (bounds one message's size).
+MAX_CHUNK = 256
+#: Tasks kept waiting per worker, so that none runs dry while this process takes results and
+#: sizes the next chunk (with fewer, one task per pair cost more CPU and time than scheduling all
+#: at once did). Only this many are sized before the timing they could use comes in.
+QUEUED_PER_WORKER = 8
+#: Weight of the newest timing in the running mean of the seconds per (sample, reward).
+_SMOOTHING = 0.3
+
+
+@dataclass
+class ChunkSizer:
+    """How many samples the next task takes, from the time (sample, reward) pairs took so far.
+
+    One sample means no chunk: one task per reward, as for the first samples of a shard (no
+    timing yet) and for rewards too slow for two samples to fit in the target. Each timing is
+    the worker's own (the reward calls only, not the queue), from chunks and single tasks alike,
+    so a reward that gets slower shrinks the chunks back to single tasks. A failed task says
+    nothing about the cost of the others and is not counted. ``unscheduled`` caps a chunk at
+    a fair share of what is left, so the end of a shard is spread over every worker.
+    """
+
+    rewards: int
+    workers: int
+    timeout_s: float
+    max_chunk: int = MAX_CHUNK
+    seconds_per_pair: float | None = None
+
+    def observe(self, pairs: int, seconds: float) -> None:
+        per_pair = seconds / max(1, pairs)
+        if self.seconds_per_pair is None:
+            self.seconds_per_pair = per_pair
+        else:
+            self.seconds_per_pair += _SMOOTHING * (per_pair - self.seconds_per_pair)
+
+    def next_size(self, unscheduled: int) -> int:
+        if self.seconds_per_pair is None or self.max_chunk <= 1:
+            return 1
+        target = min(CHUNK_TARGET_S, self.timeout_s / 10)
+        fits = int(target / max(self.seconds_per_pair * self.rewards, 1e-9))
+        fair_share = -(-unscheduled // (2 * self.workers))
+        return max(1, min(fits, fair_share, self.max_chunk))
+
+
+class _ShardTasks:
+    """The pool's tasks for one shard's ``ok`` samples, and their results as they come in.
+
+    A sample is scored either in a chunk (one task, every reward on several samples, with the
+    timeout of one reward) or alone (one task per reward, each with its own timeout). A chunk
+    that times out, whose worker dies, or that fails in any other way is scored again alone,
+    sample by sample, so the error lands on exactly the (sample, reward) that caused it, worded
+    as it always was, and its chunk-mates score normally.
+    """
+
+    def __init__(
+        self,
+        pool: ProcessPool,
+        records: Sequence[ResponseRecord],
+        reward_names: Sequence[str],
+        timeout_s: float,
+        sizer: ChunkSizer,
+    ) -> None:
+        self.pool, self.records, self.names = pool, records, tuple(reward_names)
+        self.timeout_s, self.sizer = timeout_s, sizer
+        self.pending: dict[Future[Any], tuple[int, str] | list[int]] = {}
+        self.results: list[dict[str, dict[str, Any]] | None] = [None] * len(records)
+        self._partial: dict[int, dict[str, dict[str, Any]]] = {}
+        self.tasks = self.chunks = self.rescored_chunks = self.largest_chunk = 0
+
+    def schedule(self, indices: Sequence[int]) -> None:
+        """Score these samples: alone if one, else as one chunk."""
+        if len(indices) == 1:
+            self._schedule_alone(indices[0])
+            return
+        blobs = [pickle.dumps(self.records[i].to_dict(), pickle.HIGHEST_PROTOCOL) for i in indices]
+        future = self.pool.schedule(
+            _run_chunk_in_worker, args=(self.names, blobs), timeout=self.timeout_s
+        )
+        self.pending[future] = list(indices)
+        self.tasks += 1
+        self.chunks += 1
+        self.largest_chunk = max(self.largest_chunk, len(indices))
+
+    def _schedule_alone(self, index: int) -> None:
+        record = self.records[index].to_dict()
+        for name in self.names:
+            future = self.pool.schedule(_run_in_worker, args=(name, record), timeout=self.timeout_s)
+            self.pending[future] = (index, name)
+            self.tasks += 1
+
+    def collect(self) -> None:
+        """Wait for at least one task to finish, and take what finished."""
+        done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            owner = self.pending.pop(future)
+            if isinstance(owner, tuple):
+                self._single_done(future, *owner)
+            else:
+                self._chunk_done(future, owner)
+
+    def _single_done(self, future: Future[Any], index: int, name: str) -> None:
+        result, seconds = _outcome(future, self.timeout_s)
+        if seconds is not None:
+            self.sizer.observe(1, seconds)
+        partial = self._partial.setdefault(index, {})
+        partial[name] = result
+        if len(partial) == len(self.names):
+            del self._partial[index]
+            self.results[index] = {name: partial[name] for name in self.names}
+
+    def _chunk_done(self, future: Future[Any], indices: list[int]) -> None:
+        try:
+            chunk_results, seconds = future.result()
+        except Exception:  # a timeout, a dead worker, anything: score them alone
+            self.rescored_chunks += 1
+            first, last = self.records[indices[0]], self.records[indices[-1]]
+            logger.info(
+                "a chunk of %d samples (%s sample %d to %s sample %d) failed (%s); scoring "
+                "them again one task per reward",
+                len(indices), first.id, first.sample_index, last.id, last.sample_index,
+                _outcome(future, self.timeout_s)[0]["error"],
+            )  # fmt: skip
+            for index in indices:
+                self._schedule_alone(index)
+            return
+        self.sizer.observe(len(indices) * len(self.names), seconds)
+        for index, results in zip(indices, chunk_results, strict=True):
+            self.results[index] = dict(zip(self.names, results, strict=True))
 
 
 def score_shard(
@@ -247,11 +426,18 @@ def score_shard(
     reward_configs: Sequence[Mapping[str, Any]],
     settings: ScoringSettings,
     workers: int = 1,
+    max_chunk: int = MAX_CHUNK,
 ) -> dict[str, int]:
     """Score one shard's responses into ``output_path``; return counts by status.
 
-    Each (sample, reward) pair is one task in a pool of ``workers`` processes, so a timeout
-    (``settings.timeout_s``) or a crash is pinned to exactly that pair.
+    The samples go to a pool of ``workers`` processes in chunks of several samples per task
+    (every reward on each), as many as take about :data:`CHUNK_TARGET_S` by the time measured
+    so far (at most ``max_chunk``; 1 gives one task per (sample, reward), as before chunks),
+    since the pool's cost per task is larger than a cheap reward's. A chunk has the timeout of
+    one reward (``settings.timeout_s``); one that times out or whose worker dies is scored
+    again one task per (sample, reward), so the timeout or crash is pinned to exactly that
+    pair, with the same error as ever. The price: a hanging reward costs up to about twice
+    ``timeout_s`` (its chunk's, then its own), and its chunk-mates are scored twice.
     ``settings.memory_limit_mb`` caps each worker (None: no cap); ``settings.withheld_env``
     names variables to withhold from the workers besides those that look like secrets (see
     the module docstring).
@@ -271,22 +457,21 @@ def score_shard(
     progress = Progress(f"scoring {Path(responses_path).stem}", total=len(records))
     counts = {"scored": 0, "score_error": 0, "generation_failed": 0, "not_attempted": 0}
     scored: list[dict[str, Any]] = []
-    pool = ProcessPool(max_workers=max(1, workers), initializer=_init_worker, initargs=(setup,))
+    workers = max(1, workers)
+    to_score = [index for index, record in enumerate(records) if record.status == "ok"]
+    sizer = ChunkSizer(len(rewards), workers, timeout_s, max_chunk)
+    pool = ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(setup,))
+    tasks = _ShardTasks(pool, records, [spec.name for spec in rewards], timeout_s, sizer)
+    scheduled, queue = 0, QUEUED_PER_WORKER * workers
     try:
-        pending = [
-            {
-                spec.name: pool.schedule(
-                    _run_in_worker, args=(spec.name, record.to_dict()), timeout=timeout_s
-                )
-                for spec in rewards
-            }
-            if record.status == "ok"
-            else {}
-            for record in records
-        ]
-        for record, futures in zip(records, pending, strict=True):
-            results = {name: _outcome(future, timeout_s) for name, future in futures.items()}
-            result = combine(record, results, primary, weights)
+        for index, record in enumerate(records):  # in order: the output, its log, progress
+            while record.status == "ok" and tasks.results[index] is None:
+                while scheduled < len(to_score) and len(tasks.pending) < queue:
+                    size = sizer.next_size(len(to_score) - scheduled)
+                    tasks.schedule(to_score[scheduled : scheduled + size])
+                    scheduled += size
+                tasks.collect()
+            result = combine(record, tasks.results[index] or {}, primary, weights)
             counts[result.status] += 1
             if result.status == "score_error":
                 logger.warning("%s sample %d: %s", result.id, result.sample_index, result.error)
@@ -300,5 +485,10 @@ def score_shard(
     finally:
         pool.join()
     write_jsonl_atomic(output_path, scored)
+    logger.info(
+        "%d samples went to the workers in %d tasks: %d chunks of up to %d samples, %d of them "
+        "scored again one task per reward",
+        len(to_score), tasks.tasks, tasks.chunks, tasks.largest_chunk, tasks.rescored_chunks,
+    )  # fmt: skip
     progress.finish()
     return counts

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -12,13 +14,21 @@ import time
 from dataclasses import replace
 
 import pytest
+from pebble import ProcessPool
 
 from rewardflow.config.scoring import ScoringSettings
 from rewardflow.errors import RewardLoadError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_rewards
-from rewardflow.scoring.job import score_record, score_shard, withheld_env_names
+from rewardflow.scoring.job import (
+    CHUNK_TARGET_S,
+    MAX_CHUNK,
+    ChunkSizer,
+    score_record,
+    score_shard,
+    withheld_env_names,
+)
 
 REWARDS = textwrap.dedent(
     """
@@ -49,6 +59,13 @@ REWARDS = textwrap.dedent(
 
     def length(messages, ground_truth, **kwargs):
         return {"score": min(1.0, len(messages[-1]["content"]) / 10), "reason": "chars/10"}
+
+    def tamper(messages, ground_truth, **kwargs):
+        # Changes the conversation it was given: no other reward may see the change.
+        seen = len(messages[0]["content"])
+        messages[0]["content"] += "!" * 10
+        messages.append({"role": "user", "content": "more"})
+        return {"score": min(1.0, seen / 100), "reason": f"saw {seen} chars"}
 
     def dumpable(messages, ground_truth, **kwargs):
         import ctypes
@@ -88,19 +105,24 @@ def reward_file(tmp_path):
     return path
 
 
-def score(tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False, **options):
+def score(
+    tmp_path, reward_file, texts, timeout_s=30.0, workers=2, second=False, max_chunk=None,
+    configs=None, **options,
+):  # fmt: skip
     responses = tmp_path / "responses.jsonl"
     records = [
         response(f"p{i}", text, status="failed" if text is None else "ok")
         for i, text in enumerate(texts)
     ]
     write_jsonl_atomic(responses, [record.to_dict() for record in records])
-    configs = [{"name": "accuracy", "function": f"{reward_file}:exact", "primary": True}]
-    if second:
-        configs.append({"name": "length", "function": f"{reward_file}:length"})
+    if configs is None:
+        configs = [{"name": "accuracy", "function": f"{reward_file}:exact", "primary": True}]
+        if second:
+            configs.append({"name": "length", "function": f"{reward_file}:length"})
     output = tmp_path / "scores.jsonl"
     settings = replace(ScoringSettings.defaults(), timeout_s=timeout_s, **options)
-    counts = score_shard(responses, output, configs, settings, workers=workers)
+    chunking = {} if max_chunk is None else {"max_chunk": max_chunk}
+    counts = score_shard(responses, output, configs, settings, workers=workers, **chunking)
     return counts, [ScoreRecord.from_dict(data) for _, data in read_jsonl(output)]
 
 
@@ -275,3 +297,102 @@ def test_ctrl_c_stops_scoring_at_once_with_a_clear_error(tmp_path, reward_file):
     assert job.returncode == 1
     assert "ERROR interrupted" in stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+# --- several samples per task ------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduled(monkeypatch):
+    """Every task the scoring pools get, as (worker function, ids of the samples it scores).
+
+    It counts and passes each call on to pebble: the tasks still run in real workers.
+    """
+    tasks = []
+    real = ProcessPool.schedule
+
+    def counting(self, function, args=(), kwargs={}, timeout=None):  # noqa: B006 - pebble's
+        if function.__name__ == "_run_chunk_in_worker":
+            ids = [pickle.loads(blob)["id"] for blob in args[1]]
+        else:
+            ids = [args[1]["id"]]
+        tasks.append((function.__name__, ids))
+        return real(self, function, args=args, kwargs=kwargs, timeout=timeout)
+
+    monkeypatch.setattr(ProcessPool, "schedule", counting)
+    return tasks
+
+
+def test_many_samples_share_a_task(tmp_path, reward_file, scheduled):
+    texts = ["4", "3"] * 100
+    counts, written = score(tmp_path, reward_file, texts, second=True)
+
+    assert counts["scored"] == 200
+    assert [r.score for r in written] == [1.0, 0.0] * 100
+    assert len(scheduled) < len(texts)  # one task per (sample, reward) would be 400
+    assert any(len(ids) > 1 for _, ids in scheduled)
+
+
+def test_chunks_write_exactly_what_one_task_per_reward_writes(
+    tmp_path, reward_file, scheduled, caplog
+):
+    # Failures of every kind, after the first few samples (scored alone while the job has no
+    # timing yet), so they land in chunks.
+    texts = ["4", "3"] * 8 + [
+        "raise", None, "4", "3", "hang", "4", "exit", "hog", "4", "crash", "4", "interrupt",
+        None, "3", "cancel",
+    ] + ["4", "3"] * 8  # fmt: skip
+    configs = [
+        {"name": "accuracy", "function": f"{reward_file}:exact", "primary": True, "weight": 2},
+        {"name": "length", "function": f"{reward_file}:length", "weight": 1},
+        {"name": "tamper", "function": f"{reward_file}:tamper"},
+        {"name": "tamper_again", "function": f"{reward_file}:tamper"},
+    ]
+    options = {"timeout_s": 1.0, "memory_limit_mb": 1024, "configs": configs}
+    caplog.set_level(logging.INFO)
+    chunked = score(tmp_path, reward_file, texts, **options)
+    chunk_tasks = list(scheduled)
+    scheduled.clear()
+    alone = score(tmp_path, reward_file, texts, max_chunk=1, **options)
+
+    assert chunked == alone  # counts, and every record with every field, in order
+    counts, written = chunked
+    assert counts == {"scored": 38, "score_error": 7, "generation_failed": 2, "not_attempted": 0}
+    by_text = dict(zip(texts, written, strict=True))
+    assert by_text["hang"].error == "timed out after 1s"
+    assert by_text["crash"].error == "the reward's worker process died (exit code 7)"
+    assert by_text["hang"].rewards["length"]["score"] == pytest.approx(0.4)
+    assert by_text["4"].rewards["tamper_again"]["reason"] == "saw 1 chars"  # "q", untouched
+    # The hanging and the crashing sample were scored in a chunk, then again alone.
+    for text in ("hang", "crash"):
+        sample_id = f"p{texts.index(text)}"
+        assert any(f == "_run_chunk_in_worker" and sample_id in ids for f, ids in chunk_tasks)
+        assert ("_run_in_worker", [sample_id]) in chunk_tasks
+    pairs = 4 * (len(texts) - 2)  # (sample, reward) pairs to score
+    assert len(chunk_tasks) < pairs
+    assert all(f == "_run_in_worker" for f, _ in scheduled)
+    assert len(scheduled) == pairs  # with max_chunk=1: one task per pair, as before chunks
+    assert not (tmp_path / "hang-ended").exists()
+    assert f"scoring responses: {len(texts)}/{len(texts)} (100%)" in caplog.text
+
+
+def test_chunks_are_sized_from_the_time_measured_so_far():
+    def sizer(seconds_per_pair=None, rewards=1, timeout_s=60.0, **options):
+        return ChunkSizer(rewards, 2, timeout_s, seconds_per_pair=seconds_per_pair, **options)
+
+    assert sizer().next_size(10_000) == 1  # no timing yet: one task per reward
+    assert sizer(0.001).next_size(10_000) == int(CHUNK_TARGET_S / 0.001)
+    assert sizer(0.001, rewards=4).next_size(10_000) == int(CHUNK_TARGET_S / 0.004)
+    assert sizer(1e-7).next_size(10_000) == MAX_CHUNK
+    assert sizer(1e-7, max_chunk=1).next_size(10_000) == 1
+    assert sizer(1e-7).next_size(40) == 10  # a fair share of what is left, for 2 workers
+    assert sizer(0.001, timeout_s=0.5).next_size(10_000) == 50  # a tenth of a short timeout
+    assert sizer(CHUNK_TARGET_S / 2).next_size(10_000) == 2
+    assert sizer(CHUNK_TARGET_S / 1.5).next_size(10_000) == 1  # too slow to share a task
+
+    slower = sizer(0.001)
+    for _ in range(10):
+        slower.observe(pairs=1, seconds=1.0)
+    assert slower.next_size(10_000) == 1
+    slower.observe(pairs=1000, seconds=0.1)  # a chunk: its time is over its (sample, reward)s
+    assert slower.seconds_per_pair < 1.0
