@@ -154,9 +154,11 @@ def run_script(name):
 
 def step_params_of(**params):
     """params.step: the rule's params as one JSON text; a value may be a function of the
-    wildcards, as in Snakemake's own params. Compared between runs like any param."""
-    if not any(callable(value) for value in params.values()):
-        return step_params(params)
+    wildcards, as in Snakemake's own params. Compared between runs like any param.
+
+    Always a function: Snakemake formats a string param with the wildcards, and the JSON may
+    hold braces of its own (a judge's prompt template's "{response}").
+    """
 
     def step(wildcards):
         return step_params(
