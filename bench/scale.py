@@ -12,9 +12,10 @@ the pipeline itself), in one working directory with one cache:
 
 While a command runs, a sampler walks its process tree every ``--sample-s`` seconds and keeps
 each process's peak RSS and last CPU time, grouped by step: the Snakemake process itself, each
-rule's script (Snakemake runs ``.snakemake/scripts/tmpXXXX.<script>.py``) and the simulator
-servers the generation jobs launch. From that come the peak RSS per step and the client and
-server CPU per request (summed over the generation jobs, or the simulators, / requests sent).
+rule's script (``.snakemake/scripts/tmpXXXX.<script>.py``, or ``rewardflow.run_script
+<script>`` for the per-shard rules) and the simulator servers the generation jobs launch.
+From that come the peak RSS per step and the client and server CPU per request (summed over
+the generation jobs, or the simulators, / requests sent).
 
 ``--baseline PATH`` runs the same cases against another checkout of rewardflow (e.g. a clone of
 an older commit) alternately with this one, in the same session, and prints both and their
@@ -47,7 +48,10 @@ import psutil
 from cache_reuse import write_config, write_dataset  # same prompts and config as that bench
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT_STEP = re.compile(r"\.snakemake/scripts/tmp[^/]*?\.([a-z_]+)\.py")
+# A once-per-run rule's script (Snakemake's script:), or a per-shard one (rewardflow.run_script).
+SCRIPT_STEP = re.compile(
+    r"\.snakemake/scripts/tmp[^/]*?\.([a-z_]+)\.py|rewardflow\.run_script ([a-z_]+) "
+)
 MB = 1024 * 1024
 
 
@@ -80,7 +84,7 @@ def step_of(process: psutil.Process, root_pid: int) -> str | None:
     if "rewardflow simulate" in command or "rewardflow.simulator" in command:
         return "simulator"
     match = SCRIPT_STEP.search(command)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 class TreeSampler(threading.Thread):

@@ -13,4 +13,4 @@ def main(snakemake) -> None:
     logging.info("%s: imported %d responses", snakemake.wildcards.shard, count)
 
 
-run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by rewardflow.run_script

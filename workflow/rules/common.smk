@@ -1,6 +1,10 @@
 # Set-up shared by every rule: config validation, paths, and the params helpers.
 # Rules call these helpers and hold no logic of their own.
 
+import os
+import sys
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
@@ -20,6 +24,14 @@ from rewardflow.config import (
     validate_config,
 )
 from rewardflow.errors import RewardflowError
+from rewardflow.run_script import (
+    CONFIG_ENV,
+    PYTHON_ENV,
+    SCRIPTS_ENV,
+    config_for_jobs,
+    job_files,
+    step_params,
+)
 
 
 def results_path(path):
@@ -53,6 +65,25 @@ if _shards < config["shards"]:
     )
     config["shards"] = _shards
 SHARDS = shard_names(config)
+
+
+def _deploys_software():
+    """Conda or a container: jobs then use that environment's python, as script: does."""
+    settings = getattr(workflow, "deployment_settings", None)
+    methods = (
+        {method.name for method in settings.deployment_method} if settings else set()
+    )
+    return bool(methods & {"CONDA", "APPTAINER"})
+
+
+# What rewardflow.run_script needs besides its arguments; the jobs inherit it. Set here rather
+# than written into the shell commands, whose text Snakemake compares between runs.
+try:
+    os.environ[CONFIG_ENV] = config_for_jobs(config)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
+os.environ[SCRIPTS_ENV] = str(Path(workflow.basedir) / "scripts")
+os.environ[PYTHON_ENV] = "python" if _deploys_software() else sys.executable
 
 
 wildcard_constraints:
@@ -106,6 +137,45 @@ def scoring_threads():
     except WorkflowError:
         # No --cores: --unlock, --report, --lint and the like, which run no scoring job.
         return 1
+
+
+def run_script(name):
+    """The shell command of a per-shard rule: scripts/<name>.py through rewardflow.run_script.
+
+    Per-shard jobs are many, and Snakemake's script: preamble costs each one a Snakemake import
+    (see rewardflow/run_script.py). The rule gives params.step (step_params_of) and params.files
+    (files_of_job).
+    """
+    return (
+        f'"${PYTHON_ENV}" -m rewardflow.run_script {name} '
+        "{params.step:q} {params.files:q} {log:q} {threads}"
+    )
+
+
+def step_params_of(**params):
+    """params.step: the rule's params as one JSON text; a value may be a function of the
+    wildcards, as in Snakemake's own params. Compared between runs like any param.
+
+    Always a function: Snakemake formats a string param with the wildcards, and the JSON may
+    hold braces of its own (a judge's prompt template's "{response}").
+    """
+
+    def step(wildcards):
+        return step_params(
+            {
+                name: value(wildcards) if callable(value) else value
+                for name, value in params.items()
+            }
+        )
+
+    return step
+
+
+def files_of_job(wildcards, input, output):
+    """params.files: the job's named files and wildcards. A function of input and output, so
+    Snakemake leaves it out of its params comparison (the files are compared as files).
+    """
+    return job_files(dict(input.items()), dict(output.items()), dict(wildcards.items()))
 
 
 def generation_threads(wildcards):

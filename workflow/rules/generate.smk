@@ -22,10 +22,12 @@ if config["generation"]["enabled"]:
             generation_jobs=1,
             gpu=(config["model"]["launch"] or {}).get("gpus", 0),
         params:
-            settings=generation_params(config),
-            writer_name=writer_name,
-        script:
-            "../../scripts/generate_responses.py"
+            step=step_params_of(
+                settings=generation_params(config), writer_name=writer_name
+            ),
+            files=files_of_job,
+        shell:
+            run_script("generate_responses")
 
 else:
 
@@ -39,6 +41,7 @@ else:
         conda:
             "../../environment.yml"
         params:
-            model=config["model"]["name"],
-        script:
-            "../../scripts/import_responses.py"
+            step=step_params_of(model=config["model"]["name"]),
+            files=files_of_job,
+        shell:
+            run_script("import_responses")

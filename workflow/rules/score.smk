@@ -14,7 +14,9 @@ rule score_responses:
         "../../environment.yml"
     threads: scoring_threads()
     params:
-        rewards=config["rewards"],
-        timeout_s=config["scoring"]["timeout_s"],
-    script:
-        "../../scripts/score_responses.py"
+        step=step_params_of(
+            rewards=config["rewards"], timeout_s=config["scoring"]["timeout_s"]
+        ),
+        files=files_of_job,
+    shell:
+        run_script("score_responses")
