@@ -12,9 +12,11 @@ the pipeline itself), in one working directory with one cache:
 
 While a command runs, a sampler walks its process tree every ``--sample-s`` seconds and keeps
 each process's peak RSS and last CPU time, grouped by step: the Snakemake process itself, each
-rule's script (Snakemake runs ``.snakemake/scripts/tmpXXXX.<script>.py``) and the simulator
-servers the generation jobs launch. From that come the peak RSS per step and the client and
-server CPU per request (summed over the generation jobs, or the simulators, / requests sent).
+rule's script (Snakemake runs ``.snakemake/scripts/tmpXXXX.<script>.py``), and the simulator
+servers the generation jobs launch with their guards (followed by PID once seen, since a shared
+server outlives the job that started it and leaves the tree). From that come the peak RSS per
+step, how many simulators were started, and the client and server CPU per request (summed over
+the generation jobs, or the simulators, / requests sent).
 
 ``--baseline PATH`` runs the same cases against another checkout of rewardflow (e.g. a clone of
 an older commit) alternately with this one, in the same session, and prints both and their
@@ -31,6 +33,7 @@ aggregate and report steps ≤ 300 MB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -79,6 +82,8 @@ def step_of(process: psutil.Process, root_pid: int) -> str | None:
         return None
     if "rewardflow simulate" in command or "rewardflow.simulator" in command:
         return "simulator"
+    if "rewardflow.generation.launch" in command:
+        return "server guard"
     match = SCRIPT_STEP.search(command)
     return match.group(1) if match else None
 
@@ -94,6 +99,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid, self.interval = root_pid, interval
         self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (step, peak rss, cpu)
+        self.servers: set[int] = set()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -104,9 +110,14 @@ class TreeSampler(threading.Thread):
     def sample(self) -> None:
         try:
             root = psutil.Process(self.root_pid)
-            processes = [root, *root.children(recursive=True)]
+            processes = {root, *root.children(recursive=True)}
         except psutil.Error:
             return
+        # A shared model server outlives the job that started it and leaves the tree (its
+        # guard is re-parented): keep sampling every server process once seen.
+        for pid in self.servers:
+            with contextlib.suppress(psutil.Error):
+                processes.add(psutil.Process(pid))
         for process in processes:
             try:
                 known = self.seen.get(process.pid)
@@ -122,6 +133,8 @@ class TreeSampler(threading.Thread):
                 continue
             _, peak, _ = self.seen.get(process.pid, (step, 0.0, 0.0))
             self.seen[process.pid] = (step, max(peak, rss), cpu)
+            if step in ("simulator", "server guard"):
+                self.servers.add(process.pid)
 
     def steps(self) -> dict[str, Step]:
         steps: dict[str, Step] = {}
@@ -232,6 +245,11 @@ def print_size(prompts: int, results: dict[str, list[Command]]) -> None:
         row(f"{reuse} / first run", ratio(reuse, "first run"), "{:.0%}")
     for reuse in reuses[1:]:
         row(f"{reuse} / {reuses[0]}", ratio(reuse, reuses[0]), "{:.2f}")
+    row(
+        "first run: simulators started",
+        [step_value(item, "simulator", "processes") for item in first],
+        "{:.0f}",
+    )
     for name, step in (("client", "generate_responses"), ("simulator", "simulator")):
         row(f"{name} CPU per request, ms", [per_request_ms(item, step) for item in first], "{:.2f}")
     steps = sorted({step for item in first for step in item.steps})

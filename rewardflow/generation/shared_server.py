@@ -171,9 +171,10 @@ def shared_server(
 ) -> Iterator[LaunchedServer]:
     """Yield the node's running server for ``spec``, starting it if there is none; this job's
     use of it ends with the block (the guard stops the server once no job uses it)."""
-    directory = lease_directory(Path(lease_root), spec, env)
+    # Absolute: the guard and jobs of other runs (other working directories) read them too.
+    directory = lease_directory(Path(lease_root).absolute(), spec, env)
     directory.mkdir(parents=True, exist_ok=True)
-    log_path = Path(log_path) if log_path is not None else directory / "server.log"
+    log_path = Path(log_path).absolute() if log_path is not None else directory / "server.log"
     lease = os.open(directory / "lease.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
