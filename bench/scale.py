@@ -33,7 +33,6 @@ aggregate and report steps ≤ 300 MB.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -80,10 +79,10 @@ def step_of(process: psutil.Process, root_pid: int) -> str | None:
         command = " ".join(process.cmdline())
     except psutil.Error:
         return None
+    if "rewardflow.generation.launch" in command:  # before: its command names the server's
+        return "server guard"
     if "rewardflow simulate" in command or "rewardflow.simulator" in command:
         return "simulator"
-    if "rewardflow.generation.launch" in command:
-        return "server guard"
     match = SCRIPT_STEP.search(command)
     return match.group(1) if match else None
 
@@ -99,7 +98,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid, self.interval = root_pid, interval
         self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (step, peak rss, cpu)
-        self.servers: set[int] = set()
+        self.servers: dict[int, psutil.Process] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -115,9 +114,9 @@ class TreeSampler(threading.Thread):
             return
         # A shared model server outlives the job that started it and leaves the tree (its
         # guard is re-parented): keep sampling every server process once seen.
-        for pid in self.servers:
-            with contextlib.suppress(psutil.Error):
-                processes.add(psutil.Process(pid))
+        # The same Process objects: is_running() tells a recycled PID (busy machines reuse
+        # them within seconds) from the server itself.
+        processes.update(server for server in self.servers.values() if server.is_running())
         for process in processes:
             try:
                 known = self.seen.get(process.pid)
@@ -134,7 +133,7 @@ class TreeSampler(threading.Thread):
             _, peak, _ = self.seen.get(process.pid, (step, 0.0, 0.0))
             self.seen[process.pid] = (step, max(peak, rss), cpu)
             if step in ("simulator", "server guard"):
-                self.servers.add(process.pid)
+                self.servers[process.pid] = process
 
     def steps(self) -> dict[str, Step]:
         steps: dict[str, Step] = {}

@@ -61,8 +61,11 @@ logger = logging.getLogger(__name__)
 #: Seconds the server group gets to exit after SIGTERM before it is killed.
 STOP_GRACE_S = 10.0
 #: Seconds a shared server stays up with no job holding its lease: long enough for the next
-#: job of the same run (started by Snakemake as the last one ends) to pick it up.
-SHARE_LINGER_S = 2.0
+#: job of the same run to pick it up. Between one generation job releasing the server and the
+#: next one (scheduled by Snakemake, then starting its interpreter and reading the cache)
+#: asking for it, 2-4 s passed on a 2-core machine at load average 11; a 2 s linger restarted
+#: the simulator 3 times in 8 shards there. An idle server costs nothing but its memory.
+SHARE_LINGER_S = 5.0
 _POLL_S = 0.25
 _LOG_TAIL_CHARS = 3000
 _HOST = "127.0.0.1"
@@ -392,9 +395,20 @@ class _LeaseWatch:
         self.state = lease.with_name(STATE_FILE)
         self.linger_s = linger_s
         self.free_since: float | None = None
+        self.starter = os.getppid()
+        self.adopted = False
 
     def unused(self) -> bool:
-        """Whether nobody has held the lease for ``linger_s``; if so, keep it locked."""
+        """Whether nobody has held the lease for ``linger_s``; if so, keep it locked.
+
+        Also whether the job starting this server died before publishing it in the state
+        file: no other job can find it, so it must not live on while they hold the lease
+        (a second vLLM on the same GPU would not even fit).
+        """
+        if not self.adopted:
+            self.adopted = self.names_me()
+            if not self.adopted and os.getppid() != self.starter:
+                return True
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -409,10 +423,17 @@ class _LeaseWatch:
         self.forget()
         return True
 
+    def names_me(self) -> bool:
+        """Whether the state file names this guard as the running server's."""
+        try:
+            return bool(json.loads(self.state.read_text()).get("guard_pid") == os.getpid())
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def forget(self) -> None:
         """Remove the state file if it names this guard (a replacement may have taken it)."""
-        with contextlib.suppress(OSError, ValueError, json.JSONDecodeError):
-            if json.loads(self.state.read_text()).get("guard_pid") == os.getpid():
+        if self.names_me():
+            with contextlib.suppress(OSError):
                 self.state.unlink()
 
 
@@ -439,7 +460,7 @@ def guard_main(
         threading.Thread(target=_watch_stdin, args=(stop, sys.stdin.buffer), daemon=True).start()
     while server.poll() is None and not stop.wait(_POLL_S):
         if watch is not None and watch.unused():
-            print(f"rewardflow-launch: unused for {linger_s:g}s, stopping", flush=True)
+            print("rewardflow-launch: no job uses the server any more, stopping", flush=True)
             break
     # Also when the server exited by itself: workers it forked must not outlive it.
     _end_own_group(server, grace_s)

@@ -58,6 +58,19 @@ class Holder:
     """A process holding the shared server, as a running generation job would."""
 
     def __init__(self, tmp_path: Path, config: Path, name: str) -> None:
+        self.start(tmp_path, config, name)
+        line = self.process.stdout.readline()
+        assert line, f"{name} exited before it had a server"
+        self.server = json.loads(line)
+
+    @classmethod
+    def starting(cls, tmp_path: Path, config: Path, name: str) -> Holder:
+        """A holder still waiting for its server (not ready yet)."""
+        holder = cls.__new__(cls)
+        holder.start(tmp_path, config, name)
+        return holder
+
+    def start(self, tmp_path: Path, config: Path, name: str) -> None:
         lease_root = tmp_path / "results" / "cache" / ".servers"
         log = tmp_path / f"{name}.server.log"
         self.process = subprocess.Popen(
@@ -68,9 +81,6 @@ class Holder:
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-        line = self.process.stdout.readline()
-        assert line, f"{name} exited before it had a server"
-        self.server = json.loads(line)
 
     def release(self) -> None:
         self.process.stdin.close()
@@ -213,3 +223,36 @@ def test_share_false_gives_each_job_its_own_server(tmp_path):
     second.release()
     for holder in (first, second):
         eventually(lambda holder=holder: not group_alive(holder.server["pgid"]))
+
+
+def guard_pid(server_log: Path) -> int | None:
+    found = re.search(r"guard pid (\d+)", server_log.read_text()) if server_log.exists() else None
+    return int(found.group(1)) if found else None
+
+
+def test_a_server_whose_starter_was_killed_before_it_was_ready_does_not_linger(tmp_path):
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
+    config = base_config(dataset, "unused")
+    never_ready = '{python} -c "import time; time.sleep(600)" {port}'
+    config["model"] = {
+        "provider": "openai",
+        "name": "slow-model",
+        "launch": {"command": never_ready, "gpus": 0, "startup_timeout_s": 300},
+    }
+    config_path = write_config(tmp_path, config)
+    first = Holder.starting(tmp_path, config_path, "first")
+    eventually(lambda: guard_pid(tmp_path / "first.server.log") is not None)
+    orphan = guard_pid(tmp_path / "first.server.log")
+    second = Holder.starting(
+        tmp_path, config_path, "second"
+    )  # waits for the start, holding the lease
+
+    os.kill(first.process.pid, signal.SIGKILL)
+
+    # The second job now starts a server of its own; the first one's, which no job can find,
+    # goes although the lease is held.
+    eventually(lambda: guard_pid(tmp_path / "second.server.log") is not None)
+    eventually(lambda: not group_alive(orphan))
+    replacement = guard_pid(tmp_path / "second.server.log")
+    os.kill(second.process.pid, signal.SIGKILL)
+    eventually(lambda: not group_alive(replacement))
