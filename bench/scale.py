@@ -120,7 +120,10 @@ class TreeSampler(threading.Thread):
         for process in processes:
             try:
                 known = self.seen.get(process.pid)
-                step = known[0] if known else step_of(process, self.root_pid)
+                # A server seen between the guard's fork and exec carries the guard's command
+                # line: look again until it shows its own.
+                settled = known and known[0] != "server guard"
+                step = known[0] if settled else step_of(process, self.root_pid)
                 if step is None:
                     continue
                 rss = process.memory_info().rss / MB
