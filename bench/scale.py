@@ -13,9 +13,11 @@ the pipeline itself), in one working directory with one cache:
 While a command runs, a sampler walks its process tree every ``--sample-s`` seconds and keeps
 each process's peak RSS and last CPU time, grouped by step: the Snakemake process itself, each
 rule's script (``.snakemake/scripts/tmpXXXX.<script>.py``, or ``rewardflow.run_script
-<script>`` for the per-shard rules) and the simulator servers the generation jobs launch.
-From that come the peak RSS per step and the client and server CPU per request (summed over
-the generation jobs, or the simulators, / requests sent).
+<script>`` for the per-shard rules), and the simulator servers the generation jobs launch with
+their guards (followed by PID once seen, since a shared server outlives the job that started it
+and leaves the tree). From that come the peak RSS per step, how many simulators were started,
+and the client and server CPU per request (summed over the generation jobs, or the simulators,
+/ requests sent).
 
 ``--baseline PATH`` runs the same cases against another checkout of rewardflow (e.g. a clone of
 an older commit) alternately with this one, in the same session, and prints both and their
@@ -81,6 +83,8 @@ def step_of(process: psutil.Process, root_pid: int) -> str | None:
         command = " ".join(process.cmdline())
     except psutil.Error:
         return None
+    if "rewardflow.generation.launch" in command:  # before: its command names the server's
+        return "server guard"
     if "rewardflow simulate" in command or "rewardflow.simulator" in command:
         return "simulator"
     match = SCRIPT_STEP.search(command)
@@ -98,6 +102,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid, self.interval = root_pid, interval
         self.seen: dict[int, tuple[str, float, float]] = {}  # pid -> (step, peak rss, cpu)
+        self.servers: dict[int, psutil.Process] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -108,13 +113,21 @@ class TreeSampler(threading.Thread):
     def sample(self) -> None:
         try:
             root = psutil.Process(self.root_pid)
-            processes = [root, *root.children(recursive=True)]
+            processes = {root, *root.children(recursive=True)}
         except psutil.Error:
             return
+        # A shared model server outlives the job that started it and leaves the tree (its
+        # guard is re-parented): keep sampling every server process once seen.
+        # The same Process objects: is_running() tells a recycled PID (busy machines reuse
+        # them within seconds) from the server itself.
+        processes.update(server for server in self.servers.values() if server.is_running())
         for process in processes:
             try:
                 known = self.seen.get(process.pid)
-                step = known[0] if known else step_of(process, self.root_pid)
+                # A server seen between the guard's fork and exec carries the guard's command
+                # line: look again until it shows its own.
+                settled = known and known[0] != "server guard"
+                step = known[0] if settled else step_of(process, self.root_pid)
                 if step is None:
                     continue
                 rss = process.memory_info().rss / MB
@@ -126,6 +139,8 @@ class TreeSampler(threading.Thread):
                 continue
             _, peak, _ = self.seen.get(process.pid, (step, 0.0, 0.0))
             self.seen[process.pid] = (step, max(peak, rss), cpu)
+            if step in ("simulator", "server guard"):
+                self.servers[process.pid] = process
 
     def steps(self) -> dict[str, Step]:
         steps: dict[str, Step] = {}
@@ -236,6 +251,11 @@ def print_size(prompts: int, results: dict[str, list[Command]]) -> None:
         row(f"{reuse} / first run", ratio(reuse, "first run"), "{:.0%}")
     for reuse in reuses[1:]:
         row(f"{reuse} / {reuses[0]}", ratio(reuse, reuses[0]), "{:.2f}")
+    row(
+        "first run: simulators started",
+        [step_value(item, "simulator", "processes") for item in first],
+        "{:.0f}",
+    )
     for name, step in (("client", "generate_responses"), ("simulator", "simulator")):
         row(f"{name} CPU per request, ms", [per_request_ms(item, step) for item in first], "{:.2f}")
     steps = sorted({step for item in first for step in item.steps})

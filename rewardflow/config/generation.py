@@ -109,7 +109,7 @@ OPERATIONAL_SIMULATOR_KEYS = frozenset(
 LAUNCH_ANSWER_KEYS: tuple[str, ...] = ("preset", "command", "args", "model_path")
 #: ``model.launch`` keys that change how the server is started or used, never what it answers.
 OPERATIONAL_LAUNCH_KEYS = frozenset(
-    {"startup_timeout_s", "gpus", "concurrency", "rate_limits", "ready_path"}
+    {"startup_timeout_s", "gpus", "concurrency", "rate_limits", "ready_path", "share"}
 )
 
 
@@ -216,7 +216,7 @@ class RateSettings:
 
 @dataclass(frozen=True, slots=True)
 class LaunchSettings:
-    """``model.launch``: the model server each generation job starts for itself."""
+    """``model.launch``: the model server the generation jobs start (and share) on their node."""
 
     preset: str | None
     command: str | None
@@ -227,6 +227,7 @@ class LaunchSettings:
     gpus: int
     concurrency: int
     rate_limits: bool
+    share: bool = True
 
     @classmethod
     def from_section(cls, launch: Mapping[str, Any]) -> Self:
@@ -241,6 +242,7 @@ class LaunchSettings:
             gpus=int(launch["gpus"]),
             concurrency=int(launch["concurrency"]),
             rate_limits=bool(launch["rate_limits"]),
+            share=bool(launch["share"]),
         )
 
 

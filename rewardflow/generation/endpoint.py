@@ -1,10 +1,10 @@
 """Which endpoint a run talks to, and how it is identified in the cache.
 
 For ``provider: openai`` the endpoint is the configured base URL, unless ``model.launch`` has
-each generation job start its own model server (:mod:`rewardflow.generation.launch`).
-For ``provider:
-simulator`` each job launches the built-in simulated server the same way, so the offline demo
-needs no setup and still goes through real HTTP. The port changes every time, so the
+the generation jobs start a model server (:mod:`rewardflow.generation.launch`; jobs on one node
+share it, :mod:`rewardflow.generation.shared_server`). For ``provider: simulator`` the jobs
+launch the built-in simulated server the same way, so the offline demo needs no setup and still
+goes through real HTTP. The port changes every time, so the
 simulator's cache identity is derived from the settings that decide its answers (rule,
 responses file content, wrong rate and the simulator's answer version; not its ``seed``,
 which only seeds latency), not from its URL. ``provider: module:Class`` plugs in a user's
@@ -18,11 +18,10 @@ one exception: the built-in simulator at temperature > 0 is always sent one per 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -175,7 +174,14 @@ def simulator_launch(model: ModelSettings) -> LaunchSpec:
         gpus=0,
         ready_path="/health",
         startup_timeout_s=_STARTUP_TIMEOUT_S,
+        env_keys=_key_variables(model),
     )
+
+
+def _key_variables(model: ModelSettings) -> tuple[str, ...]:
+    # A server checking the key from this variable must not be shared with a job holding
+    # another key: the value (by digest) is part of the sharing identity.
+    return (model.api_key_env,) if model.api_key_env else ()
 
 
 def launch_spec(model: ModelSettings) -> LaunchSpec | None:
@@ -183,7 +189,8 @@ def launch_spec(model: ModelSettings) -> LaunchSpec | None:
     if model.simulator is not None:
         return simulator_launch(model)
     if model.launch is not None:
-        return LaunchSpec.from_settings(model.launch, model.name)
+        spec = LaunchSpec.from_settings(model.launch, model.name)
+        return dataclasses.replace(spec, env_keys=_key_variables(model))
     return None
 
 
@@ -207,12 +214,25 @@ class Endpoint:
 
 @contextmanager
 def model_endpoint(
-    model: ModelSettings, server_log: str | Path | None = None
+    model: ModelSettings,
+    server_log: str | Path | None = None,
+    lease_root: str | Path | None = None,
 ) -> Iterator[Endpoint]:
-    """The endpoint to send requests to, starting the model server when the config asks."""
+    """The endpoint to send requests to, starting the model server when the config asks.
+
+    With ``lease_root`` (the cache's ``.servers``) and a shareable server, the node's running
+    server is reused (:mod:`rewardflow.generation.shared_server`); ``server_log`` receives the
+    output of a server this job starts.
+    """
     spec = launch_spec(model)
     if spec is None:
         yield Endpoint(model.base_url)
+        return
+    if spec.share and lease_root is not None:
+        from rewardflow.generation.shared_server import shared_server
+
+        with shared_server(spec, lease_root, server_log) as server:
+            yield Endpoint(server.base_url, server)
         return
     with launched_server(spec, server_log) as server:
         yield Endpoint(server.base_url, server)
@@ -248,8 +268,7 @@ class WatchedServerClient(ModelClient):
             return await self.inner.complete(request)
         except (aiohttp.ClientConnectionError, ConnectionError):
             # Refused or cut: the server may be dying right now; give the guard time to see it.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.server.guard.wait, _SERVER_EXIT_GRACE_S)
+            await asyncio.to_thread(self.server.exit_status, _SERVER_EXIT_GRACE_S)
             self.server.check_alive()
             raise
         except Exception:

@@ -87,6 +87,8 @@ class GenerationIncomplete(RewardflowError):
     """More samples failed than ``generation.max_failed_fraction`` allows."""
 
 
+#: Where, under the cache root, jobs find the model servers they share (see shared_server).
+SERVERS_DIR = ".servers"
 #: How often a job looks whether a response another process is requesting has landed.
 CLAIM_POLL_S = 0.25
 #: How often a job that waits on other processes' claims says so in its log.
@@ -518,7 +520,7 @@ def _fetch_missing(
     with (
         memory.joined(writer_name),
         cache.writer(writer_name) as writer,
-        model_endpoint(model, server_log) as endpoint,
+        model_endpoint(model, server_log, cache.root / SERVERS_DIR) as endpoint,
     ):
         client = make_client(settings, endpoint.base_url, api_key, endpoint.server, memory)
         total = len(distinct_requests(missing))
