@@ -7,7 +7,11 @@ it ``--requests`` chat completions shaped like the pipeline's (an arithmetic que
 one user message, ``temperature`` 1 and a ``seed`` per request, as the generation job sends
 them) at ``--concurrency`` from an aiohttp client in this process, and reads the server's
 CPU time (user + system, ``/proc/PID/stat``) before and after, so start-up is not counted;
-a short warm-up comes first.
+a short warm-up comes first. The server's CPU per request also depends on how many requests
+each turn of its event loop handles (more when the machine is busy), so the bench also times
+the part that is the simulator's own -- building the answer bodies of the same requests
+(``parse_chat_request``, ``generate_choices``, ``completion_body``) -- in a fresh process of
+each checkout (``answer ms``, CPU time).
 
 With ``--baseline PATH`` the simulator of another checkout (its ``rewardflow`` package, e.g.
 ``git clone -q . /tmp/old-sim && git -C /tmp/old-sim checkout -q c11cf76``) runs too; the
@@ -84,6 +88,31 @@ async def send_all(url: str, indices: range, concurrency: int) -> list[object]:
     return answers
 
 
+# Runs in a fresh interpreter whose PYTHONPATH picks the checkout; prints CPU s per request.
+ANSWERS_ONLY = """
+import sys, time
+from rewardflow.simulator.config import SimulatorConfig
+from rewardflow.simulator.wire import completion_body, generate_choices, parse_chat_request
+sys.path.insert(0, sys.argv[2])
+from simulator_cpu import request_body
+config, requests = SimulatorConfig(), int(sys.argv[1])
+bodies = [request_body(index) for index in range(requests)]
+started = time.process_time()
+for body in bodies:
+    chat = parse_chat_request(body)
+    completion_body(chat, generate_choices(chat, config), completion_id="x", created=0)
+print((time.process_time() - started) / requests)
+"""
+
+
+def answer_ms(checkout: Path, requests: int) -> float:
+    """CPU ms per request of building the answers alone, by ``checkout``'s package."""
+    command = [sys.executable, "-c", ANSWERS_ONLY, str(requests), str(Path(__file__).parent)]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return float(output) * 1000
+
+
 def run_one(checkout: Path, requests: int, concurrency: int) -> dict[str, float | str]:
     server, url = start_simulator(checkout)
     try:
@@ -96,7 +125,12 @@ def run_one(checkout: Path, requests: int, concurrency: int) -> dict[str, float 
         server.terminate()
         server.wait(timeout=10)
     digest = hashlib.sha256(json.dumps(answers).encode()).hexdigest()[:16]
-    return {"cpu_ms": cpu_s * 1000 / requests, "rps": requests / wall_s, "answers": digest}
+    return {
+        "cpu_ms": cpu_s * 1000 / requests,
+        "answer_ms": answer_ms(checkout, requests),
+        "rps": requests / wall_s,
+        "answers": digest,
+    }
 
 
 def main() -> int:
@@ -117,12 +151,14 @@ def main() -> int:
             results[label].append(result)
             print(f"{label}: {json.dumps(result)}", flush=True)
     print(f"load average after: {os.getloadavg()}")
-    print("\n| simulator | server CPU ms / request (runs) | requests/s | answers |")
-    print("|---|---|---|---|")
+    print("\n| simulator | server CPU ms / request | answer ms / request | requests/s | answers |")
+    print("|---|---|---|---|---|")
     for label, runs in results.items():
-        cpu = ", ".join(f"{run['cpu_ms']:.3f}" for run in runs)
-        rps = ", ".join(f"{run['rps']:.0f}" for run in runs)
-        print(f"| {label} | {cpu} | {rps} | {runs[0]['answers']} |")
+        cells = [
+            ", ".join(f"{run[name]:{spec}}" for run in runs)
+            for name, spec in (("cpu_ms", ".3f"), ("answer_ms", ".3f"), ("rps", ".0f"))
+        ]
+        print(f"| {label} | {' | '.join(cells)} | {runs[0]['answers']} |")
     digests = {run["answers"] for runs in results.values() for run in runs}
     if len(digests) != 1:
         print(f"answers differ between runs: {sorted(digests)}", file=sys.stderr)
