@@ -54,7 +54,8 @@ def start_simulator(checkout: Path) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "rewardflow", "simulate", "--port", "0"]
     command += ["--latency-ms", "0", "--latency-jitter-ms", "0", "--model", "bench-model"]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    # In ``checkout``: ``-m`` and ``-c`` put the working directory first on sys.path.
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=checkout)
     assert server.stdout is not None
     line = server.stdout.readline()
     if "listening on" not in line:
@@ -109,8 +110,9 @@ def answer_ms(checkout: Path, requests: int) -> float:
     """CPU ms per request of building the answers alone, by ``checkout``'s package."""
     command = [sys.executable, "-c", ANSWERS_ONLY, str(requests), str(Path(__file__).parent)]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return float(output) * 1000
+    done = subprocess.run(command, env=env, cwd=checkout, capture_output=True, text=True)
+    done.check_returncode()
+    return float(done.stdout) * 1000
 
 
 def run_one(checkout: Path, requests: int, concurrency: int) -> dict[str, float | str]:
