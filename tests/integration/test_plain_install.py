@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.install]
+# One xdist group: under ./test.sh's workers the module's venv is built once, not per worker.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.install,
+    pytest.mark.xdist_group("plain_install"),
+]
 
 COMMANDS = [
     ("rewardflow",),

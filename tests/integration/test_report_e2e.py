@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_snakemake
 
-pytestmark = pytest.mark.integration
+# One xdist group: under ./test.sh's workers the module's demo run happens once, not per worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("report_e2e")]
 
 DEMO_CONFIG = ("--config", "simulator={'latency_ms': 5}")
 REPORT_FILES = (
