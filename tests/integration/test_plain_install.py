@@ -20,12 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-# One xdist group: under ./test.sh's workers the module's venv is built once, not per worker.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.install,
-    pytest.mark.xdist_group("plain_install"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.install]
 
 COMMANDS = [
     ("rewardflow",),

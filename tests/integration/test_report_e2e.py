@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_snakemake
 
-# One xdist group: under ./test.sh's workers the module's demo run happens once, not per worker.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("report_e2e")]
+pytestmark = pytest.mark.integration
 
 DEMO_CONFIG = ("--config", "simulator={'latency_ms': 5}")
 REPORT_FILES = (

@@ -30,9 +30,7 @@ from rewardflow.cli import main
 from rewardflow.reporting.run_files import load_run
 from rewardflow.reporting.viewer import build_viewer
 
-# One xdist group: under ./test.sh's workers chromium starts and the module's runs are made
-# once, on one worker, not once per worker.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("viewer_browser")]
+pytestmark = pytest.mark.integration
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
