@@ -534,15 +534,17 @@ def test_fork_is_blocked_by_the_audit_hook() -> None:
     assert "blocked by the sandbox: starting processes (os.fork)" in result.reason
 
 
-def _nobody_processes() -> int:
-    count = 0
+def _nobody_processes() -> set[int]:
+    """PIDs of the live processes of nobody, the user sandboxes run as, machine-wide."""
+    found = set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                count += os.stat(f"/proc/{name}").st_uid == NOBODY_UID
+                if os.stat(f"/proc/{name}").st_uid == NOBODY_UID:
+                    found.add(int(name))
             except OSError:
                 continue
-    return count
+    return found
 
 
 @requires_root
@@ -564,11 +566,16 @@ def test_without_the_audit_hook_rlimit_nproc_stops_a_fork_loop() -> None:
     """
     outcome = run_raw(code, audit_hook=False)
     assert 0 <= int(outcome.stdout) < code_module._MAX_PROCESSES
-    # The killed children are reaped by init; ones still alive would sleep for 30 s.
+    # The killed children are reaped by init; ones still alive would sleep for 30 s. Only the
+    # processes that appeared during the run are watched: sandboxes that other tests (other
+    # xdist workers) start and end meanwhile come and go within a few seconds, so comparing
+    # machine-wide counts raced with them.
+    appeared = _nobody_processes() - before
     deadline = time.monotonic() + 25
-    while _nobody_processes() > before and time.monotonic() < deadline:
+    while appeared and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _nobody_processes() <= before
+        appeared &= _nobody_processes()
+    assert not appeared
 
 
 def test_exiting_before_the_asserts_or_printing_fake_verdicts_does_not_pass() -> None:
