@@ -216,7 +216,7 @@ def test_reasoning_format_example_combines_format_and_accuracy_by_weight(tmp_pat
 
 
 def test_completions_client_example_runs_through_snakemake_as_its_readme_shows(tmp_path):
-    # A custom client (legacy /v1/completions) against a server each job launches itself.
+    # A custom client (legacy /v1/completions) against a server the jobs launch and share.
     (tmp_path / "examples").symlink_to(REPO / "examples")
     config = "examples/completions_client/config.yaml"
 
@@ -227,8 +227,15 @@ def test_completions_client_example_runs_through_snakemake_as_its_readme_shows(t
     summary = json.loads((results / "summary.json").read_text())
     assert summary["counts"]["prompts"] == 40 and summary["counts"]["failed"] == 0
     assert 0.7 < summary["rewards"]["accuracy"]["mean"] < 1.0  # wrong_rate 0.1 on purpose
-    log = (tmp_path / "logs/completions-client/generate_responses/shard-000.log").read_text()
-    assert "model server ready" in log and "model server stopped" in log
+    logs = [
+        path.read_text()
+        for path in sorted((tmp_path / "logs/completions-client/generate_responses").glob("*.log"))
+        if not path.name.endswith(".server.log")
+    ]
+    assert len(logs) == 2  # one per shard
+    # One job started the server and waited for it; every job used it and let it go.
+    assert sum("started (shared" in log and "model server ready" in log for log in logs) == 1
+    assert all("model server released" in log for log in logs)
     settings = next((tmp_path / "results" / "cache").glob("*/settings.json")).read_text()
     assert "#client=examples/completions_client/completions_client.py:CompletionsClient" in settings
 
