@@ -14,11 +14,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, arithmetic_rows, base_config, write_config, write_jsonl
+from conftest import (
+    REPO,
+    arithmetic_rows,
+    base_config,
+    group_alive,
+    wait_for,
+    write_config,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,21 +56,6 @@ def snakemake(tmp_path: Path, config: Path) -> subprocess.Popen[str]:
 def finish(process: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str]:
     output, _ = process.communicate(timeout=timeout)
     return process.returncode, output
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def server_groups(job_log: Path) -> list[int]:

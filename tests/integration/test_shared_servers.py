@@ -15,11 +15,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, arithmetic_rows, base_config, write_config, write_jsonl
+from conftest import (
+    REPO,
+    arithmetic_rows,
+    base_config,
+    group_alive,
+    wait_for,
+    write_config,
+    write_jsonl,
+)
 
 from rewardflow.generation.launch import guard_running
 
@@ -87,21 +94,6 @@ class Holder:
         assert self.process.wait(timeout=60) == 0
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def eventually(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 def snakemake(tmp_path: Path, config: Path) -> tuple[int, str]:
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
@@ -138,7 +130,7 @@ def test_two_jobs_use_one_server_and_it_stops_after_the_last(tmp_path):
 
     second.release()
     third.release()
-    eventually(lambda: not group_alive(first.server["pgid"]))
+    wait_for(lambda: not group_alive(first.server["pgid"]))
 
 
 def test_the_jobs_of_a_run_reuse_a_running_server_and_leave_none_behind(tmp_path):
@@ -153,7 +145,7 @@ def test_the_jobs_of_a_run_reuse_a_running_server_and_leave_none_behind(tmp_path
         assert (pgid, port, how) == (holder.server["pgid"], holder.server["port"], "reused")
     assert not list((tmp_path / LOG).glob("*.server.log"))  # no job started a server
     holder.release()
-    eventually(lambda: not group_alive(holder.server["pgid"]))
+    wait_for(lambda: not group_alive(holder.server["pgid"]))
 
 
 def test_a_run_with_several_shards_leaves_no_server_behind(tmp_path):
@@ -169,7 +161,7 @@ def test_a_run_with_several_shards_leaves_no_server_behind(tmp_path):
     }
     assert any(how == "started" for _, _, how in named)
     for pgid, _, _ in named:
-        eventually(lambda pgid=pgid: not group_alive(pgid))
+        wait_for(lambda pgid=pgid: not group_alive(pgid))
     stats = json.loads((tmp_path / "results/test/responses/shard-000.stats.json").read_text())
     assert stats["failed"] == 0
 
@@ -184,7 +176,7 @@ def test_a_job_killed_while_holding_the_lease_still_lets_the_server_stop(tmp_pat
     user.process.wait(timeout=30)
     starter.release()
 
-    eventually(lambda: not group_alive(pgid))
+    wait_for(lambda: not group_alive(pgid))
 
 
 def test_a_dead_shared_server_is_replaced_by_the_next_job(tmp_path):
@@ -192,7 +184,7 @@ def test_a_dead_shared_server_is_replaced_by_the_next_job(tmp_path):
     first = Holder(tmp_path, config, "first")
     os.killpg(first.server["pgid"], signal.SIGKILL)  # the guard and the server, as an OOM kill
     # The guard stays a zombie of the first holder (its parent) until that one exits.
-    eventually(lambda: not guard_running(first.server["pgid"]))
+    wait_for(lambda: not guard_running(first.server["pgid"]))
 
     second = Holder(tmp_path, config, "second")
 
@@ -201,7 +193,7 @@ def test_a_dead_shared_server_is_replaced_by_the_next_job(tmp_path):
     assert "server pid" in (tmp_path / "second.server.log").read_text()
     first.release()
     second.release()
-    eventually(lambda: not group_alive(second.server["pgid"]))
+    wait_for(lambda: not group_alive(second.server["pgid"]))
 
 
 def test_share_false_gives_each_job_its_own_server(tmp_path):
@@ -222,7 +214,7 @@ def test_share_false_gives_each_job_its_own_server(tmp_path):
     first.release()
     second.release()
     for holder in (first, second):
-        eventually(lambda holder=holder: not group_alive(holder.server["pgid"]))
+        wait_for(lambda holder=holder: not group_alive(holder.server["pgid"]))
 
 
 def guard_pid(server_log: Path) -> int | None:
@@ -241,7 +233,7 @@ def test_a_server_whose_starter_was_killed_before_it_was_ready_does_not_linger(t
     }
     config_path = write_config(tmp_path, config)
     first = Holder.starting(tmp_path, config_path, "first")
-    eventually(lambda: guard_pid(tmp_path / "first.server.log") is not None)
+    wait_for(lambda: guard_pid(tmp_path / "first.server.log") is not None)
     orphan = guard_pid(tmp_path / "first.server.log")
     second = Holder.starting(
         tmp_path, config_path, "second"
@@ -251,8 +243,8 @@ def test_a_server_whose_starter_was_killed_before_it_was_ready_does_not_linger(t
 
     # The second job now starts a server of its own; the first one's, which no job can find,
     # goes although the lease is held.
-    eventually(lambda: guard_pid(tmp_path / "second.server.log") is not None)
-    eventually(lambda: not group_alive(orphan))
+    wait_for(lambda: guard_pid(tmp_path / "second.server.log") is not None)
+    wait_for(lambda: not group_alive(orphan))
     replacement = guard_pid(tmp_path / "second.server.log")
     os.kill(second.process.pid, signal.SIGKILL)
-    eventually(lambda: not group_alive(replacement))
+    wait_for(lambda: not group_alive(replacement))
