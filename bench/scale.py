@@ -275,6 +275,19 @@ def step_value(command: Command, step: str, measure: str) -> float | None:
     return getattr(command.steps[step], measure) if step in command.steps else None
 
 
+def compile_bytecode(checkout: Path) -> None:
+    """Write the checkout's ``.pyc`` files, as ``pip install`` or a first import would.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as on the project's machines) an editable checkout
+    never gets them, and every job compiles rewardflow from source again: about 0.12 s of CPU
+    per job, which a user's install does not pay. Reading ``.pyc`` files is not affected by it.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(checkout / "rewardflow")],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="prompt counts, comma list")
@@ -290,6 +303,8 @@ def main() -> None:
     checkouts = {"new": REPO}
     if args.baseline:
         checkouts = {"old": args.baseline.resolve(), "new": REPO}
+    for checkout in checkouts.values():
+        compile_bytecode(checkout)
     everything: dict[str, dict[str, list[dict]]] = {}
     root = Path(tempfile.mkdtemp(prefix="rewardflow-scale-"))
     for prompts in [int(value) for value in args.sizes.split(",")]:
