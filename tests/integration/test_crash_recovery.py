@@ -15,6 +15,7 @@ from conftest import (
     REPO,
     arithmetic_rows,
     base_config,
+    group_alive,
     read_jsonl_file,
     run_snakemake,
     start_simulator,
@@ -123,9 +124,9 @@ def test_plain_rerun_after_killing_snakemake_alone(tmp_path):
         run.wait(timeout=60)
         # The orphaned generation jobs finish their shards; wait for the last of them.
         deadline = time.monotonic() + 120
-        while _group_alive(run.pid) and time.monotonic() < deadline:
+        while group_alive(run.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(run.pid), "orphaned jobs did not finish"
+        assert not group_alive(run.pid), "orphaned jobs did not finish"
         assert list((tmp_path / "results" / "test" / "responses").glob("shard-*.jsonl"))
 
         unlock = run_snakemake(tmp_path, "--unlock", "--configfile", str(config_path), cores=None)
@@ -142,14 +143,6 @@ def test_plain_rerun_after_killing_snakemake_alone(tmp_path):
         assert all(record["status"] == "ok" for record in responses)
     finally:
         stop_simulator(server)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_unlock_and_report_need_no_cores(tmp_path, fresh_simulator):
