@@ -28,6 +28,7 @@ from rewardflow.config.rules import (
     prepare_params,
     primary_reward_name,
     reward_files,
+    scoring_workers,
     shard_labels,
     shard_names,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "primary_reward_name",
     "reward_files",
     "run_dir",
+    "scoring_workers",
     "section_defaults",
     "shard_labels",
     "shard_names",

@@ -50,6 +50,23 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
     return max(1, min(shards, prompts)), prompts
 
 
+def scoring_workers(configured: int | None, cores: int, shards: int, *, local: bool) -> int:
+    """Worker processes per scoring job (the job's Snakemake ``threads``).
+
+    ``scoring.threads`` when it is set. Otherwise, on one machine, the cores are divided among
+    the shards, so that scoring jobs run side by side instead of one at a time with every core
+    each: a job's interpreter, imports and worker start-up are serial work that only
+    side-by-side jobs overlap, and with more shards than cores every core is busy anyway. A
+    job still gets several cores when there are fewer shards than cores. On a cluster each job
+    is an allocation of its own, so it gets every core one submission may ask for.
+    """
+    if configured:
+        return configured
+    if not local:
+        return cores
+    return max(1, cores // max(1, shards))
+
+
 def shard_names(config: Mapping[str, Any]) -> list[str]:
     """Shard labels, zero-padded so they sort in order in a directory listing."""
     return shard_labels(int(config["shards"]))

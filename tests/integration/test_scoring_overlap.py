@@ -103,3 +103,26 @@ def test_a_finished_shard_is_scored_while_other_shards_generate_on_one_core(tmp_
     )
     # Holding no core, generation jobs are still capped by generation.parallel_jobs.
     assert most_at_once(generation) == 2
+
+
+def test_scoring_jobs_share_the_cores_when_there_are_more_shards_than_cores(tmp_path: Path):
+    # Every generation job first, so that all 4 scoring jobs are ready together. Each used to
+    # ask for every core (--cores 2), so they ran one after another; with the cores shared
+    # among the shards (rewardflow.config.scoring_workers) two run side by side.
+    server = start_simulator()
+    try:
+        dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(16))
+        config_file = str(write_config(tmp_path, base_config(dataset, server.base_url, shards=4)))
+        generated = run_snakemake(
+            tmp_path, "--configfile", config_file, "--until", "generate_responses", cores="2"
+        )
+        assert generated.returncode == 0, generated.output
+        result = run_snakemake(tmp_path, "--configfile", config_file, cores="2")
+    finally:
+        stop_simulator(server)
+    assert result.returncode == 0, result.output
+    scoring = [span for span in job_spans(result.output).values() if span.rule == "score_responses"]
+    assert len(scoring) == 4 and all(span.end is not None for span in scoring), result.output
+    assert most_at_once(scoring) == 2, result.output
+    # Each job got one worker, not both cores: Snakemake prints a job's threads when over one.
+    assert "threads: 2" not in result.output

@@ -9,6 +9,7 @@ from rewardflow.config import (
     generation_params,
     load_schema,
     primary_reward_name,
+    scoring_workers,
     shard_names,
     validate_config,
 )
@@ -468,3 +469,21 @@ def test_configs_without_the_new_model_keys_keep_their_generation_params():
     model = {"provider": "openai", "name": "m", "base_url": "http://h/v1", "api_key_env": None}
     params = generation_params(validate_config(minimal_config(model=model)))
     assert params["model"] == model
+
+
+@pytest.mark.parametrize(
+    ("configured", "cores", "shards", "local", "workers"),
+    [
+        (None, 2, 128, True, 1),  # more shards than cores: one worker each, jobs side by side
+        (None, 8, 4, True, 2),  # fewer: the cores shared among the shards
+        (None, 8, 1, True, 8),  # one shard gets every core
+        (None, 8, 3, True, 2),
+        (None, 8, 128, False, 8),  # a cluster job is its own allocation
+        (3, 2, 128, True, 3),  # scoring.threads always wins
+        (3, 8, 1, False, 3),
+    ],
+)
+def test_scoring_workers_share_a_machine_among_its_shards(
+    configured, cores, shards, local, workers
+):
+    assert scoring_workers(configured, cores, shards, local=local) == workers

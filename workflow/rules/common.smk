@@ -20,6 +20,7 @@ from rewardflow.config import (
     load_schema,
     prepare_params,
     reward_files,
+    scoring_workers,
     shard_names,
     validate_config,
 )
@@ -128,15 +129,22 @@ def score_shards(wildcards):
     )
 
 
-def scoring_threads():
-    """Worker processes per scoring job: the configured number, else every core we have."""
-    if config["scoring"]["threads"]:
-        return config["scoring"]["threads"]
+def scoring_threads(wildcards):
+    """Worker processes per scoring job (rewardflow.config.scoring_workers): the configured
+    number, else this machine's cores shared among the shards, or a submission's on a cluster.
+    Evaluated per job, once the executor is known, as generation_threads is.
+    """
     try:
-        return workflow.cores
+        cores = workflow.cores
     except WorkflowError:
         # No --cores: --unlock, --report, --lint and the like, which run no scoring job.
         return 1
+    return scoring_workers(
+        config["scoring"]["threads"],
+        cores,
+        config["shards"],
+        local=workflow.local_exec,
+    )
 
 
 def run_script(name):

@@ -12,7 +12,7 @@ rule score_responses:
         "benchmarks/{run}/score_responses/shard-{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: scoring_threads()
+    threads: scoring_threads
     params:
         step=step_params_of(
             rewards=config["rewards"], timeout_s=config["scoring"]["timeout_s"]
