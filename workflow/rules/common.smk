@@ -210,3 +210,16 @@ onstart:
         preflight_checks(config)
     except RewardflowError as error:
         raise WorkflowError(str(error)) from None
+
+
+# Snakemake's scheduler leaves a non-daemon timer armed that would hold the exit up to a second.
+onsuccess:
+    from rewardflow.workflow_exit import cancel_pending_timers
+
+    cancel_pending_timers()
+
+
+onerror:
+    from rewardflow.workflow_exit import cancel_pending_timers
+
+    cancel_pending_timers()
