@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rewardflow.generation.client import ClientStats
+if TYPE_CHECKING:  # a scoring job reports progress too, and has no use for the HTTP client
+    from rewardflow.generation.client import ClientStats
 
 logger = logging.getLogger(__name__)
 

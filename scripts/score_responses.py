@@ -2,8 +2,7 @@
 
 import logging
 
-from rewardflow.config.scoring import ScoringSettings
-from rewardflow.rewards.judge import with_run_settings
+from rewardflow.config.scoring import ScoringSettings, with_run_settings
 from rewardflow.rule_script import run_rule
 from rewardflow.scoring.job import score_shard
 

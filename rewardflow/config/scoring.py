@@ -8,7 +8,7 @@ schema does not know, so the judge's defaults live here, next to the fields they
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Self
@@ -88,7 +88,7 @@ class JudgeSettings:
     """One ``llm_judge`` reward's ``params`` (see :mod:`rewardflow.rewards.judge`).
 
     ``cache_dir`` and ``workers`` (the ``scoring_workers`` param) are filled in by the scoring
-    job from the run (:func:`rewardflow.rewards.judge.with_run_settings`); ``requests_per_minute``
+    job from the run (:func:`with_run_settings`); ``requests_per_minute``
     is the whole job's, shared by its ``workers`` processes.
     """
 
@@ -147,3 +147,29 @@ def reward_entries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     entries stay plain mappings (they are also what the scoring rule sends its workers).
     """
     return [dict(entry) for entry in config["rewards"]]
+
+
+JUDGE_FUNCTION = "rewardflow.rewards.judge:llm_judge"
+
+
+def with_run_settings(
+    reward_configs: Sequence[Mapping[str, Any]], cache_dir: str | Path, workers: int
+) -> list[dict[str, Any]]:
+    """The reward configs as one scoring job runs them: each ``llm_judge`` keeps its verdicts
+    in the run's cache (unless its params name a ``cache_dir``) and knows how many worker
+    processes share its ``requests_per_minute``.
+
+    This is the one place a reward's params get run settings. They are added inside the job,
+    not in the rule's params, so that moving the cache or changing the worker count (both
+    operational) never rescores a finished shard.
+    """
+    configs = []
+    for entry in reward_configs:
+        entry = dict(entry)
+        if entry.get("function") == JUDGE_FUNCTION:
+            params = dict(entry.get("params") or {})
+            params.setdefault("cache_dir", str(cache_dir))
+            params[WORKERS_PARAM] = max(1, int(workers))
+            entry["params"] = params
+        configs.append(entry)
+    return configs

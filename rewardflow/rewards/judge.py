@@ -30,7 +30,9 @@ Config example::
           api_key_env: FIREWORKS_API_KEY
           requests_per_minute: 120   # per scoring job, shared by its worker processes
 
-The scoring stage fills in what the run decides (:func:`with_run_settings`): verdicts go to the
+The scoring stage fills in what the run decides
+(:func:`rewardflow.config.scoring.with_run_settings`, kept beside the settings so that a scoring
+job imports this module and its HTTP client only when a reward is the judge): verdicts go to the
 run's response cache (``cache.dir``, or the run's own with ``cache.shared: false``) unless
 ``cache_dir`` says otherwise, and ``requests_per_minute`` is split between the job's worker
 processes, each of which has its own judge client.
@@ -44,16 +46,16 @@ import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from rewardflow.config.generation import ResponseIdentity
-from rewardflow.config.scoring import (
+from rewardflow.config.scoring import (  # noqa: F401 - JUDGE_FUNCTION, with_run_settings: re-exported
     DEFAULT_JUDGE_SYSTEM,
     DEFAULT_JUDGE_TEMPLATE,
     DEFAULT_VERDICT_PATTERN,
-    WORKERS_PARAM,
+    JUDGE_FUNCTION,
     JudgeSettings,
+    with_run_settings,
 )
 from rewardflow.errors import MissingApiKeyError
 from rewardflow.generation.cache import (
@@ -142,32 +144,6 @@ def parse_verdict(text: str, pattern: str = DEFAULT_VERDICT_PATTERN) -> float:
     if not 0.0 <= score <= 1.0:
         raise ValueError(f"the judge's verdict {value} is outside [0, 1]")
     return score
-
-
-JUDGE_FUNCTION = "rewardflow.rewards.judge:llm_judge"
-
-
-def with_run_settings(
-    reward_configs: Sequence[Mapping[str, Any]], cache_dir: str | Path, workers: int
-) -> list[dict[str, Any]]:
-    """The reward configs as one scoring job runs them: each ``llm_judge`` keeps its verdicts
-    in the run's cache (unless its params name a ``cache_dir``) and knows how many worker
-    processes share its ``requests_per_minute``.
-
-    This is the one place a reward's params get run settings. They are added inside the job,
-    not in the rule's params, so that moving the cache or changing the worker count (both
-    operational) never rescores a finished shard.
-    """
-    configs = []
-    for entry in reward_configs:
-        entry = dict(entry)
-        if entry.get("function") == JUDGE_FUNCTION:
-            params = dict(entry.get("params") or {})
-            params.setdefault("cache_dir", str(cache_dir))
-            params[WORKERS_PARAM] = max(1, int(workers))
-            entry["params"] = params
-        configs.append(entry)
-    return configs
 
 
 class _Judge:

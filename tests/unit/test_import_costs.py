@@ -81,6 +81,15 @@ def test_the_report_still_gets_matplotlib():
     assert json.loads(python(code)) == [MATPLOTLIB]
 
 
+def test_a_scoring_job_imports_the_judge_and_its_http_client_only_for_a_judge_reward():
+    # Not heavy each, but together ~40 ms of every scoring job (the client, tenacity, the
+    # judge's settings), paid per shard by runs whose rewards never call a model.
+    code = script_imports(REPO / "scripts" / "score_responses.py") + loaded(
+        ("rewardflow.rewards.judge", "rewardflow.generation.client", "tenacity")
+    )
+    assert json.loads(python(code)) == []
+
+
 def test_validating_the_config_loads_jsonschema_where_it_is_needed():
     code = (
         "from rewardflow.config import validate_config\n"
