@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import weakref
+from array import array
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,13 @@ from rewardflow.cli import main
 from rewardflow.errors import DatasetError, RewardflowError
 from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.reporting.run_files import load_run
-from rewardflow.reporting.viewer import build_viewer, cached_latencies, script_json, write_viewer
+from rewardflow.reporting.viewer import (
+    LatencyTable,
+    build_viewer,
+    cached_latencies,
+    script_json,
+    write_viewer,
+)
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
@@ -150,7 +157,7 @@ def test_the_viewer_file_is_readable_by_whoever_may_read_new_files(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path):
+def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path, monkeypatch):
     def entry(key: str, latency: float | None) -> str:
         fields = {"response": "4", "finish_reason": "stop", "usage": None, "model": "m"}
         return json.dumps({"key": key, "sample_index": 0, **fields, "latency_s": latency})
@@ -160,14 +167,26 @@ def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path
     (mine / "run.shard-000.jsonl").write_text(
         entry("a", 0.25) + "\n" + '{"key": "b", "torn' + "\n" + entry("c", 1.5) + "\n"
     )
-    (mine / "run.shard-001.jsonl").write_text(entry("d", None) + "\n" + entry("e", 9.0) + "\n")
+    (mine / "run.shard-001.jsonl").write_text(
+        entry("d", None) + "\n" + entry("e", 9.0) + "\n" + entry("a", 7.0) + "\n"
+    )
     other = tmp_path / "other-model-0123456789abcdef"
     other.mkdir()
     (other / "x.jsonl").write_text(entry("f", 3.0) + "\n")
 
     latencies = cached_latencies(tmp_path, "gpt-x", {"a", "b", "c", "d", "f"})
-    assert latencies == {"a": 0.25, "c": 1.5}
+    assert latencies == {"a": 0.25, "c": 1.5}  # the first entry of a key counts
     assert cached_latencies(tmp_path / "missing", "gpt-x", {"a"}) == {}
+
+    # The streamed viewer's compact table says the same, whatever its chunks.
+    monkeypatch.setattr(LatencyTable, "_CHUNK", 2)
+    table = LatencyTable(tmp_path, "gpt-x", array("q", map(hash, "abcdf")))
+    assert {key: table.get(key) for key in "abcdef"} == {
+        "a": 0.25, "b": None, "c": 1.5, "d": None, "e": None, "f": None
+    }  # fmt: skip
+    assert len(table) == 2
+    assert len(LatencyTable(tmp_path, "gpt-x", array("q"))) == 0
+    assert len(LatencyTable(tmp_path / "missing", "gpt-x", array("q", [hash("a")]))) == 0
 
 
 def test_compare_viewer_needs_exactly_two_runs(tmp_path, capsys):

@@ -27,12 +27,15 @@ import os
 import re
 import shutil
 import tempfile
+from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from rewardflow.errors import RewardflowError
 from rewardflow.generation.cache import CachedResponse, _slug
@@ -100,28 +103,98 @@ class ViewerStats:
     bytes: int
 
 
+def _journal_latencies(cache_root: str | Path, model: str) -> Iterator[tuple[str, float]]:
+    """(cache key, latency in seconds) of each usable entry of ``model``'s cache partitions
+    (``<model>-<fingerprint>/``) that has a latency, in journal order. Unusable lines are
+    skipped, as the cache's own reader does, and so is a latency that is not a number (the
+    page would not show it)."""
+    for journal in sorted(Path(cache_root).glob(f"{_slug(model)}-*/*.jsonl")):
+        for entry in read_jsonl_tolerant(journal):
+            try:
+                cached = CachedResponse.from_dict(entry)
+            except (KeyError, TypeError, ValueError):
+                continue
+            latency = cached.latency_s
+            if isinstance(latency, bool) or not isinstance(latency, int | float):
+                continue
+            if isinstance(cached.key, str):
+                yield cached.key, float(latency)
+
+
 def cached_latencies(cache_root: str | Path, model: str, keys: Collection[str]) -> dict[str, float]:
     """Request latency in seconds by cache key, from the response cache's journals.
 
-    Response records do not carry latency; the cache entry of each response does. Only the
-    partitions of ``model`` are read (``<model>-<fingerprint>/``), and only ``keys`` kept, so a
-    large shared cache costs reading time, not memory. Unusable lines are skipped, as the
-    cache's own reader does.
+    Response records do not carry latency; the cache entry of each response does (the first
+    entry of a key with one counts). Only the partitions of ``model`` are read, and only
+    ``keys`` kept, so a large shared cache costs reading time, not memory.
     """
     latencies: dict[str, float] = {}
     if not keys:
         return latencies
-    for journal in sorted(Path(cache_root).glob(f"{_slug(model)}-*/*.jsonl")):
-        for entry in read_jsonl_tolerant(journal):
-            if entry.get("key") not in keys or entry["key"] in latencies:
-                continue
-            try:
-                latency = CachedResponse.from_dict(entry).latency_s
-            except (KeyError, TypeError, ValueError):
-                continue
-            if latency is not None:
-                latencies[entry["key"]] = latency
+    for key, latency in _journal_latencies(cache_root, model):
+        if key in keys and key not in latencies:
+            latencies[key] = latency
     return latencies
+
+
+class LatencyTable:
+    """:func:`cached_latencies` in 17 bytes a key, where a dict of the keys costs ~200: for a
+    run streamed by :func:`build_viewer`, whose keys it knows only as their hashes.
+
+    Keys are looked up by their 64-bit ``hash``: two of a run's keys (or one of them and
+    another run's, in a shared cache) sharing one, some chances in 10^8 for a million keys,
+    would show one sample another request's latency, a display-only error.
+    """
+
+    _CHUNK = 65_536  # journal entries matched at a time
+
+    def __init__(self, cache_root: str | Path, model: str, key_hashes: array[int]) -> None:
+        # Sized once, up front: growing arrays between the journal's parsed entries would
+        # leave the freed heap in pieces, which stays resident.
+        self.hashes = np.unique(np.frombuffer(key_hashes, dtype=np.int64))
+        self.seconds = np.zeros(len(self.hashes))
+        self.found = np.zeros(len(self.hashes), dtype=bool)
+        if not len(self.hashes):
+            return
+        hashes, seconds = array("q"), array("d")
+        for key, latency in _journal_latencies(cache_root, model):
+            hashes.append(hash(key))
+            seconds.append(latency)
+            if len(hashes) == self._CHUNK:
+                self._keep(hashes, seconds)
+                hashes, seconds = array("q"), array("d")
+        if hashes:
+            self._keep(hashes, seconds)
+
+    def _keep(self, hashes: array[int], seconds: array[float]) -> None:
+        """Record the latencies of the run's keys among these journal entries, unless an
+        earlier entry gave one."""
+        chunk = np.frombuffer(hashes, dtype=np.int64)
+        # A binary search in the run's sorted hashes (np.isin would sort them per chunk).
+        position = np.minimum(np.searchsorted(self.hashes, chunk), len(self.hashes) - 1)
+        mine = self.hashes[position] == chunk
+        # np.unique's indices are each position's first occurrence: the first entry counts.
+        position, first = np.unique(position[mine], return_index=True)
+        latency = np.frombuffer(seconds, dtype=np.float64)[mine][first]
+        new = ~self.found[position]
+        self.seconds[position[new]] = latency[new]
+        self.found[position[new]] = True
+
+    def __len__(self) -> int:
+        """How many of the run's keys have a latency."""
+        return int(self.found.sum())
+
+    def get(self, key: str) -> float | None:
+        """The latency of cache key ``key``, or None if the cache has none."""
+        wanted = hash(key)
+        position = int(np.searchsorted(self.hashes, wanted))
+        if position < len(self.hashes) and self.hashes[position] == wanted and self.found[position]:
+            return float(self.seconds[position])
+        return None
+
+
+#: Request seconds by cache key: a dict (:func:`cached_latencies`) or a :class:`LatencyTable`.
+Latencies = Mapping[str, float] | LatencyTable
 
 
 def _sample(
@@ -218,7 +291,7 @@ def _write_samples(
     index: int,
     samples: Iterable[tuple[ResponseRecord, ScoreRecord | None]],
     prompt_index: Mapping[str, int],
-    latencies: Mapping[str, float],
+    latencies: Latencies,
 ) -> int:
     """Write one run's samples tag, in the order given; return how many there were."""
     count = 0
@@ -234,7 +307,7 @@ def _write_samples(
 
 
 def _write_run_data(
-    handle: IO[str], run: RunFiles, index: int, latencies: Mapping[str, float]
+    handle: IO[str], run: RunFiles, index: int, latencies: Latencies
 ) -> tuple[int, int]:
     """Write a loaded run's prompts and samples tags, in file order; return their counts."""
     prompt_index = _write_prompts(handle, index, run.responses.values())
@@ -329,17 +402,17 @@ def write_viewer(
 
 class _ResponseTally:
     """What the page's meta and the latencies need from a pass over the responses: the
-    truncated responses and, if asked, the cache keys (a set the size of the run's keys)."""
+    truncated responses and the cache keys' hashes (8 bytes a sample, for a LatencyTable)."""
 
-    def __init__(self, keep_cache_keys: bool) -> None:
+    def __init__(self) -> None:
         self.truncated = 0
-        self.cache_keys: set[str] | None = set() if keep_cache_keys else None
+        self.key_hashes: array[int] = array("q")
 
     def count(self, responses: Iterable[ResponseRecord]) -> Iterator[ResponseRecord]:
         for response in responses:
             self.truncated += response.finish_reason == "length"
-            if self.cache_keys is not None and response.cache_key:
-                self.cache_keys.add(response.cache_key)
+            if response.cache_key:
+                self.key_hashes.append(hash(response.cache_key))
             yield response
 
 
@@ -373,13 +446,13 @@ def build_viewer(
     with tempfile.TemporaryFile(
         "w+", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.prompts."
     ) as prompts_part:
-        tally = _ResponseTally(keep_cache_keys=cache_root is not None and bool(model))
+        tally = _ResponseTally()
         responses = read_records(response_paths, ResponseRecord.from_dict)
         prompt_index = _write_prompts(prompts_part, 0, tally.count(responses))
-        latencies: dict[str, float] = {}
-        if cache_root is not None and model and tally.cache_keys is not None:
-            latencies = cached_latencies(cache_root, model, tally.cache_keys)
-            tally.cache_keys = None  # the keys are not needed again: free them before pass 2
+        latencies: Latencies = {}
+        if cache_root is not None and model:
+            latencies = LatencyTable(cache_root, model, tally.key_hashes)
+        del tally.key_hashes
         meta = _page_meta([_run_meta(name, run_dir, summary, tally.truncated, group_fields)], None)
 
         def write_data(handle: IO[str]) -> tuple[int, int]:
