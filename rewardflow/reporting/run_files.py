@@ -3,8 +3,9 @@
 A run directory is ``results/<run_name>/`` as the workflow writes it; the shard JSONL files
 are read directly, which is exactly what users are invited to do too. Every reader here goes
 through :func:`rewardflow.records.iter_records`: :func:`read_samples` streams a run's samples
-with each response joined to its score (the report), :func:`load_run` holds a finished run by
-key for random access (the viewer, compare, inspect).
+with each response joined to its score (the report), :func:`read_responses_with_scores` the
+same but keeping a response that has no score (the workflow's viewer), :func:`load_run` holds
+a finished run by key for random access (compare, inspect, the paired viewer).
 """
 
 from __future__ import annotations
@@ -89,53 +90,75 @@ class _SeenKeys:
                 seen.add(key)
 
 
+class _ScoreJoin:
+    """Each response with its score by (id, sample_index), in the responses' order: the one
+    join behind :func:`read_samples` and :func:`read_responses_with_scores`.
+
+    Streams: a score shard is read when the responses reach one whose score it may hold, so
+    with the workflow's shards (score shard *i* scores response shard *i*) one shard's scores
+    are in memory at a time; scores in other files or another order are still found (a
+    response that has no score at all makes the rest of the score shards be read, and held,
+    looking for it). Only the keys seen are kept (8 bytes each), to refuse a repeated one, with
+    its file and line, once the files are read. After iterating, ``unscored`` holds the keys
+    of the responses without a score and ``orphans`` those of the scores without a response.
+    """
+
+    def __init__(self, response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]):
+        self.response_paths, self.score_paths = list(response_paths), list(score_paths)
+        self.unscored: list[SampleKey] = []
+        self.orphans: list[SampleKey] = []
+
+    def __iter__(self) -> Iterator[tuple[ResponseRecord, ScoreRecord | None]]:
+        score_files = iter(self.score_paths)
+        pending: dict[SampleKey, ScoreRecord] = {}
+        seen_responses = _SeenKeys("response", self.response_paths, ResponseRecord.from_dict)
+        seen_scores = _SeenKeys("score", self.score_paths, ScoreRecord.from_dict)
+
+        def read_score_shard() -> bool:
+            path = next(score_files, None)
+            if path is None:
+                return False
+            for _, _, score in iter_records([path], ScoreRecord.from_dict):
+                key = (score.id, score.sample_index)
+                seen_scores.add(key)
+                pending[key] = score
+            return True
+
+        for _, _, response in iter_records(self.response_paths, ResponseRecord.from_dict):
+            key = (response.id, response.sample_index)
+            seen_responses.add(key)
+            score = pending.pop(key, None)
+            while score is None and read_score_shard():
+                score = pending.pop(key, None)
+            if score is None:
+                self.unscored.append(key)
+            yield response, score
+        while read_score_shard():
+            pass
+        seen_responses.check()
+        seen_scores.check()
+        self.orphans = list(pending)
+
+
 def read_samples(
     response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]
 ) -> Iterator[Sample]:
     """Each response joined with its score by (id, sample_index), in the responses' order.
 
-    Streams: a score shard is read when the responses reach one whose score it may hold, so
-    with the workflow's shards (score shard *i* scores response shard *i*) one shard's scores
-    are in memory at a time; scores in other files or another order are still found. Only the
-    keys seen are kept (8 bytes each), to refuse a repeated one once the files are read.
+    Streams (see :class:`_ScoreJoin`): with the workflow's shards one shard's scores are in
+    memory at a time, plus 8 bytes per key seen, to refuse a repeated one once the files are
+    read.
 
     A response without a score, or the reverse, means the files come from different runs (or
     a stage was interrupted), and a report built from half of them would mislead, so it is an
     error (raised once the files are read, before a caller that reduces the stream writes
     anything) rather than a silently shorter report.
     """
-    response_paths, score_paths = list(response_paths), list(score_paths)
-    score_files = iter(score_paths)
-    pending: dict[SampleKey, ScoreRecord] = {}
-    seen_responses = _SeenKeys("response", response_paths, ResponseRecord.from_dict)
-    seen_scores = _SeenKeys("score", score_paths, ScoreRecord.from_dict)
-    unscored: list[SampleKey] = []
-
-    def read_score_shard() -> bool:
-        path = next(score_files, None)
-        if path is None:
-            return False
-        for _, _, score in iter_records([path], ScoreRecord.from_dict):
-            key = (score.id, score.sample_index)
-            seen_scores.add(key)
-            pending[key] = score
-        return True
-
-    for _, _, response in iter_records(response_paths, ResponseRecord.from_dict):
-        key = (response.id, response.sample_index)
-        seen_responses.add(key)
-        score = pending.pop(key, None)
-        while score is None and read_score_shard():
-            score = pending.pop(key, None)
-        if score is None:
-            unscored.append(key)
-        else:
+    joined = _ScoreJoin(response_paths, score_paths)
+    for response, score in joined:
+        if score is not None:
             yield Sample(response, score)
-    while read_score_shard():
-        pass
-    seen_responses.check()
-    seen_scores.check()
-    orphans = list(pending)
+    unscored, orphans = joined.unscored, joined.orphans
     if unscored or orphans:
         first = (unscored or orphans)[0]
         raise DatasetError(
@@ -143,6 +166,27 @@ def read_samples(
             f"{len(orphans)} scores without a response (first: id {first[0]!r}, "
             f"sample {first[1]}); rerun the score stage"
         )
+
+
+def read_responses_with_scores(
+    response_paths: Iterable[str | Path], score_paths: Iterable[str | Path]
+) -> Iterator[tuple[ResponseRecord, ScoreRecord | None]]:
+    """Every response with its score, or None if it has none, in the responses' order.
+
+    The streaming twin of :func:`load_run` for a reader that shows every response, as the
+    viewer does (a response without a score shows what its generation came to,
+    :func:`sample_status`), where :func:`read_samples` refuses the run. Scores without a
+    response are not shown, so not read back; a key repeated in either kind of file is an
+    error naming its file and line, as in :func:`load_run`, raised once the files are read.
+    """
+    yield from _ScoreJoin(response_paths, score_paths)
+
+
+def sample_status(response: ResponseRecord, score: ScoreRecord | None) -> str:
+    """A sample's one status: its score record's, else what its generation came to."""
+    if score is not None:
+        return score.status
+    return "generation_failed" if response.status == "failed" else response.status
 
 
 @dataclass(frozen=True)
@@ -159,12 +203,8 @@ class RunFiles:
         return str(self.summary.get("run_name", self.path.name))
 
     def status(self, key: SampleKey) -> str:
-        """A sample's one status: its score record's, else what its generation came to."""
-        score = self.scores.get(key)
-        if score is not None:
-            return score.status
-        response = self.responses[key]
-        return "generation_failed" if response.status == "failed" else response.status
+        """A sample's one status (:func:`sample_status`)."""
+        return sample_status(self.responses[key], self.scores.get(key))
 
     def per_prompt_scores(self, reward: str) -> dict[str, list[float]]:
         """Scored samples' scores for ``reward``, by prompt (failures and errors left out)."""
@@ -176,15 +216,27 @@ class RunFiles:
         return dict(by_prompt)
 
 
-def load_run(path: str | Path) -> RunFiles:
-    path = Path(path)
-    summary_path = path / "summary.json"
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """A finished run's ``summary.json``; a directory without one is not a finished run."""
+    summary_path = Path(path) / "summary.json"
     if not summary_path.is_file():
         raise RewardflowError(f"{path}: not a finished run (no summary.json)")
-    responses = records_by_key(
-        sorted((path / "responses").glob("shard-*.jsonl")), "response", ResponseRecord.from_dict
+    return json.loads(summary_path.read_text())
+
+
+def shard_paths(path: str | Path) -> tuple[list[Path], list[Path]]:
+    """A run directory's response shards and score shards, each in shard order."""
+    path = Path(path)
+    return (
+        sorted((path / "responses").glob("shard-*.jsonl")),
+        sorted((path / "scores").glob("shard-*.jsonl")),
     )
-    scores = records_by_key(
-        sorted((path / "scores").glob("shard-*.jsonl")), "score", ScoreRecord.from_dict
-    )
-    return RunFiles(path, json.loads(summary_path.read_text()), responses, scores)
+
+
+def load_run(path: str | Path) -> RunFiles:
+    path = Path(path)
+    summary = read_summary(path)
+    response_paths, score_paths = shard_paths(path)
+    responses = records_by_key(response_paths, "response", ResponseRecord.from_dict)
+    scores = records_by_key(score_paths, "score", ScoreRecord.from_dict)
+    return RunFiles(path, summary, responses, scores)

@@ -13,15 +13,24 @@ import re
 import stat
 import subprocess
 import sys
+import weakref
+from array import array
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from rewardflow.cli import main
-from rewardflow.errors import RewardflowError
+from rewardflow.errors import DatasetError, RewardflowError
+from rewardflow.records import ResponseRecord, ScoreRecord
 from rewardflow.reporting.run_files import load_run
-from rewardflow.reporting.viewer import build_viewer, cached_latencies, script_json, write_viewer
+from rewardflow.reporting.viewer import (
+    LatencyTable,
+    build_viewer,
+    cached_latencies,
+    script_json,
+    write_viewer,
+)
 
 _spec = importlib.util.spec_from_file_location(
     "viewer_support", REPO / "tests" / "data" / "viewer_support.py"
@@ -148,7 +157,7 @@ def test_the_viewer_file_is_readable_by_whoever_may_read_new_files(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path):
+def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path, monkeypatch):
     def entry(key: str, latency: float | None) -> str:
         fields = {"response": "4", "finish_reason": "stop", "usage": None, "model": "m"}
         return json.dumps({"key": key, "sample_index": 0, **fields, "latency_s": latency})
@@ -158,14 +167,26 @@ def test_latency_comes_from_the_models_cache_journals_for_the_runs_keys(tmp_path
     (mine / "run.shard-000.jsonl").write_text(
         entry("a", 0.25) + "\n" + '{"key": "b", "torn' + "\n" + entry("c", 1.5) + "\n"
     )
-    (mine / "run.shard-001.jsonl").write_text(entry("d", None) + "\n" + entry("e", 9.0) + "\n")
+    (mine / "run.shard-001.jsonl").write_text(
+        entry("d", None) + "\n" + entry("e", 9.0) + "\n" + entry("a", 7.0) + "\n"
+    )
     other = tmp_path / "other-model-0123456789abcdef"
     other.mkdir()
     (other / "x.jsonl").write_text(entry("f", 3.0) + "\n")
 
     latencies = cached_latencies(tmp_path, "gpt-x", {"a", "b", "c", "d", "f"})
-    assert latencies == {"a": 0.25, "c": 1.5}
+    assert latencies == {"a": 0.25, "c": 1.5}  # the first entry of a key counts
     assert cached_latencies(tmp_path / "missing", "gpt-x", {"a"}) == {}
+
+    # The streamed viewer's compact table says the same, whatever its chunks.
+    monkeypatch.setattr(LatencyTable, "_CHUNK", 2)
+    table = LatencyTable(tmp_path, "gpt-x", array("q", map(hash, "abcdf")))
+    assert {key: table.get(key) for key in "abcdef"} == {
+        "a": 0.25, "b": None, "c": 1.5, "d": None, "e": None, "f": None
+    }  # fmt: skip
+    assert len(table) == 2
+    assert len(LatencyTable(tmp_path, "gpt-x", array("q"))) == 0
+    assert len(LatencyTable(tmp_path / "missing", "gpt-x", array("q", [hash("a")]))) == 0
 
 
 def test_compare_viewer_needs_exactly_two_runs(tmp_path, capsys):
@@ -173,3 +194,117 @@ def test_compare_viewer_needs_exactly_two_runs(tmp_path, capsys):
     assert main(["compare", *runs, "--viewer", str(tmp_path / "pair.html")]) == 2
     assert "--viewer pairs exactly two runs" in capsys.readouterr().err
     assert not (tmp_path / "pair.html").exists()
+
+
+def run_with_every_kind_of_sample(tmp_path: Path) -> Path:
+    """3 shards of 14 prompts x 3 samples (prompt i in shard i mod 3, so the files are not in
+    key order), with a failed generation, a score error, a truncated response, and one
+    response whose score record is missing."""
+    run = support.write_run(tmp_path, "mixed", prompts=14, samples=3, shards=3)
+    shard = run / "scores" / "shard-001.jsonl"
+    lines = shard.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert json.loads(lines[4])["status"] == "scored"
+    shard.write_text("".join(lines[:4] + lines[5:]), encoding="utf-8")
+    return run
+
+
+def comparable(tags: dict[str, object]) -> tuple[list[str], list[str], dict[str, object]]:
+    """A page's prompts and samples (each sample naming its prompt by id), order left out,
+    and its meta without the time it was written."""
+    prompts = tags["rf-prompts-0"]
+    samples = tags["rf-samples-0"]
+    assert isinstance(prompts, list) and isinstance(samples, list)
+    as_ids = [{**sample, "p": prompts[sample["p"]]["id"]} for sample in samples]
+    meta = dict(tags["rf-meta"])
+    del meta["generated_at"]
+    return (
+        sorted(json.dumps(prompt, sort_keys=True) for prompt in prompts),
+        sorted(json.dumps(sample, sort_keys=True) for sample in as_ids),
+        meta,
+    )
+
+
+def test_the_streamed_run_writes_the_same_data_as_the_loaded_one(tmp_path):
+    run_dir = run_with_every_kind_of_sample(tmp_path)
+    run = load_run(run_dir)
+    cache = tmp_path / "cache" / "synthetic-model-0123456789abcdef"
+    cache.mkdir(parents=True)
+    keyed = [r for r in run.responses.values() if r.cache_key][:5]
+    (cache / "run.jsonl").write_text(
+        "".join(
+            json.dumps({"key": r.cache_key, "sample_index": 0, "response": "x", "latency_s": 0.5})
+            + "\n"
+            for r in keyed
+        )
+    )
+    latencies = cached_latencies(
+        tmp_path / "cache", "synthetic-model", {r.cache_key for r in keyed}
+    )
+    assert len(latencies) == 5
+
+    loaded = write_viewer([run], tmp_path / "loaded.html", ["level"], latencies=latencies)
+    streamed = build_viewer(
+        run_dir, tmp_path / "streamed.html", ["level"], tmp_path / "cache", "synthetic-model"
+    )
+
+    assert (streamed.samples, streamed.prompts) == (loaded.samples, loaded.prompts) == (42, 14)
+    loaded_tags = data_tags(loaded.path.read_text(encoding="utf-8"))
+    streamed_tags = data_tags(streamed.path.read_text(encoding="utf-8"))
+    assert comparable(streamed_tags) == comparable(loaded_tags)
+    prompts, samples = streamed_tags["rf-prompts-0"], streamed_tags["rf-samples-0"]
+    statuses = {(prompts[s["p"]]["id"], s["i"]): s["st"] for s in samples}
+    assert set(statuses.values()) == {"scored", "score_error", "generation_failed", "ok"}
+    unscored = [key for key, status in statuses.items() if status == "ok"]
+    assert len(unscored) == 1 and unscored[0] not in run.scores
+    assert sum("l" in s for s in samples) == 5
+    assert streamed_tags["rf-meta"]["runs"][0]["truncated"] > 0
+    assert sorted(os.listdir(tmp_path)) == ["cache", "loaded.html", "mixed", "streamed.html"]
+
+
+class Alive:
+    """Wraps a record class's ``from_dict`` to count its records alive at each parse."""
+
+    def __init__(self, parse) -> None:
+        self.parse, self.alive, self.most = parse, 0, 0
+
+    def _gone(self) -> None:
+        self.alive -= 1
+
+    def __call__(self, data):
+        record = self.parse(data)
+        self.alive += 1
+        self.most = max(self.most, self.alive)
+        weakref.finalize(record, self._gone)
+        return record
+
+
+def test_the_workflows_viewer_keeps_no_run_in_memory(tmp_path, monkeypatch):
+    """At most a record or two of the responses at a time, and one shard's scores."""
+    run = support.write_run(tmp_path, "big", prompts=200, samples=2, shards=4)
+    responses, scores = Alive(ResponseRecord.from_dict), Alive(ScoreRecord.from_dict)
+    monkeypatch.setattr(ResponseRecord, "from_dict", responses)
+    monkeypatch.setattr(ScoreRecord, "from_dict", scores)
+
+    stats = build_viewer(run, tmp_path / "viewer.html")
+
+    assert stats.samples == 400
+    assert responses.most <= 2
+    assert scores.most <= 100 + 1  # one shard of 400 / 4
+
+
+@pytest.mark.parametrize("kind", ["responses", "scores"])
+def test_a_repeated_key_names_its_file_and_line(tmp_path, kind):
+    run = support.write_run(tmp_path, "twice", prompts=8, samples=2, shards=2)
+    shard = run / kind / "shard-001.jsonl"
+    lines = shard.read_text(encoding="utf-8").splitlines(keepends=True)
+    shard.write_text("".join(lines + lines[2:3]), encoding="utf-8")
+    key = json.loads(lines[2])
+    record = "response" if kind == "responses" else "score"
+    expected = f"{shard}:{len(lines) + 1}: {record} ('{key['id']}', {key['sample_index']})"
+
+    with pytest.raises(DatasetError) as loaded:
+        load_run(run)
+    with pytest.raises(DatasetError) as streamed:
+        build_viewer(run, tmp_path / "viewer.html")
+    assert str(streamed.value) == str(loaded.value) == f"{expected} appears twice"
+    assert sorted(os.listdir(tmp_path)) == ["twice"]

@@ -173,6 +173,17 @@ var rewardflowViewer = (function () {
     return scored.length ? scored.reduce((a, b) => a + b, 0) / scored.length : null;
   }
 
+  // The writer streams a run's shards, so the samples come in file order; every view starts
+  // from key order (prompt id, then sample index), which also orders each prompt's cards.
+  function sortByKey(run) {
+    const ids = run.prompts.map((prompt) => prompt.id);
+    const order = ids.map((id, index) => index);
+    order.sort((x, y) => (ids[x] < ids[y] ? -1 : ids[x] > ids[y] ? 1 : 0));
+    const rank = new Int32Array(order.length);
+    order.forEach((prompt, position) => (rank[prompt] = position));
+    run.samples.sort((x, y) => rank[x.p] - rank[y.p] || x.i - y.i);
+  }
+
   function buildRunRows() {
     const run = meta.runs[0];
     run.samples.forEach((sample, index) => {
@@ -608,6 +619,7 @@ var rewardflowViewer = (function () {
     meta.runs.forEach((run, index) => {
       run.prompts = readJSON("rf-prompts-" + index);
       run.samples = readJSON("rf-samples-" + index);
+      sortByKey(run);
     });
     if (COMPARE) buildCompareRows(); else buildRunRows();
     buildControls();
