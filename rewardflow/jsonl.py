@@ -7,6 +7,8 @@
   crash can cost at most the line being written.
 * Atomic publishing (:func:`write_jsonl_atomic`): a declared output appears complete or not at
   all, because it is written to a temporary file in the same directory and renamed.
+  :func:`write_jsonl_shards_atomic` does the same for many files fed by one stream, publishing
+  none of them unless the whole stream was written.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,12 +92,18 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in ``path``'s directory (same file system, so a rename publishes
+    it), named ``.<name>.XXXX.tmp`` so that it never matches a declared output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
 def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
     """Write all records to ``path`` atomically; return how many were written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             for record in records:
@@ -112,11 +120,77 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
     return count
 
 
+#: Characters of JSON lines :func:`write_jsonl_shards_atomic` holds before appending them.
+SHARD_BUFFER_CHARS = 4 * 1024 * 1024
+
+
+def write_jsonl_shards_atomic(
+    paths: Sequence[str | Path],
+    records: Iterable[tuple[int, Any]],
+    buffer_chars: int | None = None,
+) -> int:
+    """Write each ``(shard, record)`` to ``paths[shard]``; publish every file, or none.
+
+    One stream feeds many files (the prepare step deals prompts into shards) without holding
+    the stream: each file is written to a temporary beside it, and the lines are buffered,
+    ``buffer_chars`` in all (default :data:`SHARD_BUFFER_CHARS`), then appended file by file,
+    so memory is flat in the number of records and at most one file is open at a time however
+    many shards there are. Only once ``records`` is exhausted without error are the files
+    synced and renamed; on an error every temporary is removed, so no shard is published and
+    an existing one is left as it was. Each file is complete or absent, as with
+    :func:`write_jsonl_atomic`, and holds the bytes it would write. Returns how many records
+    were written.
+    """
+    targets = [Path(path) for path in paths]
+    limit = SHARD_BUFFER_CHARS if buffer_chars is None else buffer_chars
+    temporaries: list[str] = []
+    try:
+        for target in targets:
+            fd, tmp_name = _temporary_beside(target)
+            os.close(fd)
+            temporaries.append(tmp_name)
+        buffers: list[list[str]] = [[] for _ in targets]
+        buffered = count = 0
+        for shard, record in records:
+            line = dumps(record)
+            buffers[shard].append(line)
+            buffered += len(line) + 1
+            count += 1
+            if buffered >= limit:
+                _append_lines(temporaries, buffers, sync=False)
+                buffered = 0
+        _append_lines(temporaries, buffers, sync=True)
+        mode = new_file_mode()
+        for tmp_name in temporaries:
+            os.chmod(tmp_name, mode)
+        for tmp_name, target in zip(temporaries, targets, strict=True):
+            os.replace(tmp_name, target)
+    except BaseException:
+        for tmp_name in temporaries:  # the ones already renamed are gone: missing_ok
+            Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _append_lines(names: Sequence[str], buffers: Sequence[list[str]], sync: bool) -> None:
+    """Append each buffer's lines to its file, one file open at a time, and empty it."""
+    for name, lines in zip(names, buffers, strict=True):
+        if not lines and not sync:
+            continue
+        with open(name, "a", encoding="utf-8") as handle:
+            if lines:
+                handle.write("\n".join(lines))
+                handle.write("\n")
+                lines.clear()
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, so readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = _temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
