@@ -5,6 +5,10 @@ comparison between runs join on them: an id comes from the row's ``id_field`` wh
 else from a SHA-256 of the row's canonical JSON (never Python's ``hash()``, which is salted per
 process). Shard assignment is round-robin by row position, so raising ``dataset.limit`` adds
 prompts to shards without moving the existing ones.
+
+The step streams: rows become records and lines of the shard files one at a time, so its
+memory stays nearly flat in the number of prompts (what grows is the ids seen, 16-32 bytes
+each, to refuse a repeated one).
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ import json
 import logging
 import re
 import string
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from rewardflow.config.prompts import PrepareSettings, PromptSettings
 from rewardflow.errors import DatasetError
-from rewardflow.jsonl import write_jsonl_atomic
+from rewardflow.jsonl import write_jsonl_shards_atomic
 from rewardflow.prompts import choices
 from rewardflow.prompts.dataset import Row, iter_rows, resolve_dataset
 from rewardflow.prompts.fields import MISSING, get_field
@@ -142,15 +147,18 @@ def _check_chat_prompt_settings(settings: PrepareSettings) -> None:
         )
 
 
+def explicit_id(row: Row, id_field: str) -> str:
+    """A row's id from its ``id_field``, as text."""
+    value = get_field(row.data, id_field)
+    if value is MISSING or value in (None, ""):
+        raise DatasetError(f"{row.location}: missing id field {id_field!r}")
+    return str(value)
+
+
 def build_prompt_record(row: Row, settings: PrepareSettings) -> PromptRecord:
     dataset = settings.dataset
-    if dataset.id_field:
-        value = get_field(row.data, dataset.id_field)
-        if value is MISSING or value in (None, ""):
-            raise DatasetError(f"{row.location}: missing id field {dataset.id_field!r}")
-        prompt_id = str(value)
-    else:
-        prompt_id = content_id(row.data)
+    id_field = dataset.id_field
+    prompt_id = explicit_id(row, id_field) if id_field else content_id(row.data)
     response_field = dataset.response_field
     responses = None
     if response_field and not settings.generation_enabled:
@@ -176,45 +184,141 @@ def build_prompt_record(row: Row, settings: PrepareSettings) -> PromptRecord:
     )
 
 
-def build_prompt_records(rows: Iterable[Row], settings: PrepareSettings) -> list[PromptRecord]:
-    """All prompt records; a repeated explicit id is an error, a repeated row gets ``~2``."""
+_UINT64 = (1 << 64) - 1
+
+
+class _SeenIds:
+    """The prompt ids seen so far, as 64-bit fingerprints in one flat array: 16-32 bytes an
+    id, where a set of the ids themselves costs ~90 (at a million prompts, 16 MB against ~90).
+
+    Open addressing, linear probing, a quarter to half full; 0 marks an empty slot, so the
+    fingerprint 0 is kept aside. A content id's fingerprint is its own 64 bits, so equal
+    fingerprints mean equal ids; an explicit id's is its ``hash`` (salted per process, which
+    is fine for a table that lives in one), so a repeat is only a suspect, for the caller to
+    confirm.
+    """
+
+    def __init__(self) -> None:
+        self._slots: array[int] = array("Q", bytes(8 * 1024))
+        self._count = 0
+        self._zero = False
+
+    @staticmethod
+    def fingerprint(prompt_id: str, explicit: bool) -> int:
+        return hash(prompt_id) & _UINT64 if explicit else int(prompt_id[2:], 16)
+
+    def add(self, fingerprint: int) -> bool:
+        """Remember ``fingerprint``; False if it was there already."""
+        if fingerprint == 0:
+            seen, self._zero = self._zero, True
+            return not seen
+        if not self._insert(self._slots, fingerprint):
+            return False
+        self._count += 1
+        if 2 * self._count > len(self._slots):
+            grown: array[int] = array("Q", bytes(16 * len(self._slots)))
+            for kept in self._slots:
+                if kept:
+                    self._insert(grown, kept)
+            self._slots = grown
+        return True
+
+    @staticmethod
+    def _insert(slots: array[int], fingerprint: int) -> bool:
+        mask = len(slots) - 1
+        index = fingerprint & mask
+        while slot := slots[index]:
+            if slot == fingerprint:
+                return False
+            index = (index + 1) & mask
+        slots[index] = fingerprint
+        return True
+
+
+#: ``first_location(prompt_id, position)``: where the first of the rows before ``position``
+#: (0-based) with this explicit id is, or None if none has it.
+FirstLocation = Callable[[str, int], str | None]
+
+
+def iter_prompt_records(
+    rows: Iterable[Row], settings: PrepareSettings, first_location: FirstLocation
+) -> Iterator[PromptRecord]:
+    """The prompt records, one per row, as they are built; a repeated explicit id is an error,
+    a repeated row gets ``~2``, ``~3``...
+
+    Only each id's fingerprint is kept (see :class:`_SeenIds`), and the count of a repeated
+    content id. The first location of a repeated explicit id, needed for the error only, comes
+    from ``first_location`` (a second pass over the rows, in that rare case). The settings are
+    checked now, before any row is read.
+    """
     settings = replace(settings, dataset=resolve_dataset(settings.dataset))
     _check_chat_prompt_settings(settings)
     choices.check_settings(settings)
-    records: list[PromptRecord] = []
-    first_seen: dict[str, str] = {}
-    occurrences: Counter[str] = Counter()
+    return _prompt_records(rows, settings, first_location)
+
+
+def _prompt_records(
+    rows: Iterable[Row], settings: PrepareSettings, first_location: FirstLocation
+) -> Iterator[PromptRecord]:
+    seen = _SeenIds()
+    repeats: dict[str, int] = {}  # content id -> how many rows had it, once a row repeats
     explicit_ids = bool(settings.dataset.id_field)
-    for row in rows:
+    position = -1
+    for position, row in enumerate(rows):
         record = build_prompt_record(row, settings)
-        occurrences[record.id] += 1
-        if occurrences[record.id] > 1:
+        if not seen.add(_SeenIds.fingerprint(record.id, explicit_ids)):
             if explicit_ids:
-                raise DatasetError(
-                    f"{row.location}: duplicate id {record.id!r} (first at {first_seen[record.id]})"
-                )
-            record = replace(record, id=f"{record.id}~{occurrences[record.id]}")
-        first_seen.setdefault(record.id, row.location)
+                first = first_location(record.id, position)
+                if first is not None:  # else two ids that share a hash
+                    raise DatasetError(
+                        f"{row.location}: duplicate id {record.id!r} (first at {first})"
+                    )
+            else:
+                occurrence = repeats[record.id] = repeats.get(record.id, 1) + 1
+                record = replace(record, id=f"{record.id}~{occurrence}")
         # Once the id is final (the shuffle depends on it), as sample 0 will see it: the
         # generation job renders the other samples' own orders the same way.
-        records.append(choices.for_sample(record, 0, settings.prompt))
-    if not records:
+        yield choices.for_sample(record, 0, settings.prompt)
+    if position < 0:
         raise DatasetError("the dataset has no rows")
+
+
+def build_prompt_records(rows: Iterable[Row], settings: PrepareSettings) -> list[PromptRecord]:
+    """All prompt records in a list (the prepare step streams them: :func:`prepare_prompts`)."""
+    records: list[PromptRecord] = []
+
+    def first_location(prompt_id: str, position: int) -> str | None:
+        for record in records:
+            if record.id == prompt_id:
+                return Row(record.metadata, record.source).location
+        return None
+
+    records.extend(iter_prompt_records(rows, settings, first_location))
     return records
+
+
+def shard_of(position: int, shard_count: int) -> int:
+    """Round-robin by position, so raising the limit never moves an existing prompt."""
+    return position % shard_count
 
 
 def split_into_shards(
     records: Sequence[PromptRecord], shard_count: int
 ) -> list[list[PromptRecord]]:
-    """Round-robin by position, so raising the limit never moves an existing prompt."""
+    """The records dealt into ``shard_count`` lists as :func:`prepare_prompts` deals them."""
     shards: list[list[PromptRecord]] = [[] for _ in range(shard_count)]
-    for index, record in enumerate(records):
-        shards[index % shard_count].append(record)
+    for position, record in enumerate(records):
+        shards[shard_of(position, shard_count)].append(record)
     return shards
 
 
 def prepare_prompts(settings: PrepareSettings, shard_paths: Sequence[str | Path]) -> int:
-    """Read the dataset, build prompts and write one JSONL per shard; return the prompt count."""
+    """Read the dataset, build prompts and write one JSONL per shard; return the prompt count.
+
+    Streamed: each record goes to its shard's file as it is built (no list of records), and
+    the shard files are published together once the whole dataset was read without error;
+    on an error none is written (see :func:`~rewardflow.jsonl.write_jsonl_shards_atomic`).
+    """
     settings = replace(settings, dataset=resolve_dataset(settings.dataset))
     dataset = settings.dataset
     if dataset.path:
@@ -224,7 +328,21 @@ def prepare_prompts(settings: PrepareSettings, shard_paths: Sequence[str | Path]
             if getattr(dataset, key)
         }
         logging.info("dataset %s: format %s, fields %s", dataset.path, dataset.format, mapped)
-    records = build_prompt_records(iter_rows(dataset), settings)
-    for path, shard in zip(shard_paths, split_into_shards(records, len(shard_paths)), strict=True):
-        write_jsonl_atomic(path, (record.to_dict() for record in shard))
-    return len(records)
+
+    def first_location(prompt_id: str, position: int) -> str | None:
+        """Read the rows again up to ``position``: only when an explicit id repeats."""
+        assert dataset.id_field
+        for row in islice(iter_rows(dataset), position):
+            if explicit_id(row, dataset.id_field) == prompt_id:
+                return row.location
+        return None
+
+    shard_count = len(shard_paths)
+    records = iter_prompt_records(iter_rows(dataset), settings, first_location)
+    return write_jsonl_shards_atomic(
+        shard_paths,
+        (
+            (shard_of(position, shard_count), record.to_dict())
+            for position, record in enumerate(records)
+        ),
+    )

@@ -16,9 +16,11 @@ from rewardflow.config.prompts import (
     PromptSettings,
 )
 from rewardflow.errors import DatasetError
-from rewardflow.jsonl import read_jsonl
+from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
+from rewardflow.prompts import prepare as prepare_module
 from rewardflow.prompts.dataset import Row, iter_hub_rows, iter_local_rows, iter_rows
 from rewardflow.prompts.prepare import (
+    _SeenIds,
     build_messages,
     build_prompt_record,
     build_prompt_records,
@@ -471,6 +473,124 @@ def test_prepare_prompts_with_more_shards_than_prompts_writes_empty_shards(tmp_p
     paths = [tmp_path / f"s{i}.jsonl" for i in range(3)]
     assert prepare_prompts(config, paths) == 1
     assert [p.read_text(encoding="utf-8").count("\n") for p in paths] == [1, 0, 0]
+
+
+# --- streaming into shards ----------------------------------------------------------------
+
+
+def in_memory_shards(config, out, shard_count):
+    """The shard files as the step wrote them before it streamed: all records, then split."""
+    records = build_prompt_records(iter_rows(config.dataset), config)
+    paths = [out / f"shard-{k:03d}.jsonl" for k in range(shard_count)]
+    for path, shard in zip(paths, split_into_shards(records, shard_count), strict=True):
+        write_jsonl_atomic(path, (record.to_dict() for record in shard))
+    return paths
+
+
+MC_OPTIONS = ["Paris", "Rome", "Madrid", "Berlin"]
+
+
+@pytest.mark.parametrize("buffer_chars", [1, None], ids=["append each line", "buffered"])
+@pytest.mark.parametrize("case", ["content ids", "explicit ids", "shuffled options"])
+def test_streamed_shards_are_the_bytes_of_the_in_memory_split(
+    tmp_path, monkeypatch, case, buffer_chars
+):
+    if case == "shuffled options":
+        rows = [
+            {"id": f"q{i}", "question": f"Capital {i}? é", "options": MC_OPTIONS, "answer": "Rome"}
+            for i in range(13)
+        ]
+        dataset = {"id_field": "id"}
+        prompt = {"template": "{question}\n{options}", "shuffle_options": {"seed": 3}}
+    else:
+        rows = [{"question": f"q{i} ∑", "answer": str(i)} for i in range(13)]
+        rows[5] = rows[9] = rows[12] = rows[2]  # repeated rows: ~2, ~3, ~4 with content ids
+        if case == "explicit ids":
+            rows = [{**row, "id": f"p{i}"} for i, row in enumerate(rows)]
+        dataset = {
+            "ground_truth_field": "answer",
+            **({"id_field": "id"} if "explicit" in case else {}),
+        }
+        prompt = {"system": "Be brief.", "template": "Q: {question}"}
+    path = write_rows(tmp_path / "d.jsonl", rows)
+    config = make_config(path, dataset=dataset, prompt=prompt, shards=5)
+    expected = in_memory_shards(config, tmp_path / "old", 5)
+    if buffer_chars is not None:
+        monkeypatch.setattr("rewardflow.jsonl.SHARD_BUFFER_CHARS", buffer_chars)
+    paths = [tmp_path / "new" / f"shard-{k:03d}.jsonl" for k in range(5)]
+    assert prepare_prompts(config, paths) == 13
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+    assert [p.stat().st_mode for p in paths] == [p.stat().st_mode for p in expected]
+    if case == "content ids":
+        ids = [data["id"] for p in paths for _, data in read_jsonl(p)]
+        assert sorted(i[-2:] for i in ids if "~" in i) == ["~2", "~3", "~4"]
+
+
+def shard_files_after_failed_prepare(tmp_path, rows, dataset=None):
+    """Prepare over ``rows`` into shards that already hold an earlier run's prompts."""
+    out = tmp_path / "out"
+    earlier = write_rows(tmp_path / "earlier.jsonl", [{"question": f"old {i}"} for i in range(9)])
+    paths = [out / f"shard-{k:03d}.jsonl" for k in range(3)]
+    prepare_prompts(make_config(earlier, shards=3), paths)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    path = write_rows(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DatasetError) as raised:
+        prepare_prompts(make_config(path, dataset=dataset, shards=3), paths)
+    return str(raised.value), path, before, {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_a_bad_row_late_in_the_dataset_publishes_no_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr("rewardflow.jsonl.SHARD_BUFFER_CHARS", 1)  # earlier rows are on disk
+    rows = [{"question": f"q{i}"} for i in range(20)] + [{"prompt": "no question"}]
+    message, path, before, after = shard_files_after_failed_prepare(tmp_path, rows)
+    assert message.startswith(f"{path}:21: prompt.template uses field 'question'")
+    assert after == before  # the earlier shards untouched, no temporary left
+
+
+def test_a_repeated_explicit_id_names_both_lines_and_publishes_no_shard(tmp_path):
+    rows = [{"id": f"p{i}", "question": "q"} for i in range(30)] + [{"id": "p17", "question": "q"}]
+    message, path, before, after = shard_files_after_failed_prepare(
+        tmp_path, rows, dataset={"id_field": "id"}
+    )
+    assert message == f"{path}:31: duplicate id 'p17' (first at {path}:18)"
+    assert after == before
+
+
+def test_an_empty_dataset_publishes_no_shard(tmp_path):
+    message, _, before, after = shard_files_after_failed_prepare(tmp_path, [])
+    assert message == "the dataset has no rows"
+    assert after == before
+
+
+def test_explicit_ids_sharing_a_fingerprint_are_not_duplicates(tmp_path, monkeypatch):
+    # Explicit ids are kept as 64-bit hashes: a repeated hash is confirmed on the rows first.
+    monkeypatch.setattr(_SeenIds, "fingerprint", staticmethod(lambda prompt_id, explicit: 7))
+    rows = [{"id": f"p{i}", "question": "q"} for i in range(6)]
+    path = write_rows(tmp_path / "d.jsonl", rows)
+    paths = [tmp_path / f"s{k}.jsonl" for k in range(2)]
+    assert prepare_prompts(make_config(path, dataset={"id_field": "id"}), paths) == 6
+    path = write_rows(tmp_path / "d.jsonl", [*rows, {"id": "p4", "question": "q"}])
+    with pytest.raises(
+        DatasetError, match=re.escape(f"{path}:7: duplicate id 'p4' (first at {path}:5)")
+    ):
+        prepare_prompts(make_config(path, dataset={"id_field": "id"}), paths)
+
+
+def test_seen_ids_answer_as_a_set_does_across_growth():
+    seen, reference = _SeenIds(), set()
+    values = [0, 1, 2**64 - 1, *(int(content_id({"n": n})[2:], 16) for n in range(5000))]
+    for value in values + values[::7]:
+        assert seen.add(value) == (value not in reference)
+        reference.add(value)
+
+
+def test_prepare_keeps_no_list_of_records(tmp_path, monkeypatch):
+    # The step streams: it never builds the whole list (the memory it costs is in bench/).
+    monkeypatch.setattr(prepare_module, "build_prompt_records", None)
+    monkeypatch.setattr(prepare_module, "split_into_shards", None)
+    path = write_rows(tmp_path / "d.jsonl", [{"question": "a"}, {"question": "b"}])
+    paths = [tmp_path / f"s{k}.jsonl" for k in range(2)]
+    assert prepare_prompts(make_config(path), paths) == 2
 
 
 # --- score-only mode ---------------------------------------------------------------------
