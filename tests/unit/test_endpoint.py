@@ -165,3 +165,16 @@ def test_the_simulator_command_passes_the_key_variable():
 def test_request_seed(endpoint, temperature, seed, expected):
     identity = ResponseIdentity("m", endpoint, temperature, 1.0, 16, seed=seed)
     assert [request_seed(identity, index) for index in range(2)] == expected
+
+
+def test_a_simulator_with_edited_answers_never_shares_the_server_started_before(tmp_path):
+    # The simulator reads its responses file once, at start: a server still lingering from the
+    # previous run would answer with the old file (test_inputs.py regenerates after an edit).
+    from rewardflow.generation.shared_server import share_identity
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"prompt": "2+2", "response": "4"}\n')
+    before = share_identity(launch_spec(simulated(responses=str(answers))), env={})
+    assert share_identity(launch_spec(simulated(responses=str(answers))), env={}) == before
+    answers.write_text('{"prompt": "2+2", "response": "5"}\n')
+    assert share_identity(launch_spec(simulated(responses=str(answers))), env={}) != before
