@@ -50,7 +50,9 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
     return max(1, min(shards, prompts)), prompts
 
 
-def scoring_workers(configured: int | None, cores: int, shards: int, *, local: bool) -> int:
+def scoring_workers(
+    configured: int | None, cores: int, shards: int, *, local: bool, judge: bool = False
+) -> int:
     """Worker processes per scoring job (the job's Snakemake ``threads``).
 
     ``scoring.threads`` when it is set. Otherwise, on one machine, the cores are divided among
@@ -59,10 +61,14 @@ def scoring_workers(configured: int | None, cores: int, shards: int, *, local: b
     side-by-side jobs overlap, and with more shards than cores every core is busy anyway. A
     job still gets several cores when there are fewer shards than cores. On a cluster each job
     is an allocation of its own, so it gets every core one submission may ask for.
+
+    With an LLM judge among the rewards (``judge``) a job takes every core on one machine too:
+    the judge's ``requests_per_minute`` is shared by one job's workers, so scoring jobs side by
+    side would each send the whole limit to the provider.
     """
     if configured:
         return configured
-    if not local:
+    if not local or judge:
         return cores
     return max(1, cores // max(1, shards))
 

@@ -487,3 +487,11 @@ def test_scoring_workers_share_a_machine_among_its_shards(
     configured, cores, shards, local, workers
 ):
     assert scoring_workers(configured, cores, shards, local=local) == workers
+
+
+def test_with_an_llm_judge_a_scoring_job_keeps_every_core_so_one_job_holds_the_judges_limit():
+    # The judge's requests_per_minute is split among one job's workers; jobs side by side
+    # would each send the whole limit.
+    assert scoring_workers(None, 8, 64, local=True, judge=True) == 8
+    assert scoring_workers(None, 8, 64, local=True, judge=False) == 1
+    assert scoring_workers(2, 8, 64, local=True, judge=True) == 2

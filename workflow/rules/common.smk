@@ -24,6 +24,7 @@ from rewardflow.config import (
     shard_names,
     validate_config,
 )
+from rewardflow.config.scoring import JUDGE_FUNCTION
 from rewardflow.errors import RewardflowError
 from rewardflow.run_script import (
     CONFIG_ENV,
@@ -144,6 +145,7 @@ def scoring_threads(wildcards):
         cores,
         config["shards"],
         local=workflow.local_exec,
+        judge=any(reward["function"] == JUDGE_FUNCTION for reward in config["rewards"]),
     )
 
 
