@@ -175,8 +175,9 @@ def simulator_launch(model: ModelSettings) -> LaunchSpec:
         ready_path="/health",
         startup_timeout_s=_STARTUP_TIMEOUT_S,
         env_keys=_key_variables(model),
-        # The file is read once, at start: a server sharing must have read the same bytes.
-        answers=_file_digest(_simulator_of(model).responses) or "",
+        # What decides its answers, as the cache keys say it: the canned responses file (read
+        # once, at start), the rule, the wrong rate and the simulator's answer version.
+        answers=_simulator_identity(_simulator_of(model)),
     )
 
 

@@ -118,9 +118,10 @@ class LaunchSpec:
     #: Environment variables the server reads that decide whether another job may use it
     #: (the API key it checks): their values' digest is part of the sharing identity.
     env_keys: tuple[str, ...] = ()
-    #: What decides the server's answers besides its command, such as the digest of the
-    #: simulator's canned responses: a server started before that file was edited must not
-    #: answer the next run's requests (part of the sharing identity, not of ``identity()``).
+    #: What decides the server's answers besides its command, such as the simulator's cache
+    #: identity (the digest of its canned responses, its answer version): a server started
+    #: before that file was edited, or by an older rewardflow, must not answer the next run's
+    #: requests (part of the sharing identity, not of ``identity()``).
     answers: str = ""
 
     @classmethod

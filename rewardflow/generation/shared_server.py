@@ -12,10 +12,10 @@ server would be identical therefore share one, found through a *lease directory*
 **Identity.** The rendered command without its port (so the model, served name, arguments,
 GPU count and interpreter), the readiness path, the host name, ``CUDA_VISIBLE_DEVICES``,
 ``SLURM_JOB_ID``, a digest of the values of the variables the server reads a key from, and
-what else decides its answers (``LaunchSpec.answers``: the content of the simulator's canned
-responses file). Another node, other GPUs, another SLURM allocation (whose processes SLURM
-kills when it ends), another key or edited answers never share: each gets its own directory
-and server.
+what else decides its answers (``LaunchSpec.answers``: for the simulator, its cache identity,
+which holds the content of its canned responses file and its answer version). Another node,
+other GPUs, another SLURM allocation (whose processes SLURM kills when it ends), another key or
+edited answers never share: each gets its own directory and server.
 
 **Why under the cache root.** It is hidden (``.servers``, never taken for a partition, as
 ``.rates``), per user and per project like the cache, and removed with it; runs sharing a cache
