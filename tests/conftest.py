@@ -22,6 +22,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+#: model.launch.command serving the built-in simulator, as a user's own server command would.
+LAUNCHED_SIMULATOR = (
+    "{python} -m rewardflow simulate --port {port} --model-name {name} --wrong-rate 0"
+)
 # 50 GSM8K test problems shipped with the repository (examples/data/gsm8k/README.md).
 GSM8K_TEST = REPO / "examples" / "data" / "gsm8k" / "test.jsonl"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,7 +200,7 @@ class RunFiles:
 
     @property
     def name(self) -> str:
-        return str(self.summary.get("run_name", self.path.name))
+        return run_name(self.path, self.summary)
 
     def status(self, key: SampleKey) -> str:
         """A sample's one status (:func:`sample_status`)."""
@@ -222,6 +222,11 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     if not summary_path.is_file():
         raise RewardflowError(f"{path}: not a finished run (no summary.json)")
     return json.loads(summary_path.read_text())
+
+
+def run_name(path: str | Path, summary: Mapping[str, Any]) -> str:
+    """A run's name: the one its summary records, else its directory's."""
+    return str(summary.get("run_name", Path(path).name))
 
 
 def shard_paths(path: str | Path) -> tuple[list[Path], list[Path]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    LAUNCHED_SIMULATOR,
     REPO,
     arithmetic_rows,
     base_config,
@@ -29,7 +30,6 @@ from conftest import (
 
 pytestmark = pytest.mark.integration
 
-SIMULATOR = "{python} -m rewardflow simulate --port {port} --model-name {name} --wrong-rate 0"
 LOG = Path("logs/test/generate_responses")
 
 
@@ -75,7 +75,7 @@ def cached_lines(tmp_path: Path) -> int:
 
 
 def test_a_launched_server_starts_serves_and_stops_with_its_job(tmp_path):
-    config = launch_config(tmp_path, 12, SIMULATOR)
+    config = launch_config(tmp_path, 12, LAUNCHED_SIMULATOR)
 
     code, output = finish(snakemake(tmp_path, config))
 
@@ -112,7 +112,7 @@ def test_a_server_that_never_becomes_ready_fails_the_job_with_its_log_tail(tmp_p
 
 def test_a_server_killed_mid_shard_keeps_finished_responses_and_the_rerun_asks_the_rest(tmp_path):
     rows = 40
-    config = launch_config(tmp_path, rows, SIMULATOR + " --latency-ms 150", concurrency=2)
+    config = launch_config(tmp_path, rows, LAUNCHED_SIMULATOR + " --latency-ms 150", concurrency=2)
     run = snakemake(tmp_path, config)
     server_log = tmp_path / LOG / "shard-000.server.log"
     wait_for(lambda: server_pid(server_log) is not None)
@@ -139,7 +139,7 @@ def test_a_server_killed_mid_shard_keeps_finished_responses_and_the_rerun_asks_t
 
 
 def test_no_server_outlives_a_job_killed_with_sigkill(tmp_path):
-    config = launch_config(tmp_path, 40, SIMULATOR + " --latency-ms 500", concurrency=1)
+    config = launch_config(tmp_path, 40, LAUNCHED_SIMULATOR + " --latency-ms 500", concurrency=1)
     run = snakemake(tmp_path, config)
     job_log = tmp_path / LOG / "shard-000.log"
     wait_for(lambda: job_log.exists() and "model server ready" in job_log.read_text())

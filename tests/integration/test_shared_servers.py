@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    LAUNCHED_SIMULATOR,
     REPO,
     arithmetic_rows,
     base_config,
@@ -58,6 +59,18 @@ def simulator_config(tmp_path: Path, shards: int = 2, **model) -> Path:
     config = base_config(dataset, "unused", shards=shards)
     config["model"] = {"provider": "simulator", "name": "shared-model", **model}
     config["simulator"] = {"latency_ms": 20}
+    return write_config(tmp_path, config)
+
+
+def launch_config(tmp_path: Path, name: str, command: str, **launch) -> Path:
+    """A config whose generation jobs launch ``command`` (model.launch) for model ``name``."""
+    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
+    config = base_config(dataset, "unused")
+    config["model"] = {
+        "provider": "openai",
+        "name": name,
+        "launch": {"command": command, "gpus": 0, "startup_timeout_s": 30, **launch},
+    }
     return write_config(tmp_path, config)
 
 
@@ -197,15 +210,7 @@ def test_a_dead_shared_server_is_replaced_by_the_next_job(tmp_path):
 
 
 def test_share_false_gives_each_job_its_own_server(tmp_path):
-    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
-    config = base_config(dataset, "unused")
-    command = "{python} -m rewardflow simulate --port {port} --model-name {name} --wrong-rate 0"
-    config["model"] = {
-        "provider": "openai",
-        "name": "own-model",
-        "launch": {"command": command, "gpus": 0, "startup_timeout_s": 30, "share": False},
-    }
-    config_path = write_config(tmp_path, config, "own.yaml")
+    config_path = launch_config(tmp_path, "own-model", LAUNCHED_SIMULATOR, share=False)
     first = Holder(tmp_path, config_path, "first")
     second = Holder(tmp_path, config_path, "second")
 
@@ -223,15 +228,8 @@ def guard_pid(server_log: Path) -> int | None:
 
 
 def test_a_server_whose_starter_was_killed_before_it_was_ready_does_not_linger(tmp_path):
-    dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(4))
-    config = base_config(dataset, "unused")
     never_ready = '{python} -c "import time; time.sleep(600)" {port}'
-    config["model"] = {
-        "provider": "openai",
-        "name": "slow-model",
-        "launch": {"command": never_ready, "gpus": 0, "startup_timeout_s": 300},
-    }
-    config_path = write_config(tmp_path, config)
+    config_path = launch_config(tmp_path, "slow-model", never_ready, startup_timeout_s=300)
     first = Holder.starting(tmp_path, config_path, "first")
     wait_for(lambda: guard_pid(tmp_path / "first.server.log") is not None)
     orphan = guard_pid(tmp_path / "first.server.log")

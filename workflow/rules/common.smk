@@ -130,6 +130,11 @@ def score_shards(wildcards):
     )
 
 
+_SCORES_WITH_A_JUDGE = any(
+    reward["function"] == JUDGE_FUNCTION for reward in config["rewards"]
+)
+
+
 def scoring_threads(wildcards):
     """Worker processes per scoring job (rewardflow.config.scoring_workers): the configured
     number, else this machine's cores shared among the shards, or a submission's on a cluster.
@@ -145,7 +150,7 @@ def scoring_threads(wildcards):
         cores,
         config["shards"],
         local=workflow.local_exec,
-        judge=any(reward["function"] == JUDGE_FUNCTION for reward in config["rewards"]),
+        judge=_SCORES_WITH_A_JUDGE,
     )
 
 

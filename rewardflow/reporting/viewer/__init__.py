@@ -45,6 +45,7 @@ from rewardflow.reporting.run_files import (
     RunFiles,
     read_responses_with_scores,
     read_summary,
+    run_name,
     sample_status,
     shard_paths,
 )
@@ -440,7 +441,7 @@ def build_viewer(
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     response_paths, score_paths = shard_paths(run_dir)
-    name = str(summary.get("run_name", run_dir.name))
+    name = run_name(run_dir, summary)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(
