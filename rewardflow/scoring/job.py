@@ -51,6 +51,7 @@ never as a zero.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import pickle
@@ -420,6 +421,53 @@ class _ShardTasks:
             self.results[index] = dict(zip(self.names, results, strict=True))
 
 
+class _JobWorkers:
+    """The job's worker pool and chunk sizer, kept for the next shard the job scores.
+
+    A job over a group of shards (rewardflow.config.shard_jobs) scores them one after another;
+    a fresh pool for each would fork and load the rewards again, and a fresh sizer would start
+    again from one task per reward, which costs more than scoring a small shard. The pool is
+    kept only for the same rewards, limits and worker count, and is closed when the job's
+    process exits (or stopped at once on an error).
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[bytes, int, float, int] | None = None
+        self._pool: ProcessPool | None = None
+        self._sizer: ChunkSizer | None = None
+        atexit.register(self.close)
+
+    def get(
+        self, setup: WorkerSetup, workers: int, rewards: int, timeout_s: float, max_chunk: int
+    ) -> tuple[ProcessPool, ChunkSizer]:
+        key = (pickle.dumps(setup), workers, timeout_s, max_chunk)
+        if self._pool is None or self._sizer is None or key != self._key:
+            self.close()
+            self._pool = ProcessPool(
+                max_workers=workers, initializer=_init_worker, initargs=(setup,)
+            )
+            self._sizer = ChunkSizer(rewards, workers, timeout_s, max_chunk)
+            self._key = key
+        return self._pool, self._sizer
+
+    def stop(self) -> None:
+        """Stop the workers now, whatever they are running."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
+        self._pool = self._sizer = self._key = None
+
+    def close(self) -> None:
+        """Let the workers finish (they are idle between shards) and end them."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+        self._pool = self._sizer = self._key = None
+
+
+_JOB_WORKERS = _JobWorkers()
+
+
 def score_shard(
     responses_path: str | Path,
     output_path: str | Path,
@@ -459,8 +507,7 @@ def score_shard(
     scored: list[dict[str, Any]] = []
     workers = max(1, workers)
     to_score = [index for index, record in enumerate(records) if record.status == "ok"]
-    sizer = ChunkSizer(len(rewards), workers, timeout_s, max_chunk)
-    pool = ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(setup,))
+    pool, sizer = _JOB_WORKERS.get(setup, workers, len(rewards), timeout_s, max_chunk)
     tasks = _ShardTasks(pool, records, [spec.name for spec in rewards], timeout_s, sizer)
     scheduled, queue = 0, QUEUED_PER_WORKER * workers
     try:
@@ -478,12 +525,8 @@ def score_shard(
             scored.append(result.to_dict())
             progress.advance(failed=result.status != "scored")
     except BaseException:
-        pool.stop()  # a Ctrl-C must not wait for every reward still scheduled
+        _JOB_WORKERS.stop()  # a Ctrl-C must not wait for every reward still scheduled
         raise
-    else:
-        pool.close()
-    finally:
-        pool.join()
     write_jsonl_atomic(output_path, scored)
     logger.info(
         "%d samples went to the workers in %d tasks: %d chunks of up to %d samples, %d of them "

@@ -396,3 +396,33 @@ def test_chunks_are_sized_from_the_time_measured_so_far():
     assert slower.next_size(10_000) == 1
     slower.observe(pairs=1000, seconds=0.1)  # a chunk: its time is over its (sample, reward)s
     assert slower.seconds_per_pair < 1.0
+
+
+def test_the_shards_of_a_group_share_one_worker_pool_and_its_timing(
+    tmp_path, reward_file, scheduled, monkeypatch
+):
+    # A job over a group of shards scores them one after another in one process
+    # (rewardflow.run_script): a pool (fork, reward import) and a sizer (a warm-up of one task
+    # per reward) per shard would cost more than scoring a small shard.
+    pools = []
+    real_init = ProcessPool.__init__
+
+    def counting_init(self, *args, **kwargs):
+        pools.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPool, "__init__", counting_init)
+    texts = ["4", "3"] * 50
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    first = score(tmp_path / "a", reward_file, texts)
+    first_tasks = list(scheduled)
+    scheduled.clear()
+    second = score(tmp_path / "b", reward_file, texts)
+
+    assert first == second
+    assert len(pools) == 1
+    assert first_tasks[0][0] == "_run_in_worker"  # no timing yet: one task per reward
+    assert scheduled[0][0] == "_run_chunk_in_worker"  # the first shard's timing carried over
+    assert len(scheduled) < len(first_tasks)
