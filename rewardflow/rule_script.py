@@ -8,6 +8,7 @@ rewardflow and keeps its traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, NoReturn
 
 from rewardflow.errors import RewardflowError
 from rewardflow.redaction import RedactingFilter
+from rewardflow.run_script import APPEND_LOG_ENV
 
 
 def configure_logging(log_path: str | Path | None) -> None:
@@ -22,7 +24,9 @@ def configure_logging(log_path: str | Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+        # A group's later shards share the job's log (rewardflow.run_script): append to it.
+        mode = "a" if os.environ.get(APPEND_LOG_ENV) else "w"
+        handlers.append(logging.FileHandler(log_path, mode=mode, encoding="utf-8"))
     for handler in handlers:
         handler.addFilter(RedactingFilter())  # an API key never reaches the terminal or a log
     logging.basicConfig(

@@ -42,6 +42,12 @@ from typing import Any
 #: Environment variables the Snakefile sets for the jobs (see the module docstring).
 CONFIG_ENV, SCRIPTS_ENV, PYTHON_ENV = "REWARDFLOW_CONFIG", "REWARDFLOW_SCRIPTS", "REWARDFLOW_PYTHON"
 
+#: The placeholder a group's file templates hold for each of its shards (as Snakemake's own).
+SHARD_PLACEHOLDER = "{shard}"
+
+#: Set while a group's later shards run, so that their script appends to the job's one log.
+APPEND_LOG_ENV = "REWARDFLOW_APPEND_LOG"
+
 #: Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN); stay well below.
 MAX_CONFIG_BYTES = 100_000
 
@@ -75,6 +81,45 @@ def job_files(
     return _json({"input": input, "output": output, "wildcards": wildcards})
 
 
+def group_files(
+    run: str,
+    shards: Sequence[str],
+    input: Mapping[str, Any],
+    output: Mapping[str, Any],
+    per_shard_params: Mapping[str, str] | None = None,
+) -> str:
+    """``params.files`` of a job over a group of shards: file templates and the shards.
+
+    Each per-shard file list (one path per shard, in order) becomes one template with
+    :data:`SHARD_PLACEHOLDER`, so that the text stays short enough for one command-line
+    argument however many shards the group holds; other files are kept as they are.
+    ``per_shard_params`` are params that differ by shard, a template each.
+    """
+    return _json(
+        {
+            "input": {name: _template(value, shards) for name, value in input.items()},
+            "output": {name: _template(value, shards) for name, value in output.items()},
+            "wildcards": {"run": run},
+            "shards": list(shards),
+            "per_shard_params": dict(per_shard_params or {}),
+        }
+    )
+
+
+def _template(files: Any, shards: Sequence[str]) -> Any:
+    """``files`` as one template if they are exactly one ``shard-LABEL`` path per shard."""
+    if not isinstance(files, list) or len(files) != len(shards) or not shards:
+        return files
+    head, found, tail = str(files[0]).rpartition(f"shard-{shards[0]}")
+    template = f"{head}shard-{SHARD_PLACEHOLDER}{tail}"
+    if found and all(
+        template.replace(SHARD_PLACEHOLDER, shard) == path
+        for shard, path in zip(shards, files, strict=True)
+    ):
+        return template
+    return files
+
+
 def snakemake_object(
     params: str, files: str, log: str, threads: int, config: str
 ) -> SimpleNamespace:
@@ -98,13 +143,69 @@ def _environment(name: str) -> str:
     return value
 
 
+def shard_objects(
+    params: str, files: str, log: str, threads: int, config: str
+) -> list[SimpleNamespace]:
+    """One ``snakemake`` object per shard of the job: one for a per-shard job, or one for each
+    shard of a group (:func:`rewardflow.config.shard_jobs.group_files`), its templates filled in.
+    """
+    described = json.loads(files)
+    if "shards" not in described:
+        return [snakemake_object(params, files, log, threads, config)]
+    objects = []
+    for shard in described["shards"]:
+        shard_params = {
+            **json.loads(params),
+            **{
+                name: template.replace(SHARD_PLACEHOLDER, shard)
+                for name, template in described["per_shard_params"].items()
+            },
+        }
+        shard_files = {
+            "input": _filled(described["input"], shard),
+            "output": _filled(described["output"], shard),
+            "wildcards": {**described["wildcards"], "shard": shard},
+        }
+        objects.append(
+            snakemake_object(_json(shard_params), _json(shard_files), log, threads, config)
+        )
+    return objects
+
+
+def _filled(files: Mapping[str, Any], shard: str) -> dict[str, Any]:
+    return {
+        name: value.replace(SHARD_PLACEHOLDER, shard) if isinstance(value, str) else value
+        for name, value in files.items()
+    }
+
+
+def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
+    """Run ``script`` once per shard, in this one process; the exit status of the job.
+
+    A shard that fails does not stop the group's later shards: their responses still reach the
+    cache (the job fails at the end, and Snakemake then removes the group's outputs, which a
+    rerun rebuilds from the cache). The log is truncated once, by the first shard.
+    """
+    status = 0
+    for index, snakemake in enumerate(objects):
+        if index:
+            os.environ[APPEND_LOG_ENV] = "1"
+        try:
+            runpy.run_path(str(script), init_globals={"snakemake": snakemake}, run_name="__main__")
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            status = status or code
+    os.environ.pop(APPEND_LOG_ENV, None)
+    return status
+
+
 def main(argv: Sequence[str]) -> None:
     if len(argv) != 5:
         sys.exit("usage: python -m rewardflow.run_script NAME PARAMS FILES LOG THREADS")
     name, params, files, log, threads = argv
     script = Path(_environment(SCRIPTS_ENV)) / f"{name}.py"
-    snakemake = snakemake_object(params, files, log, int(threads), _environment(CONFIG_ENV))
-    runpy.run_path(str(script), init_globals={"snakemake": snakemake}, run_name="__main__")
+    objects = shard_objects(params, files, log, int(threads), _environment(CONFIG_ENV))
+    sys.exit(run_shards(script, objects))
 
 
 if __name__ == "__main__":

@@ -51,15 +51,16 @@ def capped_shards(config: Mapping[str, Any]) -> tuple[int, int | None]:
 
 
 def scoring_workers(
-    configured: int | None, cores: int, shards: int, *, local: bool, judge: bool = False
+    configured: int | None, cores: int, jobs: int, *, local: bool, judge: bool = False
 ) -> int:
     """Worker processes per scoring job (the job's Snakemake ``threads``).
 
     ``scoring.threads`` when it is set. Otherwise, on one machine, the cores are divided among
-    the shards, so that scoring jobs run side by side instead of one at a time with every core
-    each: a job's interpreter, imports and worker start-up are serial work that only
-    side-by-side jobs overlap, and with more shards than cores every core is busy anyway. A
-    job still gets several cores when there are fewer shards than cores. On a cluster each job
+    the step's ``jobs`` (one per shard or group of shards), so that scoring jobs run side by
+    side instead of one at a time with every core each: a job's interpreter, imports and worker
+    start-up are serial work that only side-by-side jobs overlap, and with more jobs than cores
+    every core is busy anyway. A job still gets several cores when there are fewer jobs than
+    cores. On a cluster each job
     is an allocation of its own, so it gets every core one submission may ask for.
 
     With an LLM judge among the rewards (``judge``) a job takes every core on one machine too:
@@ -70,7 +71,7 @@ def scoring_workers(
         return configured
     if not local or judge:
         return cores
-    return max(1, cores // max(1, shards))
+    return max(1, cores // max(1, jobs))
 
 
 def shard_names(config: Mapping[str, Any]) -> list[str]:

@@ -381,6 +381,27 @@ else
     log "note: aggregate_scores ran as a SLURM job (it is not a local rule)"
 fi
 
+# Shards in groups (jobs_per_step below the shard count): each group is a rule of its own, and
+# each SLURM job re-reads the Snakefile, so it must find the same group rules as the main process.
+GROUPED="$RUNTIME_DIR/grouped"
+make_workdir "$GROUPED"
+log "SLURM run of the same config, its 4 shards in 2 jobs per step (jobs_per_step=2)"
+start_slurm "$GROUPED" "$RUNTIME_DIR/grouped.log" --config "${FAST[@]}" jobs_per_step=2
+if wait_bg; then
+    pass "the demo with shards in groups finished under SLURM"
+else
+    show_tail "$RUNTIME_DIR/grouped.log"
+    die "the demo with shards in groups failed under SLURM (log: $RUNTIME_DIR/grouped.log)"
+fi
+check "its summary counts equal the local run's" \
+    "$MAIN_PY" -c 'import json, sys; a, b = (json.load(open(p))["counts"] for p in sys.argv[1:]); sys.exit(a != b)' \
+    "$LOCAL/results/demo/summary.json" "$GROUPED/results/demo/summary.json"
+squeue --noheader --states=all --format='%i|%T|%C|%k' >"$RUNTIME_DIR/slurm.jobs"
+check "2 generation jobs ran, one per group of 2 shards" \
+    test "$(count_jobs '|COMPLETED|.*|rule_generate_responses_00[02]_00[13]')" -eq 2
+check "the cluster run warned that the profile's per-shard settings miss the groups" \
+    grep -q "jobs_per_step: 2 runs the 4 shards in groups" "$RUNTIME_DIR/grouped.log"
+
 # --- 5. scancel a generation job mid-way, then rerun ---------------------------------------------
 # 2 shards of 20 prompts, one request at a time, 400 ms each: about 8 s per generation job.
 CANCEL="$RUNTIME_DIR/cancel"

@@ -22,6 +22,7 @@ from rewardflow.run_script import (
     MAX_CONFIG_BYTES,
     SCRIPTS_ENV,
     config_for_jobs,
+    group_files,
     job_files,
     step_params,
 )
@@ -30,6 +31,7 @@ PROBE = """
 import json, sys
 from pathlib import Path
 
+Path(snakemake.output.seen).parent.mkdir(parents=True, exist_ok=True)
 Path(snakemake.output.seen).write_text(json.dumps({
     "prompts": snakemake.input.prompts,
     "files": snakemake.input.files,
@@ -86,6 +88,77 @@ def test_the_script_gets_every_part_of_the_job_and_snakemake_is_not_imported(tmp
         "name": "__main__",
         "snakemake_imported": False,
     }
+
+
+def test_a_group_job_runs_the_script_once_per_shard_with_that_shards_files(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "probe.py").write_text(PROBE)
+    shards = ["004", "005", "006"]
+    files = group_files(
+        "unit",
+        shards,
+        {"prompts": [f"p/shard-{shard}.jsonl" for shard in shards], "files": ["a.py", "b.py"]},
+        {"seen": [str(tmp_path / f"seen/shard-{shard}.json") for shard in shards]},
+        {"writer_name": "unit.shard-{shard}"},
+    )
+
+    done = run_script(
+        tmp_path, "probe", step_params({"settings": {"n": 2}}), files, "logs/x.log", "1",
+        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    for shard in shards:
+        seen = json.loads((tmp_path / f"seen/shard-{shard}.json").read_text())
+        assert seen["prompts"] == f"p/shard-{shard}.jsonl"
+        assert seen["files"] == ["a.py", "b.py"]  # the same for every shard
+        assert (seen["shard"], seen["writer"]) == (shard, f"unit.shard-{shard}")
+        assert seen["settings"] == {"n": 2}
+
+
+def test_a_groups_files_fit_one_argument_however_many_shards_it_holds():
+    shards = [f"{index:05d}" for index in range(10_000)]
+    files = group_files(
+        "unit", shards,
+        {"prompts": [f"results/unit/prompts/shard-{shard}.jsonl" for shard in shards]},
+        {"scores": [f"results/unit/scores/shard-{shard}.jsonl" for shard in shards]},
+    )  # fmt: skip
+
+    described = json.loads(files)
+    assert described["input"]["prompts"] == "results/unit/prompts/shard-{shard}.jsonl"
+    assert len(files.encode()) < 128 * 1024  # Linux's limit for one argument
+
+
+def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "some_fail.py").write_text(
+        "import sys\nfrom pathlib import Path\n"
+        "from rewardflow.rule_script import configure_logging\n"
+        "import logging\n"
+        "configure_logging(snakemake.log[0])\n"
+        "logging.info('shard %s', snakemake.wildcards.shard)\n"
+        "if snakemake.wildcards.shard == '001':\n    sys.exit(4)\n"
+        "Path(snakemake.output.done).write_text('ok')\n"
+    )
+    shards = ["000", "001", "002"]
+    files = group_files(
+        "unit", shards, {}, {"done": [str(tmp_path / f"shard-{shard}.done") for shard in shards]}
+    )
+
+    done = run_script(
+        tmp_path, "some_fail", step_params({}), files, str(tmp_path / "job.log"), "1",
+        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
+    )  # fmt: skip
+
+    assert done.returncode == 4
+    assert sorted(path.name for path in tmp_path.glob("*.done")) == [
+        "shard-000.done",
+        "shard-002.done",
+    ]
+    log = (tmp_path / "job.log").read_text()
+    assert [line.split()[-1] for line in log.splitlines()] == shards  # one log, appended
 
 
 def test_a_script_error_fails_the_job(tmp_path):

@@ -4,6 +4,7 @@
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -25,12 +26,15 @@ from rewardflow.config import (
     validate_config,
 )
 from rewardflow.config.scoring import JUDGE_FUNCTION
+from rewardflow.config.shard_jobs import jobs_per_step, shard_jobs
 from rewardflow.errors import RewardflowError
 from rewardflow.run_script import (
     CONFIG_ENV,
     PYTHON_ENV,
     SCRIPTS_ENV,
+    SHARD_PLACEHOLDER,
     config_for_jobs,
+    group_files,
     job_files,
     step_params,
 )
@@ -67,6 +71,8 @@ if _shards < config["shards"]:
     )
     config["shards"] = _shards
 SHARDS = shard_names(config)
+# The jobs of each per-shard step: every shard, or groups of them (rewardflow.config.shard_jobs).
+SHARD_JOBS = shard_jobs(config, RUN, SHARDS)
 
 
 def _deploys_software():
@@ -137,7 +143,7 @@ _SCORES_WITH_A_JUDGE = any(
 
 def scoring_threads(wildcards):
     """Worker processes per scoring job (rewardflow.config.scoring_workers): the configured
-    number, else this machine's cores shared among the shards, or a submission's on a cluster.
+    number, else this machine's cores shared among the step's jobs, or a submission's on a cluster.
     Evaluated per job, once the executor is known, as generation_threads is.
     """
     try:
@@ -148,7 +154,7 @@ def scoring_threads(wildcards):
     return scoring_workers(
         config["scoring"]["threads"],
         cores,
-        config["shards"],
+        jobs_per_step(config),
         local=workflow.local_exec,
         judge=_SCORES_WITH_A_JUDGE,
     )
@@ -193,6 +199,32 @@ def files_of_job(wildcards, input, output):
     return job_files(dict(input.items()), dict(output.items()), dict(wildcards.items()))
 
 
+def per_shard_params(job, **params):
+    """The params that differ by shard, functions of the wildcards. They are part of
+    params.step for one job per shard; a group's job gets them through files_of instead.
+    """
+    return {} if job.grouped else params
+
+
+def files_of(job, **per_shard):
+    """params.files of a step's job: files_of_job, or for a group of shards its file templates
+    and shards, with the per_shard_params (functions of the wildcards) as templates too.
+    """
+    if not job.grouped:
+        return files_of_job
+    templates = {
+        name: value(SimpleNamespace(run=RUN, shard=SHARD_PLACEHOLDER))
+        for name, value in per_shard.items()
+    }
+
+    def files(wildcards, input, output):
+        return group_files(
+            RUN, job.shards, dict(input.items()), dict(output.items()), templates
+        )
+
+    return files
+
+
 def generation_threads(wildcards):
     """No core on this machine, one on a cluster.
 
@@ -217,6 +249,14 @@ onstart:
         preflight_checks(config)
     except RewardflowError as error:
         raise WorkflowError(str(error)) from None
+    if SHARD_JOBS[0].grouped and not workflow.local_exec:
+        logger.warning(
+            f"jobs_per_step: {len(SHARD_JOBS)} runs the {len(SHARDS)} shards in groups, "
+            "one job per group: rules such as generate_responses_"
+            f"{SHARD_JOBS[0].shards[0]}_{SHARD_JOBS[0].shards[-1]}, which a profile's "
+            "settings for generate_responses do not reach; set jobs_per_step: null for one "
+            "job per shard on a cluster (docs/workflow.md, 'Shards and jobs')"
+        )
 
 
 # Snakemake's scheduler leaves a non-daemon timer armed that would hold the exit up to a second.

@@ -1,0 +1,57 @@
+"""How the per-shard steps are cut into jobs (rewardflow.config.shard_jobs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewardflow.config import shard_labels
+from rewardflow.config.shard_jobs import ShardJob, jobs_per_step, shard_groups, shard_jobs
+
+
+@pytest.mark.parametrize("shards, jobs", [(128, 16), (17, 16), (10, 3), (5, 5), (3, 1)])
+def test_groups_are_consecutive_balanced_and_cover_every_shard_once(shards, jobs):
+    labels = shard_labels(shards)
+
+    groups = shard_groups(labels, jobs)
+
+    assert len(groups) == jobs
+    assert [shard for group in groups for shard in group] == labels
+    sizes = [len(group) for group in groups]
+    assert max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)  # the first groups take the extra shards
+
+
+@pytest.mark.parametrize(
+    "shards, limit, expected", [(128, 16, 16), (8, 16, 8), (128, None, 128), (4, 1, 1)]
+)
+def test_jobs_per_step_is_the_limit_or_every_shard(shards, limit, expected):
+    assert jobs_per_step({"shards": shards, "jobs_per_step": limit}) == expected
+
+
+def test_up_to_the_limit_each_step_is_the_one_rule_with_the_shard_wildcard():
+    config = {"shards": 16, "jobs_per_step": 16}
+
+    (job,) = shard_jobs(config, "run", shard_labels(16))
+
+    assert not job.grouped
+    assert job.rule_name("score_responses") == "score_responses"
+    pattern = "results/{run}/scores/shard-{shard}.jsonl"
+    assert job.paths(pattern) == pattern
+    assert job.job_file("logs/{run}/score_responses/shard-{shard}.log") == (
+        "logs/{run}/score_responses/shard-{shard}.log"
+    )
+
+
+def test_beyond_the_limit_each_group_is_a_rule_naming_its_shards_and_their_files():
+    jobs = shard_jobs({"shards": 128, "jobs_per_step": 16}, "big", shard_labels(128))
+
+    assert len(jobs) == 16
+    second = jobs[1]
+    assert second == ShardJob("big", tuple(f"{index:03d}" for index in range(8, 16)))
+    assert second.rule_name("generate_responses") == "generate_responses_008_015"
+    assert second.paths("results/{run}/scores/shard-{shard}.jsonl") == [
+        f"results/big/scores/shard-{index:03d}.jsonl" for index in range(8, 16)
+    ]
+    assert second.job_file("logs/{run}/score_responses/shard-{shard}.log") == (
+        "logs/big/score_responses/shards-008-015.log"
+    )
