@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from rewardflow.errors import RewardflowError
 from rewardflow.redaction import RedactingFilter
-from rewardflow.run_script import APPEND_LOG_ENV
+from rewardflow.run_script import APPEND_LOG_ENV, INTERRUPTED_EXIT
 
 
 def configure_logging(log_path: str | Path | None) -> None:
@@ -38,20 +38,24 @@ def configure_logging(log_path: str | Path | None) -> None:
     )
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, status: int = 1) -> NoReturn:
     logging.getLogger("rewardflow").error(message)
-    sys.exit(1)
+    sys.exit(status)
 
 
 def run_rule(log_path: str | Path | None, function: Callable[..., Any], *args: Any) -> Any:
-    """Call ``function(*args)`` with logging set up; turn user errors into a clean exit 1."""
+    """Call ``function(*args)`` with logging set up; turn user errors into a clean exit 1
+    (and a Ctrl-C into exit 130, which stops a group's job, see rewardflow.run_script)."""
     configure_logging(log_path)
     try:
         return function(*args)
     except RewardflowError as error:
         _fail(str(error))
     except KeyboardInterrupt:
-        _fail("interrupted; finished responses are cached and will not be requested again")
+        _fail(
+            "interrupted; finished responses are cached and will not be requested again",
+            INTERRUPTED_EXIT,
+        )
     except Exception:
         logging.getLogger("rewardflow").exception("unexpected error (a bug in rewardflow?)")
         sys.exit(1)

@@ -45,6 +45,10 @@ CONFIG_ENV, SCRIPTS_ENV, PYTHON_ENV = "REWARDFLOW_CONFIG", "REWARDFLOW_SCRIPTS",
 #: The placeholder a group's file templates hold for each of its shards (as Snakemake's own).
 SHARD_PLACEHOLDER = "{shard}"
 
+#: The exit status of a job stopped by Ctrl-C (128 + SIGINT, as a shell reports it): a group's
+#: job stops there instead of going on to its next shard.
+INTERRUPTED_EXIT = 130
+
 #: Set while a group's later shards run, so that their script appends to the job's one log.
 APPEND_LOG_ENV = "REWARDFLOW_APPEND_LOG"
 
@@ -184,7 +188,8 @@ def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
 
     A shard that fails does not stop the group's later shards: their responses still reach the
     cache (the job fails at the end, and Snakemake then removes the group's outputs, which a
-    rerun rebuilds from the cache). The log is truncated once, by the first shard.
+    rerun rebuilds from the cache). A Ctrl-C (:data:`INTERRUPTED_EXIT`) does stop the job. The
+    log is truncated once, by the first shard.
     """
     status = 0
     for index, snakemake in enumerate(objects):
@@ -195,6 +200,8 @@ def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
             status = status or code
+            if code == INTERRUPTED_EXIT:
+                break
     os.environ.pop(APPEND_LOG_ENV, None)
     return status
 

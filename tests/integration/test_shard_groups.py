@@ -96,3 +96,24 @@ def test_a_groups_deleted_shard_is_rebuilt_from_the_cache(tmp_path, fresh_simula
     assert not [rule for rule in after.ran_rules if rule.startswith(("generate", "score"))]
     assert "aggregate_scores" in after.ran_rules
     assert fresh_simulator.requests() == 0
+
+
+def test_imported_responses_are_read_in_groups_too(tmp_path, fresh_simulator):
+    rows = [
+        {"id": f"q{index}", "question": "What is 1 + 1?", "answer": "2", "output": f"#### {answer}"}
+        for index, answer in enumerate([2, 2, 3, 2, 5])
+    ]
+    dataset = write_jsonl(tmp_path / "data.jsonl", rows)
+    config = base_config(dataset, "http://127.0.0.1:9/v1", shards=5, jobs_per_step=2)
+    config["dataset"]["response_field"] = "output"
+    config["generation"] = {"enabled": False}
+
+    result = run_with(tmp_path, config)
+
+    assert result.returncode == 0, result.output
+    assert {"import_responses_000_002", "import_responses_003_004"} <= set(result.ran_rules)
+    scores = [record for shard in shard_records(tmp_path, "scores", 5) for record in shard]
+    assert sorted((record["id"], record["score"]) for record in scores) == [
+        ("q0", 1.0), ("q1", 1.0), ("q2", 0.0), ("q3", 1.0), ("q4", 0.0),
+    ]  # fmt: skip
+    assert fresh_simulator.requests() == 0

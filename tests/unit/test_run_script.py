@@ -161,6 +161,32 @@ def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):
     assert [line.split()[-1] for line in log.splitlines()] == shards  # one log, appended
 
 
+def test_ctrl_c_stops_a_group_at_the_shard_it_interrupted(tmp_path):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "interrupted.py").write_text(
+        "from pathlib import Path\n"
+        "from rewardflow.rule_script import run_rule\n"
+        "def main(snakemake):\n"
+        "    if snakemake.wildcards.shard == '001':\n        raise KeyboardInterrupt\n"
+        "    Path(snakemake.output.done).write_text('ok')\n"
+        "run_rule(None, main, snakemake)\n"
+    )
+    shards = ["000", "001", "002"]
+    files = group_files(
+        "unit", shards, {}, {"done": [str(tmp_path / f"shard-{shard}.done") for shard in shards]}
+    )
+
+    done = run_script(
+        tmp_path, "interrupted", step_params({}), files, "x.log", "1",
+        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
+    )  # fmt: skip
+
+    assert done.returncode == 130
+    assert [path.name for path in tmp_path.glob("*.done")] == ["shard-000.done"]
+    assert "interrupted" in done.stderr
+
+
 def test_a_script_error_fails_the_job(tmp_path):
     scripts = tmp_path / "scripts"
     scripts.mkdir()
