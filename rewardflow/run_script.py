@@ -3,16 +3,20 @@
 ``script:`` starts each job's interpreter with a preamble that imports Snakemake itself, to
 unpickle the ``snakemake`` object the script reads: about 0.17 s of CPU per job on the
 project's machine, more than a fully cached shard's whole work. The per-shard rules
-(``generate_responses``, ``import_responses``, ``score_responses``) run once per shard, hundreds
-of times in a big run, so they call their script through ``shell:`` and this module instead::
+(``generate_responses``, ``import_responses``, ``score_responses``) run once per shard or group
+of shards, and the once-per-run rules sit between the last shard and the end of every run, so
+every rule calls its script through ``shell:`` and this module instead::
 
     "$REWARDFLOW_PYTHON" -m rewardflow.run_script NAME PARAMS FILES LOG THREADS
 
 * ``NAME`` is the script's name in the workflow's ``scripts/`` directory;
 * ``PARAMS`` is ``params.step``: the rule's params (what decides its output) as one sorted JSON
   text, so that Snakemake reruns the job exactly when one of them changes;
-* ``FILES`` is ``params.files``: the job's named input and output files and its wildcards. It is
-  a function of the job's files, which Snakemake leaves out of its params comparison;
+* ``FILES`` is ``params.files``: the job's named input and output files and its wildcards
+  (:func:`job_files`), or for a job over a group of shards (:func:`group_files`) and a
+  once-per-run rule (:func:`run_files`) each list of per-shard files as one template, so that
+  it fits one command-line argument however many shards there are. It is a function of the
+  job's files, which Snakemake leaves out of its params comparison;
 * ``LOG`` and ``THREADS`` are the job's log file and threads.
 
 Three environment variables, set when the Snakefile is parsed (so none is part of the shell
@@ -24,8 +28,7 @@ changing one reruns nothing), :data:`SCRIPTS_ENV` the ``scripts/`` directory and
 
 The script then gets a ``snakemake`` object with what the rule scripts use: ``input``,
 ``output``, ``params`` and ``wildcards`` by name, ``log`` as a list, ``threads`` and
-``config``. The once-per-run rules keep ``script:``: their 0.17 s is paid once, and their
-inputs (every shard's files) could outgrow one command-line argument.
+``config``. A group's job runs the script once per shard (:func:`run_shards`).
 """
 
 from __future__ import annotations
@@ -92,26 +95,55 @@ def group_files(
     output: Mapping[str, Any],
     per_shard_params: Mapping[str, str] | None = None,
 ) -> str:
-    """``params.files`` of a job over a group of shards: file templates and the shards.
+    """``params.files`` of a job over a group of shards, whose script runs once per shard.
 
-    Each per-shard file list (one path per shard, in order) becomes one template with
-    :data:`SHARD_PLACEHOLDER`, so that the text stays short enough for one command-line
-    argument however many shards the group holds; other files are kept as they are.
+    Each per-shard file list (one path per shard, in order) becomes one template (see
+    :func:`_template`), so that the text stays short enough for one command-line argument
+    however many shards the group holds; other files are kept as they are.
     ``per_shard_params`` are params that differ by shard, a template each.
     """
     return _json(
         {
-            "input": {name: _template(value, shards) for name, value in input.items()},
-            "output": {name: _template(value, shards) for name, value in output.items()},
+            **_templated_files(input, output, shards),
             "wildcards": {"run": run},
-            "shards": list(shards),
             "per_shard_params": dict(per_shard_params or {}),
+            "each_shard": True,
         }
     )
 
 
+def run_files(
+    input: Mapping[str, Any],
+    output: Mapping[str, Any],
+    wildcards: Mapping[str, Any],
+    shards: Sequence[str],
+) -> str:
+    """``params.files`` of a once-per-run rule, whose script runs once with every shard's files.
+
+    Its inputs or outputs name every shard's file (every response shard, every prompt shard):
+    thousands of paths, too long for one command-line argument, so each such list travels as a
+    template and comes back as the full list (``script:``, the alternative, costs Snakemake's
+    preamble: about 0.17 s of CPU per rule, on the path between the last shard and the end).
+    """
+    return _json(
+        {**_templated_files(input, output, shards), "wildcards": wildcards, "each_shard": False}
+    )
+
+
+def _templated_files(
+    input: Mapping[str, Any], output: Mapping[str, Any], shards: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "input": {name: _template(value, shards) for name, value in input.items()},
+        "output": {name: _template(value, shards) for name, value in output.items()},
+        "shards": list(shards),
+    }
+
+
 def _template(files: Any, shards: Sequence[str]) -> Any:
-    """``files`` as one template if they are exactly one ``shard-LABEL`` path per shard."""
+    """``files`` as ``{"shard_template": ...}`` if they are exactly one path per shard, in order,
+    each holding ``shard-LABEL`` (:data:`SHARD_PLACEHOLDER` in the template); else unchanged.
+    """
     if not isinstance(files, list) or len(files) != len(shards) or not shards:
         return files
     head, found, tail = str(files[0]).rpartition(f"shard-{shards[0]}")
@@ -120,8 +152,22 @@ def _template(files: Any, shards: Sequence[str]) -> Any:
         template.replace(SHARD_PLACEHOLDER, shard) == path
         for shard, path in zip(shards, files, strict=True)
     ):
-        return template
+        return {"shard_template": template}
     return files
+
+
+def _filled(files: Mapping[str, Any], shards: Sequence[str] | str) -> dict[str, Any]:
+    """Templates back to paths: one shard's path (``shards`` one label), or every shard's list."""
+
+    def fill(value: Any) -> Any:
+        if not (isinstance(value, dict) and "shard_template" in value):
+            return value
+        template = value["shard_template"]
+        if isinstance(shards, str):
+            return template.replace(SHARD_PLACEHOLDER, shards)
+        return [template.replace(SHARD_PLACEHOLDER, shard) for shard in shards]
+
+    return {name: fill(value) for name, value in files.items()}
 
 
 def snakemake_object(
@@ -150,12 +196,19 @@ def _environment(name: str) -> str:
 def shard_objects(
     params: str, files: str, log: str, threads: int, config: str
 ) -> list[SimpleNamespace]:
-    """One ``snakemake`` object per shard of the job: one for a per-shard job, or one for each
-    shard of a group (:func:`rewardflow.config.shard_jobs.group_files`), its templates filled in.
+    """The ``snakemake`` objects the script runs with: one, or one per shard of a group's job
+    (:func:`group_files`), each with its files and per-shard params filled in.
     """
     described = json.loads(files)
     if "shards" not in described:
         return [snakemake_object(params, files, log, threads, config)]
+    if not described["each_shard"]:
+        whole = {
+            "input": _filled(described["input"], described["shards"]),
+            "output": _filled(described["output"], described["shards"]),
+            "wildcards": described["wildcards"],
+        }
+        return [snakemake_object(params, _json(whole), log, threads, config)]
     objects = []
     for shard in described["shards"]:
         shard_params = {
@@ -174,13 +227,6 @@ def shard_objects(
             snakemake_object(_json(shard_params), _json(shard_files), log, threads, config)
         )
     return objects
-
-
-def _filled(files: Mapping[str, Any], shard: str) -> dict[str, Any]:
-    return {
-        name: value.replace(SHARD_PLACEHOLDER, shard) if isinstance(value, str) else value
-        for name, value in files.items()
-    }
 
 
 def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:

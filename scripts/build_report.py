@@ -18,4 +18,4 @@ def main(snakemake) -> None:
     logging.info("report figures and tables: %s", ", ".join(str(path) for path in paths))
 
 
-run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by rewardflow.run_script

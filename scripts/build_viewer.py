@@ -25,4 +25,4 @@ def main(snakemake) -> None:
     )
 
 
-run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by rewardflow.run_script

@@ -14,4 +14,4 @@ def main(snakemake) -> None:
     logging.info("wrote %d prompts into %d shards", count, len(snakemake.output.shards))
 
 
-run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by Snakemake
+run_rule(snakemake.log[0], main, snakemake)  # noqa: F821 - injected by rewardflow.run_script

@@ -24,6 +24,7 @@ from rewardflow.run_script import (
     config_for_jobs,
     group_files,
     job_files,
+    run_files,
     step_params,
 )
 
@@ -126,8 +127,41 @@ def test_a_groups_files_fit_one_argument_however_many_shards_it_holds():
     )  # fmt: skip
 
     described = json.loads(files)
-    assert described["input"]["prompts"] == "results/unit/prompts/shard-{shard}.jsonl"
+    assert described["input"]["prompts"] == {
+        "shard_template": "results/unit/prompts/shard-{shard}.jsonl"
+    }
     assert len(files.encode()) < 128 * 1024  # Linux's limit for one argument
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_once_per_run_script_gets_every_shards_files_as_lists(tmp_path, count):
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "whole.py").write_text(
+        "import json\n"
+        "from pathlib import Path\n"
+        "Path(snakemake.output.seen).write_text(json.dumps(vars(snakemake.input)))\n"
+    )
+    shards = [f"{index:03d}" for index in range(count)]
+    responses = [f"r/shard-{shard}.jsonl" for shard in shards]
+    files = run_files(
+        {"responses": responses, "summary": "s.json", "extra": ["a.py"]},
+        {"seen": str(tmp_path / "seen.json")},
+        {"run": "unit"},
+        shards,
+    )
+
+    done = run_script(
+        tmp_path, "whole", step_params({}), files, "x.log", "1",
+        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "seen.json").read_text()) == {
+        "responses": responses,  # a list even for one shard
+        "summary": "s.json",
+        "extra": ["a.py"],
+    }
 
 
 def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):

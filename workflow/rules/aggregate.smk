@@ -18,9 +18,10 @@ rule aggregate_scores:
         "../../environment.yml"
     params:
         # Only what the summary is computed from: operational settings rerun nothing.
-        settings=aggregate_params(config),
-    script:
-        "../../scripts/aggregate_scores.py"
+        step=step_params_of(settings=aggregate_params(config)),
+        files=files_of_run,
+    shell:
+        run_script("aggregate_scores")
 
 
 # A separate step so that a run stopped by its budget fails (non-zero exit, every time it is
@@ -35,5 +36,8 @@ rule check_run:
     localrule: True
     conda:
         "../../environment.yml"
-    script:
-        "../../scripts/check_run.py"
+    params:
+        step=step_params_of(),
+        files=files_of_run,
+    shell:
+        run_script("check_run")

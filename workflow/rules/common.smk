@@ -36,6 +36,7 @@ from rewardflow.run_script import (
     config_for_jobs,
     group_files,
     job_files,
+    run_files,
     step_params,
 )
 
@@ -161,11 +162,11 @@ def scoring_threads(wildcards):
 
 
 def run_script(name):
-    """The shell command of a per-shard rule: scripts/<name>.py through rewardflow.run_script.
+    """The shell command of a rule: scripts/<name>.py through rewardflow.run_script.
 
-    Per-shard jobs are many, and Snakemake's script: preamble costs each one a Snakemake import
-    (see rewardflow/run_script.py). The rule gives params.step (step_params_of) and params.files
-    (files_of_job).
+    Snakemake's script: preamble costs each job a Snakemake import (see
+    rewardflow/run_script.py). The rule gives params.step (step_params_of) and params.files
+    (files_of_job, files_of, or files_of_run for a once-per-run rule).
     """
     return (
         f'"${PYTHON_ENV}" -m rewardflow.run_script {name} '
@@ -223,6 +224,13 @@ def files_of(job, **per_shard):
         )
 
     return files
+
+
+def files_of_run(wildcards, input, output):
+    """params.files of a once-per-run rule: every shard's files as one template per list."""
+    return run_files(
+        dict(input.items()), dict(output.items()), dict(wildcards.items()), SHARDS
+    )
 
 
 def generation_threads(wildcards):

@@ -10,6 +10,7 @@ rule prepare_prompts:
     conda:
         "../../environment.yml"
     params:
-        settings=prepare_params(config),
-    script:
-        "../../scripts/prepare_prompts.py"
+        step=step_params_of(settings=prepare_params(config)),
+        files=files_of_run,
+    shell:
+        run_script("prepare_prompts")

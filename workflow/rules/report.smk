@@ -46,6 +46,7 @@ rule build_report:
     conda:
         "../../environment.yml"
     params:
-        group_fields=config["metrics"]["group_by"],
-    script:
-        "../../scripts/build_report.py"
+        step=step_params_of(group_fields=config["metrics"]["group_by"]),
+        files=files_of_run,
+    shell:
+        run_script("build_report")

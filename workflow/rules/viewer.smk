@@ -18,6 +18,7 @@ rule build_viewer:
     conda:
         "../../environment.yml"
     params:
-        group_fields=config["metrics"]["group_by"],
-    script:
-        "../../scripts/build_viewer.py"
+        step=step_params_of(group_fields=config["metrics"]["group_by"]),
+        files=files_of_run,
+    shell:
+        run_script("build_viewer")
