@@ -164,27 +164,33 @@ def test_a_once_per_run_script_gets_every_shards_files_as_lists(tmp_path, count)
     }
 
 
-def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):
+def run_group(tmp_path: Path, script: str, log: str) -> subprocess.CompletedProcess:
+    """Run ``script`` as a job over shards 000-002, each shard's output ``shard-NNN.done``."""
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    (scripts / "some_fail.py").write_text(
+    (scripts / "group.py").write_text(script)
+    shards = ["000", "001", "002"]
+    files = group_files(
+        "unit", shards, {}, {"done": [str(tmp_path / f"shard-{shard}.done") for shard in shards]}
+    )
+    return run_script(
+        tmp_path, "group", step_params({}), files, log, "1",
+        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
+    )  # fmt: skip
+
+
+def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):
+    done = run_group(
+        tmp_path,
         "import sys\nfrom pathlib import Path\n"
         "from rewardflow.rule_script import configure_logging\n"
         "import logging\n"
         "configure_logging(snakemake.log[0])\n"
         "logging.info('shard %s', snakemake.wildcards.shard)\n"
         "if snakemake.wildcards.shard == '001':\n    sys.exit(4)\n"
-        "Path(snakemake.output.done).write_text('ok')\n"
+        "Path(snakemake.output.done).write_text('ok')\n",
+        log=str(tmp_path / "job.log"),
     )
-    shards = ["000", "001", "002"]
-    files = group_files(
-        "unit", shards, {}, {"done": [str(tmp_path / f"shard-{shard}.done") for shard in shards]}
-    )
-
-    done = run_script(
-        tmp_path, "some_fail", step_params({}), files, str(tmp_path / "job.log"), "1",
-        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
-    )  # fmt: skip
 
     assert done.returncode == 4
     assert sorted(path.name for path in tmp_path.glob("*.done")) == [
@@ -192,29 +198,20 @@ def test_a_failing_shard_does_not_stop_the_groups_other_shards(tmp_path):
         "shard-002.done",
     ]
     log = (tmp_path / "job.log").read_text()
-    assert [line.split()[-1] for line in log.splitlines()] == shards  # one log, appended
+    assert [line.split()[-1] for line in log.splitlines()] == ["000", "001", "002"]  # appended
 
 
 def test_ctrl_c_stops_a_group_at_the_shard_it_interrupted(tmp_path):
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "interrupted.py").write_text(
+    done = run_group(
+        tmp_path,
         "from pathlib import Path\n"
         "from rewardflow.rule_script import run_rule\n"
         "def main(snakemake):\n"
         "    if snakemake.wildcards.shard == '001':\n        raise KeyboardInterrupt\n"
         "    Path(snakemake.output.done).write_text('ok')\n"
-        "run_rule(None, main, snakemake)\n"
+        "run_rule(None, main, snakemake)\n",
+        log="x.log",
     )
-    shards = ["000", "001", "002"]
-    files = group_files(
-        "unit", shards, {}, {"done": [str(tmp_path / f"shard-{shard}.done") for shard in shards]}
-    )
-
-    done = run_script(
-        tmp_path, "interrupted", step_params({}), files, "x.log", "1",
-        env={CONFIG_ENV: "{}", SCRIPTS_ENV: str(scripts)},
-    )  # fmt: skip
 
     assert done.returncode == 130
     assert [path.name for path in tmp_path.glob("*.done")] == ["shard-000.done"]
