@@ -26,6 +26,7 @@ from typing import Any, Self
 
 from rewardflow.config.paths import run_dir
 from rewardflow.config.prompts import PromptSettings
+from rewardflow.config.shard_jobs import jobs_per_step
 
 
 def content_sha256(value: Any) -> str:
@@ -198,7 +199,8 @@ class RateSettings:
     tokens_per_minute: float | None
     adaptive_rate: bool
     parallel_jobs: int
-    #: How many generation jobs run at once: ``parallel_jobs``, or fewer shards.
+    #: How many generation jobs can run at once: ``parallel_jobs``, or fewer jobs (one per shard
+    #: or group of shards, rewardflow.config.shard_jobs).
     jobs_sharing_limits: int
 
     @classmethod
@@ -210,7 +212,7 @@ class RateSettings:
             tokens_per_minute=generation["tokens_per_minute"],
             adaptive_rate=bool(generation["adaptive_rate"]),
             parallel_jobs=parallel_jobs,
-            jobs_sharing_limits=min(parallel_jobs, int(config["shards"])),
+            jobs_sharing_limits=min(parallel_jobs, jobs_per_step(config)),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rewardflow.config import shard_labels
+from rewardflow.config.generation import RateSettings
 from rewardflow.config.shard_jobs import ShardJob, jobs_per_step, shard_groups, shard_jobs
 
 
@@ -55,3 +56,25 @@ def test_beyond_the_limit_each_group_is_a_rule_naming_its_shards_and_their_files
     assert second.job_file("logs/{run}/score_responses/shard-{shard}.log") == (
         "logs/big/score_responses/shards-008-015.log"
     )
+
+
+@pytest.mark.parametrize(
+    "shards, limit, parallel_jobs, sharing",
+    [(128, 16, 32, 16), (128, 16, 2, 2), (3, 16, 8, 3), (128, None, 32, 32)],
+)
+def test_rate_limits_are_split_among_the_generation_jobs_that_can_run_at_once(
+    shards, limit, parallel_jobs, sharing
+):
+    # Split among more jobs than can run, each would hold too small a share (never the limit).
+    config = {
+        "shards": shards,
+        "jobs_per_step": limit,
+        "generation": {
+            "parallel_jobs": parallel_jobs,
+            "requests_per_minute": None,
+            "tokens_per_minute": 60_000,
+            "adaptive_rate": True,
+        },
+    }
+
+    assert RateSettings.from_config(config).jobs_sharing_limits == sharing
