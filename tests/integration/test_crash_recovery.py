@@ -41,10 +41,15 @@ def cached_entries(workdir: Path) -> int:
     return count
 
 
-def start_run_in_background(tmp_path: Path, base_url: str) -> tuple[Path, subprocess.Popen]:
-    """Start the workflow on PROMPTS prompts in its own process group; return (config, run)."""
+def start_run_in_background(
+    tmp_path: Path, base_url: str, **layout: int
+) -> tuple[Path, subprocess.Popen]:
+    """Start the workflow on PROMPTS prompts in its own process group; return (config, run).
+
+    ``layout``: shards and jobs_per_step (2 shards, one job each, unless given).
+    """
     dataset = write_jsonl(tmp_path / "data.jsonl", arithmetic_rows(PROMPTS))
-    config = base_config(dataset, base_url, shards=2)
+    config = base_config(dataset, base_url, **{"shards": 2, **layout})
     config["generation"]["concurrency"] = 2
     config_path = write_config(tmp_path, config)
     command = [
@@ -73,15 +78,20 @@ def published_responses(tmp_path: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.parametrize(
+    "layout",
+    [{}, {"shards": 6, "jobs_per_step": 2}],
+    ids=["one job per shard", "shards in groups"],
+)
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
-def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal):
+def test_rerun_after_a_kill_requests_only_what_is_missing(tmp_path, kill_signal, layout):
     seed = KILL_SEED
     kill_after = random.Random(seed).randint(1, PROMPTS - 10)
     # Shown with a failure (pytest prints what the test printed), so the run can be replayed.
     print(f"REWARDFLOW_KILL_SEED={seed}: killing after {kill_after} cached responses")
     server = start_simulator("--latency-ms", "150", "--latency-jitter-ms", "50")
     try:
-        config_path, run = start_run_in_background(tmp_path, server.base_url)
+        config_path, run = start_run_in_background(tmp_path, server.base_url, **layout)
         wait_until_cached(tmp_path, kill_after, run)
         # Ctrl-C reaches every process of the terminal's group; kill -9 spares nothing.
         os.killpg(run.pid, kill_signal)
