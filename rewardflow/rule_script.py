@@ -8,7 +8,6 @@ rewardflow and keeps its traceback.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +15,22 @@ from typing import Any, NoReturn
 
 from rewardflow.errors import RewardflowError
 from rewardflow.redaction import RedactingFilter
-from rewardflow.run_script import APPEND_LOG_ENV, INTERRUPTED_EXIT
+from rewardflow.run_script import INTERRUPTED_EXIT
+
+#: Log files this process has truncated: a job over a group of shards runs its script once per
+#: shard (rewardflow.run_script), and the later shards append to the job's one log.
+_TRUNCATED_LOGS: set[Path] = set()
 
 
 def configure_logging(log_path: str | Path | None) -> None:
     """INFO and up to the rule's log file, and to the terminal so progress is visible."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        # A group's later shards share the job's log (rewardflow.run_script): append to it.
-        mode = "a" if os.environ.get(APPEND_LOG_ENV) else "w"
-        handlers.append(logging.FileHandler(log_path, mode=mode, encoding="utf-8"))
+        path = Path(log_path).absolute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = "a" if path in _TRUNCATED_LOGS else "w"
+        _TRUNCATED_LOGS.add(path)
+        handlers.append(logging.FileHandler(path, mode=mode, encoding="utf-8"))
     for handler in handlers:
         handler.addFilter(RedactingFilter())  # an API key never reaches the terminal or a log
     logging.basicConfig(

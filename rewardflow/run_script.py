@@ -52,9 +52,6 @@ SHARD_PLACEHOLDER = "{shard}"
 #: job stops there instead of going on to its next shard.
 INTERRUPTED_EXIT = 130
 
-#: Set while a group's later shards run, so that their script appends to the job's one log.
-APPEND_LOG_ENV = "REWARDFLOW_APPEND_LOG"
-
 #: Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN); stay well below.
 MAX_CONFIG_BYTES = 100_000
 
@@ -170,19 +167,24 @@ def _filled(files: Mapping[str, Any], shards: Sequence[str] | str) -> dict[str, 
     return {name: fill(value) for name, value in files.items()}
 
 
-def snakemake_object(
-    params: str, files: str, log: str, threads: int, config: str
+def _snakemake_object(
+    params: Mapping[str, Any],
+    input: Mapping[str, Any],
+    output: Mapping[str, Any],
+    wildcards: Mapping[str, Any],
+    log: str,
+    threads: int,
+    config: Mapping[str, Any],
 ) -> SimpleNamespace:
-    """What the rule scripts read from Snakemake's ``snakemake``, rebuilt from the arguments."""
-    described = json.loads(files)
+    """What the rule scripts read from Snakemake's ``snakemake``."""
     return SimpleNamespace(
-        input=SimpleNamespace(**described["input"]),
-        output=SimpleNamespace(**described["output"]),
-        params=SimpleNamespace(**json.loads(params)),
-        wildcards=SimpleNamespace(**described["wildcards"]),
+        input=SimpleNamespace(**input),
+        output=SimpleNamespace(**output),
+        params=SimpleNamespace(**params),
+        wildcards=SimpleNamespace(**wildcards),
         log=[log],
         threads=threads,
-        config=json.loads(config),
+        config=config,
     )
 
 
@@ -199,34 +201,32 @@ def shard_objects(
     """The ``snakemake`` objects the script runs with: one, or one per shard of a group's job
     (:func:`group_files`), each with its files and per-shard params filled in.
     """
-    described = json.loads(files)
+    described, step, settings = json.loads(files), json.loads(params), json.loads(config)
+    inputs, outputs, wildcards = described["input"], described["output"], described["wildcards"]
     if "shards" not in described:
-        return [snakemake_object(params, files, log, threads, config)]
+        return [_snakemake_object(step, inputs, outputs, wildcards, log, threads, settings)]
+    shards = described["shards"]
     if not described["each_shard"]:
-        whole = {
-            "input": _filled(described["input"], described["shards"]),
-            "output": _filled(described["output"], described["shards"]),
-            "wildcards": described["wildcards"],
-        }
-        return [snakemake_object(params, _json(whole), log, threads, config)]
-    objects = []
-    for shard in described["shards"]:
-        shard_params = {
-            **json.loads(params),
-            **{
-                name: template.replace(SHARD_PLACEHOLDER, shard)
-                for name, template in described["per_shard_params"].items()
+        whole = (_filled(inputs, shards), _filled(outputs, shards), wildcards)
+        return [_snakemake_object(step, *whole, log, threads, settings)]
+    return [
+        _snakemake_object(
+            {
+                **step,
+                **{
+                    name: template.replace(SHARD_PLACEHOLDER, shard)
+                    for name, template in described["per_shard_params"].items()
+                },
             },
-        }
-        shard_files = {
-            "input": _filled(described["input"], shard),
-            "output": _filled(described["output"], shard),
-            "wildcards": {**described["wildcards"], "shard": shard},
-        }
-        objects.append(
-            snakemake_object(_json(shard_params), _json(shard_files), log, threads, config)
+            _filled(inputs, shard),
+            _filled(outputs, shard),
+            {**wildcards, "shard": shard},
+            log,
+            threads,
+            settings,
         )
-    return objects
+        for shard in shards
+    ]
 
 
 def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
@@ -235,12 +235,10 @@ def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
     A shard that fails does not stop the group's later shards: their responses still reach the
     cache (the job fails at the end, and Snakemake then removes the group's outputs, which a
     rerun rebuilds from the cache). A Ctrl-C (:data:`INTERRUPTED_EXIT`) does stop the job. The
-    log is truncated once, by the first shard.
+    shards share the job's log (rewardflow.rule_script truncates it once per process).
     """
     status = 0
-    for index, snakemake in enumerate(objects):
-        if index:
-            os.environ[APPEND_LOG_ENV] = "1"
+    for snakemake in objects:
         try:
             runpy.run_path(str(script), init_globals={"snakemake": snakemake}, run_name="__main__")
         except SystemExit as exit:
@@ -248,7 +246,6 @@ def run_shards(script: Path, objects: Sequence[SimpleNamespace]) -> int:
             status = status or code
             if code == INTERRUPTED_EXIT:
                 break
-    os.environ.pop(APPEND_LOG_ENV, None)
     return status
 
 

@@ -260,8 +260,8 @@ onstart:
     if SHARD_JOBS[0].grouped and not workflow.local_exec:
         logger.warning(
             f"jobs_per_step: {len(SHARD_JOBS)} runs the {len(SHARDS)} shards in groups, "
-            "one job per group: rules such as generate_responses_"
-            f"{SHARD_JOBS[0].shards[0]}_{SHARD_JOBS[0].shards[-1]}, which a profile's "
+            "one job per group: rules such as "
+            f"{SHARD_JOBS[0].rule_name('generate_responses')}, which a profile's "
             "settings for generate_responses do not reach; set jobs_per_step: null for one "
             "job per shard on a cluster (docs/workflow.md, 'Shards and jobs')"
         )
