@@ -33,7 +33,6 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -495,33 +494,3 @@ class CacheWriter:
         back. Locally the page cache is shared and this is a cheap fdatasync.
         """
         os.fdatasync(self._handle.fileno())
-
-
-class GroupSync:
-    """:meth:`CacheWriter.sync` for many concurrent requests: one ``fdatasync`` covers many.
-
-    Each caller appends, then awaits :meth:`synced`, which returns once a sync that *started
-    after* its append has finished, the guarantee :meth:`CacheWriter.sync` gives before a
-    claim is released. Syncs run one at a time in a thread; whoever gets the turn syncs
-    everything appended so far, so the requests that finished meanwhile are released by that
-    one sync instead of queueing a sync each (which also held up the appends behind them).
-    """
-
-    def __init__(self, writer: CacheWriter) -> None:
-        self._writer = writer
-        self._lock = asyncio.Lock()
-        #: Appends announced so far, and how many of them a finished sync covers.
-        self._appended = 0
-        self._synced = 0
-
-    async def synced(self) -> None:
-        """Return once this caller's append (made just before the call) is synced."""
-        # Counted before the first await, so the count names exactly the appends made so far.
-        self._appended += 1
-        mine = self._appended
-        async with self._lock:
-            if self._synced >= mine:
-                return  # a sync that started after our append has finished
-            covers = self._appended
-            await asyncio.to_thread(self._writer.sync)
-            self._synced = max(self._synced, covers)

@@ -1,13 +1,11 @@
-"""Which endpoint a run talks to, and how it is identified in the cache.
+"""Which endpoint a generation job sends its requests to, and the client that sends them.
 
 For ``provider: openai`` the endpoint is the configured base URL, unless ``model.launch`` has
 the generation jobs start a model server (:mod:`rewardflow.generation.launch`; jobs on one node
 share it, :mod:`rewardflow.generation.shared_server`). For ``provider: simulator`` the jobs
 launch the built-in simulated server the same way, so the offline demo needs no setup and still
-goes through real HTTP. The port changes every time, so the
-simulator's cache identity is derived from the settings that decide its answers (rule,
-responses file content, wrong rate and the simulator's answer version; not its ``seed``,
-which only seeds latency), not from its URL. ``provider: module:Class`` plugs in a user's
+goes through real HTTP. How the endpoint is identified in the cache keys is
+:mod:`rewardflow.generation.identity`. ``provider: module:Class`` plugs in a user's
 :class:`~rewardflow.generation.client.ModelClient`.
 
 Each sample's request carries a ``seed`` only when the config sets ``generation.seed``, with
@@ -19,89 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rewardflow.config.generation import ModelSettings, ResponseIdentity, SimulatorSettings
 from rewardflow.errors import ConfigError, MissingApiKeyError
-from rewardflow.generation.cache import normalize_endpoint
 from rewardflow.generation.client import (
     ChatRequest,
     ChatResponse,
     ModelClient,
     OpenAICompatibleClient,
 )
+from rewardflow.generation.identity import BUILTIN_PROVIDERS, SIMULATOR_SCHEME, simulator_identity
 from rewardflow.generation.launch import LaunchedServer, LaunchSpec, launched_server
 from rewardflow.redaction import register_secret
 from rewardflow.rewards.loader import load_callable
 
 _STARTUP_TIMEOUT_S = 60.0
-#: How the built-in simulator appears as the endpoint in cache keys and settings.json.
-SIMULATOR_SCHEME = "simulator://"
-#: How a server started from ``model.launch`` appears there (its port changes every job).
-LAUNCHED_SCHEME = "launched://"
-#: Providers served by the built-in OpenAI-compatible client; anything else is ``module:Class``.
-BUILTIN_PROVIDERS = frozenset({"openai", "simulator"})
-
-
-def _file_digest(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except FileNotFoundError:
-        raise ConfigError(f"simulator.responses: file not found: {path}") from None
-
-
-def endpoint_identity(model: ModelSettings) -> str:
-    """The endpoint part of every cache key for this config.
-
-    ``openai`` with a base URL: the normalized URL (as it always was, so existing caches keep
-    answering). A launched server: ``launched://`` + a digest of its command as it decides
-    answers (model path, served name, preset or command and extra args; not the port, GPU count
-    or timeouts). A custom client adds ``#client=module:Class`` (and its options' digest), since
-    another client at the same URL (a completions API, another prompt template) answers
-    differently.
-    """
-    if model.simulator is not None:
-        return _simulator_identity(model.simulator)
-    if model.launch is not None:
-        command = LaunchSpec.from_settings(model.launch, model.name).identity()
-        endpoint = f"{LAUNCHED_SCHEME}{_digest({'command': command})}"
-    else:
-        endpoint = normalize_endpoint(model.base_url or "")
-    if model.provider in BUILTIN_PROVIDERS:
-        return endpoint
-    options = f";options={_digest(dict(model.options))}" if model.options else ""
-    return f"{endpoint}#client={model.provider}{options}"
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _simulator_identity(simulator: SimulatorSettings) -> str:
-    # Imported here: the simulator pulls in aiohttp's server, which every snakemake start
-    # would otherwise pay for through the preflight checks.
-    from rewardflow.simulator import ANSWER_VERSION
-
-    # The answer-deciding keys (SIMULATOR_ANSWER_KEYS), the responses file by its content.
-    answers = {
-        "rule": simulator.rule,
-        "responses_sha256": _file_digest(simulator.responses),
-        "wrong_rate": simulator.wrong_rate,
-        # Not ``seed``: it seeds the latency draws only, and answers come from the request's.
-        # A simulator that answers differently must not be served its predecessor's answers.
-        "answer_version": ANSWER_VERSION,
-    }
-    return f"{SIMULATOR_SCHEME}{_digest(answers)}"
 
 
 def request_seed(settings: ResponseIdentity, sample_index: int) -> int | None:
@@ -177,7 +113,7 @@ def simulator_launch(model: ModelSettings) -> LaunchSpec:
         env_keys=_key_variables(model),
         # What decides its answers, as the cache keys say it: the canned responses file (read
         # once, at start), the rule, the wrong rate and the simulator's answer version.
-        answers=_simulator_identity(_simulator_of(model)),
+        answers=simulator_identity(_simulator_of(model)),
     )
 
 

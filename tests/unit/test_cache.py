@@ -13,11 +13,11 @@ from rewardflow.generation import cache as cache_module
 from rewardflow.generation.cache import (
     CachedResponse,
     GenerationSettings,
-    GroupSync,
     ResponseCache,
     cache_key,
     normalize_endpoint,
 )
+from rewardflow.generation.fetch import GroupSync
 from rewardflow.jsonl import SkippedLine, dumps, read_jsonl_tolerant, write_jsonl_atomic
 
 MESSAGES = [

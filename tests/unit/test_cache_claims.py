@@ -18,7 +18,7 @@ import pytest
 from test_cache import MESSAGES, append_entry, make_settings
 
 from rewardflow.generation.cache import ResponseCache, cache_key
-from rewardflow.generation.job import distinct_requests, plan_work
+from rewardflow.generation.work import distinct_requests, plan_work
 from rewardflow.records import PromptRecord
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ from rewardflow.config import validate_config
 from rewardflow.config.prompts import PrepareSettings
 from rewardflow.errors import DatasetError
 from rewardflow.generation.cache import GenerationSettings
-from rewardflow.generation.job import assemble_records, plan_work
+from rewardflow.generation.job import assemble_records
+from rewardflow.generation.work import plan_work
 from rewardflow.prompts.choices import answer_index, for_sample, shuffled_order
 from rewardflow.prompts.dataset import Row
 from rewardflow.prompts.prepare import build_prompt_records

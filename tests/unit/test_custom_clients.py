@@ -13,7 +13,7 @@ from rewardflow.config.generation import ModelSettings
 from rewardflow.errors import ConfigError
 from rewardflow.generation.client import OpenAICompatibleClient
 from rewardflow.generation.endpoint import client_class
-from rewardflow.generation.endpoint import endpoint_identity as identity_of_model
+from rewardflow.generation.identity import endpoint_identity as identity_of_model
 from rewardflow.generation.launch import PRESETS, LaunchSpec
 from rewardflow.preflight import preflight_checks
 from rewardflow.testing.client_contract import CONTRACT_CHECKS, run_check

@@ -13,15 +13,13 @@ from rewardflow.config.generation import GenerationJobSettings, ModelSettings, R
 from rewardflow.errors import ConfigError, MissingApiKeyError
 from rewardflow.generation.cache import cache_key
 from rewardflow.generation.endpoint import (
-    LAUNCHED_SCHEME,
-    SIMULATOR_SCHEME,
-    endpoint_identity,
     launch_spec,
     model_endpoint,
     read_api_key,
     request_seed,
     simulator_command,
 )
+from rewardflow.generation.identity import LAUNCHED_SCHEME, SIMULATOR_SCHEME, endpoint_identity
 from rewardflow.redaction import redact
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 2?"}]

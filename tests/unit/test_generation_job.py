@@ -20,7 +20,8 @@ from fake_chat_client import PROVIDER, FakeChatClient
 from rewardflow.config import GenerationStageSettings, validate_config
 from rewardflow.errors import MissingApiKeyError, ModelAuthError
 from rewardflow.generation.cache import GenerationSettings, JournalTail, ResponseCache
-from rewardflow.generation.job import GenerationIncomplete, _FreshLook, generate_shard
+from rewardflow.generation.fetch import _FreshLook
+from rewardflow.generation.job import GenerationIncomplete, generate_shard
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import PromptRecord
 

@@ -27,7 +27,7 @@ from rewardflow.config.generation import (
     ResponseIdentity,
 )
 from rewardflow.generation.cache import cache_key, normalize_endpoint
-from rewardflow.generation.endpoint import endpoint_identity
+from rewardflow.generation.identity import endpoint_identity
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},

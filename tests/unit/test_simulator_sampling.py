@@ -26,8 +26,8 @@ from rewardflow.config import validate_config
 from rewardflow.config.generation import ModelSettings
 from rewardflow.errors import ConfigError
 from rewardflow.generation.cache import GenerationSettings
-from rewardflow.generation.endpoint import endpoint_identity as identity_of_model
 from rewardflow.generation.endpoint import request_seed, simulator_command
+from rewardflow.generation.identity import endpoint_identity as identity_of_model
 from rewardflow.simulator import (
     SimulatorConfig,
     SimulatorError,
