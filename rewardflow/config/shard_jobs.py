@@ -7,6 +7,12 @@ runs as at most ``jobs_per_step`` jobs: with more shards than that, each job tak
 consecutive shards and runs them one after another in one process, writing one file per shard
 as ever (docs/workflow.md, "Shards and jobs").
 
+The default, 8, is four waves of the default two generation jobs at a time: scoring a wave's
+groups overlaps the next wave's generation, and only the last wave's scoring (a quarter of it)
+is left after the last request. Fewer jobs save start-up, more jobs shorten that tail; 8 was
+no slower than 16 for a slow reward behind a slow endpoint and faster for everything else
+measured (docs/performance.md, "Fourth session of 2026-12-02").
+
 A job holds a fixed list of output files, and Snakemake rules cannot declare a varying number
 of outputs per job, so a group is a rule of its own (``score_responses_008_015``: the shards
 it holds). With no more shards than ``jobs_per_step``, a step stays the one rule with the
@@ -69,6 +75,20 @@ def jobs_per_step(config: Mapping[str, Any]) -> int:
     shards = int(config["shards"])
     limit = config.get("jobs_per_step")
     return shards if limit is None else max(1, min(shards, int(limit)))
+
+
+def parallel_jobs_note(config: Mapping[str, Any]) -> str | None:
+    """A warning when the shards run in fewer groups than ``generation.parallel_jobs`` asks to
+    run at once: only ``jobs_per_step`` generation jobs exist, so the rest cannot happen."""
+    parallel = int(config["generation"]["parallel_jobs"])
+    limit = config.get("jobs_per_step")
+    if limit is None or int(config["shards"]) <= limit or parallel <= limit:
+        return None
+    return (
+        f"generation.parallel_jobs is {parallel}, but jobs_per_step: {limit} runs the "
+        f"{config['shards']} shards as {limit} generation jobs, so at most {limit} run at once; "
+        f"set jobs_per_step to {parallel} or more to run {parallel}"
+    )
 
 
 def shard_groups(shards: Sequence[str], jobs: int) -> list[tuple[str, ...]]:

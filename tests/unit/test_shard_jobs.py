@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from rewardflow.config import shard_labels
+from rewardflow.config import shard_labels, validate_config
 from rewardflow.config.generation import RateSettings
-from rewardflow.config.shard_jobs import ShardJob, jobs_per_step, shard_groups, shard_jobs
+from rewardflow.config.shard_jobs import (
+    ShardJob,
+    jobs_per_step,
+    parallel_jobs_note,
+    shard_groups,
+    shard_jobs,
+)
 
 
 @pytest.mark.parametrize("shards, jobs", [(128, 16), (17, 16), (10, 3), (5, 5), (3, 1)])
@@ -78,3 +84,40 @@ def test_rate_limits_are_split_among_the_generation_jobs_that_can_run_at_once(
     }
 
     assert RateSettings.from_config(config).jobs_sharing_limits == sharing
+
+
+@pytest.mark.parametrize(
+    "shards, limit, parallel_jobs, warned",
+    [(64, 8, 16, True), (64, 8, 8, False), (64, None, 16, False), (4, 8, 16, False)],
+)
+def test_a_parallel_jobs_setting_the_groups_cannot_reach_is_warned_about(
+    shards, limit, parallel_jobs, warned
+):
+    # Only the groups' count can be raised by the user here; fewer shards than parallel_jobs
+    # is the shard count's choice, and one job per shard reaches any parallel_jobs.
+    generation = {"parallel_jobs": parallel_jobs}
+    config = {"shards": shards, "jobs_per_step": limit, "generation": generation}
+
+    note = parallel_jobs_note(config)
+
+    assert (note is not None) == warned
+    if warned:
+        assert f"parallel_jobs is {parallel_jobs}" in note
+        assert f"jobs_per_step to {parallel_jobs}" in note
+
+
+def test_by_default_more_than_eight_shards_run_as_eight_jobs_per_step():
+    config = validate_config(
+        {
+            "run_name": "x",
+            "shards": 16,
+            "dataset": {"path": "d.jsonl"},
+            "model": {"provider": "simulator", "name": "m"},
+            "rewards": [{"name": "r", "function": "m:f"}],
+        }
+    )
+
+    jobs = shard_jobs(config, "x", shard_labels(16))
+
+    assert [job.shards for job in jobs] == [(f"{2 * n:03d}", f"{2 * n + 1:03d}") for n in range(8)]
+    assert parallel_jobs_note(config) is None  # the default parallel_jobs (2) fits

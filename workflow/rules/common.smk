@@ -26,7 +26,7 @@ from rewardflow.config import (
     validate_config,
 )
 from rewardflow.config.scoring import JUDGE_FUNCTION
-from rewardflow.config.shard_jobs import jobs_per_step, shard_jobs
+from rewardflow.config.shard_jobs import jobs_per_step, parallel_jobs_note, shard_jobs
 from rewardflow.errors import RewardflowError
 from rewardflow.run_script import (
     CONFIG_ENV,
@@ -257,6 +257,8 @@ onstart:
         preflight_checks(config)
     except RewardflowError as error:
         raise WorkflowError(str(error)) from None
+    if (note := parallel_jobs_note(config)) is not None:
+        logger.warning(note)
     if SHARD_JOBS[0].grouped and not workflow.local_exec:
         logger.warning(
             f"jobs_per_step: {len(SHARD_JOBS)} runs the {len(SHARDS)} shards in groups, "
