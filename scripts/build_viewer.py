@@ -1,20 +1,20 @@
-"""Rule build_viewer: a run's summary and shards -> results/<run>/viewer.html."""
+"""Rule build_viewer: the summary and the viewer's data tags -> results/<run>/viewer.html."""
 
+import json
 import logging
 from pathlib import Path
 
-from rewardflow.config.generation import CacheSettings, ModelSettings
-from rewardflow.reporting.viewer import build_viewer
+from rewardflow.reporting.viewer import ViewerData, assemble_viewer
 from rewardflow.rule_script import run_rule
 
 
 def main(snakemake) -> None:
-    stats = build_viewer(
-        Path(snakemake.input.summary).parent,
+    stats = assemble_viewer(
+        snakemake.input.summary,
+        snakemake.input.data,
+        ViewerData(**json.loads(Path(snakemake.input.counts).read_text(encoding="utf-8"))),
         snakemake.output.viewer,
         snakemake.params.group_fields,
-        CacheSettings.from_config(snakemake.config).root,
-        ModelSettings.from_config(snakemake.config).name,
     )
     logging.info(
         "viewer: %s (%d samples, %d prompts, %.1f MB)",

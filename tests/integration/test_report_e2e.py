@@ -78,3 +78,27 @@ def test_group_by_adds_one_figure_per_field_without_new_requests(demo_dir):
     page = make_report(demo_dir, *config)
     assert "group_answer.png" in page
     assert "Mean primary score per value of a metadata field" in page
+
+
+def test_the_viewers_pass_over_the_samples_runs_without_waiting_for_the_summary(tmp_path):
+    # The pass over every sample is the viewer's cost; it needs only the shards, so it is a
+    # step of its own that can run beside aggregate_scores (at 100,000 prompts the summary
+    # takes 3 s and that pass 5 s, which used to run one after the other).
+    for name in ("config", "examples"):
+        (tmp_path / name).symlink_to(REPO / name)
+
+    partial = run_snakemake(tmp_path, "--until", "build_viewer_data", *DEMO_CONFIG)
+
+    assert partial.returncode == 0, partial.output
+    assert "build_viewer_data" in partial.ran_rules
+    assert "aggregate_scores" not in partial.ran_rules
+    data = tmp_path / "results" / "demo" / "viewer" / "data.html"
+    part = data.read_text(encoding="utf-8")
+
+    complete = run_snakemake(tmp_path, *DEMO_CONFIG)
+
+    assert complete.returncode == 0, complete.output
+    assert "build_viewer_data" not in complete.ran_rules  # its data was still there
+    page = (tmp_path / "results" / "demo" / "viewer.html").read_text(encoding="utf-8")
+    assert part in page and 'id="rf-samples-0"' in part
+    assert not data.exists()  # a temporary file, once the page is built

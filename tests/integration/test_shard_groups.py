@@ -53,7 +53,8 @@ def test_groups_write_what_one_job_per_shard_writes_in_fewer_jobs(tmp_path, fres
         assert result.returncode == 0, result.output
         if jobs:
             assert sorted(set(result.ran_rules) - {"prepare_prompts", "aggregate_scores",
-                          "build_report", "build_viewer", "check_run", "all"}) == [
+                          "build_report", "build_viewer_data", "build_viewer", "check_run",
+                          "all"}) == [
                 "generate_responses_000_002", "generate_responses_003_004",
                 "score_responses_000_002", "score_responses_003_004",
             ]  # fmt: skip

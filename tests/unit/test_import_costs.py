@@ -38,6 +38,7 @@ NOT_IMPORTED = {
     "check_run": ALL_HEAVY,
     "build_report": (PYARROW, JSONSCHEMA, AIOHTTP, SYMPY),
     "build_viewer": ALL_HEAVY,
+    "build_viewer_data": ALL_HEAVY,
 }
 
 

@@ -417,31 +417,42 @@ class _ResponseTally:
             yield response
 
 
-def build_viewer(
-    run_dir: str | Path,
+@dataclass(frozen=True)
+class ViewerData:
+    """What :func:`write_viewer_data` wrote, and what the page's meta needs from that pass."""
+
+    prompts: int
+    samples: int
+    #: Responses cut off at ``max_tokens``, which the page's headline counts.
+    truncated: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompts": self.prompts, "samples": self.samples, "truncated": self.truncated}
+
+
+def write_viewer_data(
+    response_paths: Sequence[str | Path],
+    score_paths: Sequence[str | Path],
     out: str | Path,
-    group_fields: Sequence[str] | None = None,
     cache_root: str | Path | None = None,
     model: str | None = None,
-) -> ViewerStats:
-    """The workflow's entry point: ``results/<run>/`` -> ``results/<run>/viewer.html``.
+) -> ViewerData:
+    """Write one run's prompts and samples tags (the page's data, run index 0) to ``out``.
 
-    With ``cache_root`` and ``model`` (the configured model name, which names the cache
-    partition) each generated sample also shows its request latency.
+    This is the pass over every sample, and it needs no summary: the workflow runs it
+    (``build_viewer_data``) beside the summary step, and only the page around it
+    (:func:`assemble_viewer`, ``build_viewer``) waits for ``summary.json``. With
+    ``cache_root`` and ``model`` (the configured model name, which names the cache partition)
+    each generated sample also shows its request latency.
 
-    The run is streamed, never loaded: a first pass over the responses writes the prompts
-    tag to a scratch file beside ``out`` (the meta before it in the page needs the truncated
-    count, and the latencies need the run's cache keys, both known only after that pass), a
+    The run is streamed, never loaded: a first pass over the responses writes the prompts tag
+    to a scratch file (the latencies need the run's cache keys, known only after that pass), a
     second joins each response with its score and writes its sample. What stays in memory is
     each prompt id's position, the latencies, and one score shard at a time (the join of
     :func:`~rewardflow.reporting.run_files.read_responses_with_scores`), which also refuses a
     repeated key, with its file and line, as :func:`~rewardflow.reporting.run_files.load_run`
-    does.
+    does. ``out`` is written atomically.
     """
-    run_dir = Path(run_dir)
-    summary = read_summary(run_dir)
-    response_paths, score_paths = shard_paths(run_dir)
-    name = run_name(run_dir, summary)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(
@@ -454,12 +465,62 @@ def build_viewer(
         if cache_root is not None and model:
             latencies = LatencyTable(cache_root, model, tally.key_hashes)
         del tally.key_hashes
-        meta = _page_meta([_run_meta(name, run_dir, summary, tally.truncated, group_fields)], None)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                prompts_part.seek(0)
+                shutil.copyfileobj(prompts_part, handle)
+                samples = read_responses_with_scores(response_paths, score_paths)
+                count = _write_samples(handle, 0, samples, prompt_index, latencies)
+            os.chmod(tmp_name, new_file_mode())
+            os.replace(tmp_name, out)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+    return ViewerData(len(prompt_index), count, tally.truncated)
 
-        def write_data(handle: IO[str]) -> tuple[int, int]:
-            prompts_part.seek(0)
-            shutil.copyfileobj(prompts_part, handle)
-            samples = read_responses_with_scores(response_paths, score_paths)
-            return len(prompt_index), _write_samples(handle, 0, samples, prompt_index, latencies)
 
-        return _write_page(out, name, meta, write_data)
+def assemble_viewer(
+    summary_path: str | Path,
+    data_path: str | Path,
+    data: ViewerData,
+    out: str | Path,
+    group_fields: Sequence[str] | None = None,
+) -> ViewerStats:
+    """The page around :func:`write_viewer_data`'s tags: the headline from ``summary.json``.
+
+    ``group_fields`` are the metadata fields offered as filters and columns (default: the
+    summary's breakdowns). Copying the data tags costs a fraction of writing them.
+    """
+    run_dir = Path(summary_path).parent
+    summary = read_summary(run_dir)
+    name = run_name(run_dir, summary)
+    meta = _page_meta([_run_meta(name, run_dir, summary, data.truncated, group_fields)], None)
+
+    def write_data(handle: IO[str]) -> tuple[int, int]:
+        with open(data_path, encoding="utf-8") as part:
+            shutil.copyfileobj(part, handle)
+        return data.prompts, data.samples
+
+    return _write_page(out, name, meta, write_data)
+
+
+def build_viewer(
+    run_dir: str | Path,
+    out: str | Path,
+    group_fields: Sequence[str] | None = None,
+    cache_root: str | Path | None = None,
+    model: str | None = None,
+) -> ViewerStats:
+    """``results/<run>/`` -> its viewer in one call: :func:`write_viewer_data` into a scratch
+    file beside ``out``, then :func:`assemble_viewer` (the workflow runs the two as rules of
+    their own, so that the pass over the samples need not wait for the summary)."""
+    run_dir = Path(run_dir)
+    read_summary(run_dir)  # not a finished run: say so before reading every shard
+    response_paths, score_paths = shard_paths(run_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as scratch:
+        data_path = Path(scratch) / "data.html"
+        data = write_viewer_data(response_paths, score_paths, data_path, cache_root, model)
+        return assemble_viewer(run_dir / "summary.json", data_path, data, out, group_fields)
