@@ -343,6 +343,9 @@ def fetch_missing(
     label: str,
     server_log: str | Path | None = None,
 ) -> Fetched:
+    """Request the ``missing`` samples (steps 2 and 3 of the job): read the API key, open the
+    endpoint (starting or sharing its server), send under the job's limits, and save what the
+    adaptive pace learned for the next job."""
     model = settings.model
     api_key = read_api_key(model.api_key_env)
     guard = make_spend_guard(settings.budget, cache.root, writer_name)

@@ -1,7 +1,8 @@
 """What a generation job must obtain: one item per (prompt, sample), with its cache key.
 
 Planned before anything else, so that the cache look-up decides what is missing before the
-request phase (:mod:`rewardflow.generation.fetch`) is even imported.
+request phase (:mod:`rewardflow.generation.fetch`) is even imported; what that phase returns
+is defined here too, so that a job with nothing missing never imports it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def distinct_requests(items: Sequence[WorkItem]) -> list[WorkItem]:
 
 @dataclass
 class Requested:
-    """What :func:`request_missing` obtained, by cache key."""
+    """What :func:`~rewardflow.generation.fetch.request_missing` obtained, by cache key."""
 
     responses: dict[str, CachedResponse] = field(default_factory=dict)
     failures: dict[str, GenerationError] = field(default_factory=dict)
@@ -82,7 +83,8 @@ class Requested:
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a job's request phase did: its responses and failures, and how it went."""
+    """What a job's request phase (:func:`~rewardflow.generation.fetch.fetch_missing`) did:
+    its responses and failures, and how it went; all zero for a job with nothing missing."""
 
     requested: Requested = field(default_factory=Requested)
     attempts: int = 0
