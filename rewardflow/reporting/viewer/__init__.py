@@ -492,8 +492,9 @@ def assemble_viewer(
     ``group_fields`` are the metadata fields offered as filters and columns (default: the
     summary's breakdowns). Copying the data tags costs a fraction of writing them.
     """
-    run_dir = Path(summary_path).parent
-    summary = read_summary(run_dir)
+    summary_path = Path(summary_path)
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    run_dir = summary_path.parent
     name = run_name(run_dir, summary)
     meta = _page_meta([_run_meta(name, run_dir, summary, data.truncated, group_fields)], None)
 
