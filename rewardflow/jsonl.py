@@ -17,9 +17,10 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rewardflow.errors import DatasetError
 
@@ -99,24 +100,34 @@ def _temporary_beside(path: Path) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
 
 
-def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
-    """Write all records to ``path`` atomically; return how many were written."""
+@contextmanager
+def open_atomic(path: str | Path, fsync: bool = False) -> Iterator[IO[str]]:
+    """A text file that replaces ``path`` in one step when the block ends, so readers never
+    see half a file; nothing is published if the block raises. ``fsync`` makes the contents
+    durable before the rename (shard files, which a crash must leave whole or absent)."""
     path = Path(path)
-    count = 0
     fd, tmp_name = _temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(dumps(record))
-                handle.write("\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
+            yield handle
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
+    """Write all records to ``path`` atomically; return how many were written."""
+    count = 0
+    with open_atomic(path, fsync=True) as handle:
+        for record in records:
+            handle.write(dumps(record))
+            handle.write("\n")
+            count += 1
     return count
 
 
@@ -189,16 +200,8 @@ def _append_lines(names: Sequence[str], buffers: Sequence[list[str]], sync: bool
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp_name = _temporary_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp_name, new_file_mode())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with open_atomic(path) as handle:
+        handle.write(text)
 
 
 def write_json_atomic(path: str | Path, value: Any) -> None:

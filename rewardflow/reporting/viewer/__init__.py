@@ -23,13 +23,12 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import re
 import shutil
 import tempfile
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 
 from rewardflow.errors import RewardflowError
 from rewardflow.generation.cache import CachedResponse, _slug
-from rewardflow.jsonl import new_file_mode, read_jsonl_tolerant
+from rewardflow.jsonl import open_atomic, read_jsonl_tolerant
 from rewardflow.records import ResponseRecord, ScoreRecord, read_records
 from rewardflow.reporting.run_files import (
     RunFiles,
@@ -348,18 +347,10 @@ def _write_page(
     tags), which returns the numbers of prompts and samples written."""
     template = _template(f"rewardflow: {title}", meta)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(template.before_data)
-            prompts, samples = write_data(handle)
-            handle.write(template.after_data)
-        os.chmod(tmp_name, new_file_mode())
-        os.replace(tmp_name, out)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with open_atomic(out) as handle:
+        handle.write(template.before_data)
+        prompts, samples = write_data(handle)
+        handle.write(template.after_data)
     return ViewerStats(out, samples, prompts, out.stat().st_size)
 
 
@@ -427,7 +418,7 @@ class ViewerData:
     truncated: int
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompts": self.prompts, "samples": self.samples, "truncated": self.truncated}
+        return asdict(self)
 
 
 def write_viewer_data(
@@ -465,18 +456,11 @@ def write_viewer_data(
         if cache_root is not None and model:
             latencies = LatencyTable(cache_root, model, tally.key_hashes)
         del tally.key_hashes
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                prompts_part.seek(0)
-                shutil.copyfileobj(prompts_part, handle)
-                samples = read_responses_with_scores(response_paths, score_paths)
-                count = _write_samples(handle, 0, samples, prompt_index, latencies)
-            os.chmod(tmp_name, new_file_mode())
-            os.replace(tmp_name, out)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with open_atomic(out) as handle:
+            prompts_part.seek(0)
+            shutil.copyfileobj(prompts_part, handle)
+            samples = read_responses_with_scores(response_paths, score_paths)
+            count = _write_samples(handle, 0, samples, prompt_index, latencies)
     return ViewerData(len(prompt_index), count, tally.truncated)
 
 
