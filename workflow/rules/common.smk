@@ -252,11 +252,15 @@ def writer_name(wildcards):
 
 onstart:
     from rewardflow.preflight import preflight_checks
+    from rewardflow.workflow_start import preload_in_background
 
     try:
         preflight_checks(config)
     except RewardflowError as error:
         raise WorkflowError(str(error)) from None
+    if workflow.execution_settings.keep_metadata:
+        # The first finished job's metadata record imports pandas; do it while jobs run.
+        preload_in_background()
     if (note := parallel_jobs_note(config)) is not None:
         logger.warning(note)
     if SHARD_JOBS[0].grouped and not workflow.local_exec:
