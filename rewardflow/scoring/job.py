@@ -18,10 +18,11 @@ dies says only that one of its pairs did, so its samples are scored again one ta
 (sample, reward): the timeout or the crash lands on exactly the pair that caused it, with the
 same error as without chunks, and the chunk-mates score normally. The price is time, never a
 result: a hanging reward costs up to about twice ``timeout_s`` (its chunk's, then its own), a
-crashing one a second worker start, and their chunk-mates are scored twice. Rewards are assumed
-not to depend on being scored once (a reward with side effects, such as the LLM judge, keeps
-them idempotent; the judge caches its verdicts). In a chunk, each reward still gets its own
-copy of the record, as it would in a task of its own.
+crashing one two more worker starts (a pair is blamed for a worker's death only once it has
+killed two, see :class:`_ShardTasks`), and their chunk-mates are scored twice. Rewards are
+assumed not to depend on being scored once (a reward with side effects, such as the LLM judge,
+keeps them idempotent; the judge caches its verdicts). In a chunk, each reward still gets its
+own copy of the record, as it would in a task of its own.
 
 A reward that raises ``SystemExit`` (``sys.exit``), ``KeyboardInterrupt`` or
 ``asyncio.CancelledError`` gets that as its error too: pebble's workers ignore SIGINT, so in a
@@ -59,8 +60,9 @@ import re
 import resource
 import signal
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,6 +301,9 @@ MAX_CHUNK = 256
 QUEUED_PER_WORKER = 8
 #: Weight of the newest timing in the running mean of the seconds per (sample, reward).
 _SMOOTHING = 0.3
+#: New pools a shard may start after pebble declares one broken (see :class:`_ShardTasks`);
+#: beyond that the job stops with an error instead of going round again.
+MAX_POOL_RENEWALS = 3
 
 
 @dataclass
@@ -343,6 +348,14 @@ class _ShardTasks:
     that times out, whose worker dies, or that fails in any other way is scored again alone,
     sample by sample, so the error lands on exactly the (sample, reward) that caused it, worded
     as it always was, and its chunk-mates score normally.
+
+    Two races of pebble's are absorbed here. pebble pins a dead worker on the task it last
+    heard that worker start; when its watcher thread sees the death before the messages the
+    worker sent just before dying are read (the result of the pair it had finished, the start
+    of the one that killed it), the death lands on the finished pair, and the killing one is
+    left to time out. So a pair alone is blamed for a death only when it dies again, scored
+    once more. And when no task is marked as running at that moment, pebble declares the whole
+    pool broken and fails every task: those tasks go to a new pool (``renew_pool``).
     """
 
     def __init__(
@@ -352,46 +365,90 @@ class _ShardTasks:
         reward_names: Sequence[str],
         timeout_s: float,
         sizer: ChunkSizer,
+        renew_pool: Callable[[], ProcessPool],
     ) -> None:
         self.pool, self.records, self.names = pool, records, tuple(reward_names)
-        self.timeout_s, self.sizer = timeout_s, sizer
-        self.pending: dict[Future[Any], tuple[int, str] | list[int]] = {}
+        self.timeout_s, self.sizer, self.renew_pool = timeout_s, sizer, renew_pool
+        self.pending: dict[Future[Any], tuple[tuple[int, str] | list[int], ProcessPool]] = {}
         self.results: list[dict[str, dict[str, Any]] | None] = [None] * len(records)
         self._partial: dict[int, dict[str, dict[str, Any]]] = {}
+        self._died_once: set[tuple[int, str]] = set()
         self.tasks = self.chunks = self.rescored_chunks = self.largest_chunk = 0
+        self.renewed_pools = 0
 
     def schedule(self, indices: Sequence[int]) -> None:
         """Score these samples: alone if one, else as one chunk."""
         if len(indices) == 1:
-            self._schedule_alone(indices[0])
+            for name in self.names:
+                self._send((indices[0], name))
             return
-        blobs = [pickle.dumps(self.records[i].to_dict(), pickle.HIGHEST_PROTOCOL) for i in indices]
-        future = self.pool.schedule(
-            _run_chunk_in_worker, args=(self.names, blobs), timeout=self.timeout_s
-        )
-        self.pending[future] = list(indices)
-        self.tasks += 1
+        self._send(list(indices))
         self.chunks += 1
         self.largest_chunk = max(self.largest_chunk, len(indices))
 
-    def _schedule_alone(self, index: int) -> None:
-        record = self.records[index].to_dict()
-        for name in self.names:
-            future = self.pool.schedule(_run_in_worker, args=(name, record), timeout=self.timeout_s)
-            self.pending[future] = (index, name)
-            self.tasks += 1
+    def _send(self, owner: tuple[int, str] | list[int]) -> None:
+        """One task to the pool: a (sample index, reward) pair, or a chunk's sample indices."""
+        if isinstance(owner, tuple):
+            index, name = owner
+            function, args = _run_in_worker, (name, self.records[index].to_dict())
+        else:
+            blobs = [
+                pickle.dumps(self.records[i].to_dict(), pickle.HIGHEST_PROTOCOL) for i in owner
+            ]
+            function, args = _run_chunk_in_worker, (self.names, blobs)
+        try:
+            future = self.pool.schedule(function, args=args, timeout=self.timeout_s)
+        except RuntimeError:
+            if self.pool.active:  # not pebble's broken pool: a bug, not a race
+                raise
+            self._leave_broken_pool(self.pool)
+            future = self.pool.schedule(function, args=args, timeout=self.timeout_s)
+        self.pending[future] = (owner, self.pool)
+        self.tasks += 1
+
+    def _leave_broken_pool(self, broken: ProcessPool) -> None:
+        """Move every task still waiting on ``broken`` to a new pool.
+
+        A broken pool fails the tasks its workers had taken, but never those still queued, so
+        they are cancelled and sent again with the others.
+        """
+        if broken is self.pool:
+            self.renewed_pools += 1
+            if self.renewed_pools > MAX_POOL_RENEWALS:
+                raise RuntimeError(
+                    f"the scoring workers' pool broke {self.renewed_pools} times in this shard "
+                    "(pebble lost track of a worker that died); stopping rather than looping"
+                )
+            logger.warning("the scoring workers' pool broke (pebble); starting a new one")
+            self.pool = self.renew_pool()
+        stranded = [(future, owner) for future, (owner, pool) in self.pending.items()
+                    if pool is broken]  # fmt: skip
+        for future, owner in stranded:
+            del self.pending[future]
+            future.cancel()
+            self._send(owner)
 
     def collect(self) -> None:
         """Wait for at least one task to finish, and take what finished."""
         done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
         for future in done:
-            owner = self.pending.pop(future)
-            if isinstance(owner, tuple):
+            entry = self.pending.pop(future, None)
+            if entry is None:  # already sent again, with the rest of its broken pool's tasks
+                continue
+            owner, pool = entry
+            if isinstance(future.exception(), BrokenProcessPool):
+                self._leave_broken_pool(pool)
+                self._send(owner)
+            elif isinstance(owner, tuple):
                 self._single_done(future, *owner)
             else:
                 self._chunk_done(future, owner)
 
     def _single_done(self, future: Future[Any], index: int, name: str) -> None:
+        if isinstance(future.exception(), ProcessExpired) and (index, name) not in self._died_once:
+            self._died_once.add((index, name))  # pebble may have blamed the wrong pair
+            self._send((index, name))
+            return
         result, seconds = _outcome(future, self.timeout_s)
         if seconds is not None:
             self.sizer.observe(1, seconds)
@@ -414,7 +471,7 @@ class _ShardTasks:
                 _outcome(future, self.timeout_s)[0]["error"],
             )  # fmt: skip
             for index in indices:
-                self._schedule_alone(index)
+                self.schedule([index])
             return
         self.sizer.observe(len(indices) * len(self.names), seconds)
         for index, results in zip(indices, chunk_results, strict=True):
@@ -435,6 +492,7 @@ class _JobWorkers:
         self._key: tuple[bytes, int, float, int] | None = None
         self._pool: ProcessPool | None = None
         self._sizer: ChunkSizer | None = None
+        self._setup: tuple[WorkerSetup, int] | None = None
         atexit.register(self.close)
 
     def get(
@@ -443,12 +501,24 @@ class _JobWorkers:
         key = (pickle.dumps(setup), workers, timeout_s, max_chunk)
         if self._pool is None or self._sizer is None or key != self._key:
             self.close()
-            self._pool = ProcessPool(
-                max_workers=workers, initializer=_init_worker, initargs=(setup,)
-            )
+            self._setup = (setup, workers)
+            self._pool = self._new_pool()
             self._sizer = ChunkSizer(rewards, workers, timeout_s, max_chunk)
             self._key = key
         return self._pool, self._sizer
+
+    def renew(self) -> ProcessPool:
+        """A new pool in place of one pebble has broken, with the same workers."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join()
+        self._pool = self._new_pool()
+        return self._pool
+
+    def _new_pool(self) -> ProcessPool:
+        assert self._setup is not None, "get() sets the pool up first"
+        setup, workers = self._setup
+        return ProcessPool(max_workers=workers, initializer=_init_worker, initargs=(setup,))
 
     def stop(self) -> None:
         """Stop the workers now, whatever they are running."""
@@ -508,7 +578,8 @@ def score_shard(
     workers = max(1, workers)
     to_score = [index for index, record in enumerate(records) if record.status == "ok"]
     pool, sizer = _JOB_WORKERS.get(setup, workers, len(rewards), timeout_s, max_chunk)
-    tasks = _ShardTasks(pool, records, [spec.name for spec in rewards], timeout_s, sizer)
+    names = [spec.name for spec in rewards]
+    tasks = _ShardTasks(pool, records, names, timeout_s, sizer, _JOB_WORKERS.renew)
     scheduled, queue = 0, QUEUED_PER_WORKER * workers
     try:
         for index, record in enumerate(records):  # in order: the output, its log, progress

@@ -11,16 +11,20 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 import pytest
 from pebble import ProcessPool
+from pebble.common.types import CONSTS as PEBBLE_CONSTS
 
 from rewardflow.config.scoring import ScoringSettings
 from rewardflow.errors import RewardLoadError
 from rewardflow.jsonl import read_jsonl, write_jsonl_atomic
 from rewardflow.records import GenerationError, ResponseRecord, ScoreRecord
 from rewardflow.rewards.loader import load_rewards
+from rewardflow.scoring import job as scoring_job
 from rewardflow.scoring.job import (
     CHUNK_TARGET_S,
     MAX_CHUNK,
@@ -371,7 +375,9 @@ def test_chunks_write_exactly_what_one_task_per_reward_writes(
     pairs = 4 * (len(texts) - 2)  # (sample, reward) pairs to score
     assert len(chunk_tasks) < pairs
     assert all(f == "_run_in_worker" for f, _ in scheduled)
-    assert len(scheduled) == pairs  # with max_chunk=1: one task per pair, as before chunks
+    # With max_chunk=1: one task per pair, as before chunks, and one more for the crashing
+    # pair, blamed for its worker's death only once it has died twice.
+    assert len(scheduled) == pairs + 1
     assert not (tmp_path / "hang-ended").exists()
     assert f"scoring responses: {len(texts)}/{len(texts)} (100%)" in caplog.text
 
@@ -426,3 +432,82 @@ def test_the_shards_of_a_group_share_one_worker_pool_and_its_timing(
     assert first_tasks[0][0] == "_run_in_worker"  # no timing yet: one task per reward
     assert scheduled[0][0] == "_run_chunk_in_worker"  # the first shard's timing carried over
     assert len(scheduled) < len(first_tasks)
+
+
+def test_a_worker_s_death_never_lands_on_a_reward_that_finished(tmp_path, reward_file, monkeypatch):
+    # pebble pins a dead worker on the task it last heard that worker start. When the pool's
+    # watcher sees the death before the messages the worker sent just before dying are read
+    # (the result of the pair it had finished, then the start of the crashing one), the death
+    # lands on the finished pair, and the crashing one is left to time out. Rare at pebble's
+    # 0.1-s watch period, frequent at 1 ms, which this test uses to make it show.
+    monkeypatch.setattr(PEBBLE_CONSTS, "sleep_unit", 0.001)
+    # ...which also makes pebble declare its pool broken now and then (the next test).
+    monkeypatch.setattr(scoring_job, "MAX_POOL_RENEWALS", 1000)
+    texts = ["4", "crash", "3"] * 10
+    configs = [
+        {"name": "accuracy", "function": f"{reward_file}:exact", "primary": True},
+        {"name": "length", "function": f"{reward_file}:length"},
+    ]
+
+    counts, written = score(tmp_path, reward_file, texts, timeout_s=2.0, max_chunk=1,
+                            configs=configs)  # fmt: skip
+
+    assert counts == {"scored": 20, "score_error": 10, "generation_failed": 0, "not_attempted": 0}
+    for text, record in zip(texts, written, strict=True):
+        if text == "crash":
+            assert "error" in record.rewards["accuracy"], record
+            assert record.rewards["length"] == {
+                "score": 0.5, "reason": "chars/10", "is_score_valid": True, "metrics": {}
+            }  # fmt: skip
+        else:
+            assert record.status == "scored" and record.score == float(text == "4"), record
+            assert "error" not in record.rewards["length"], record
+
+
+class _FakePool:
+    """A pool whose tasks all fail as in a pool pebble declared broken, or all succeed."""
+
+    def __init__(self, broken: bool) -> None:
+        self.broken, self.scheduled = broken, 0
+
+    @property
+    def active(self) -> bool:
+        return not self.broken
+
+    def schedule(self, function, args=(), timeout=None):
+        self.scheduled += 1
+        future = Future()
+        if self.broken:
+            future.set_exception(BrokenProcessPool("All workers expired"))
+        else:
+            future.set_result(({"score": 1.0, "reason": "fake"}, 0.001))
+        return future
+
+
+def _tasks_over(pools: list[_FakePool], samples: int) -> scoring_job._ShardTasks:
+    records = [response(f"p{i}", "4") for i in range(samples)]
+    sizer = ChunkSizer(rewards=1, workers=1, timeout_s=10.0, max_chunk=1)
+    spare = iter(pools[1:])
+    return scoring_job._ShardTasks(pools[0], records, ["accuracy"], 10.0, sizer,
+                                   lambda: next(spare))  # fmt: skip
+
+
+def test_the_tasks_of_a_pool_pebble_broke_go_to_a_new_pool():
+    broken, fresh = _FakePool(broken=True), _FakePool(broken=False)
+    tasks = _tasks_over([broken, fresh], samples=5)
+    for index in range(5):
+        tasks.schedule([index])
+    while tasks.pending:
+        tasks.collect()
+
+    assert tasks.results == [{"accuracy": {"score": 1.0, "reason": "fake"}}] * 5
+    assert (broken.scheduled, fresh.scheduled, tasks.renewed_pools) == (5, 5, 1)
+
+
+def test_a_pool_that_keeps_breaking_stops_the_job_instead_of_looping():
+    pools = [_FakePool(broken=True) for _ in range(scoring_job.MAX_POOL_RENEWALS + 2)]
+    tasks = _tasks_over(pools, samples=2)
+    tasks.schedule([0])
+    with pytest.raises(RuntimeError, match="broke 4 times in this shard"):
+        while tasks.pending:
+            tasks.collect()
