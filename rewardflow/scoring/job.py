@@ -379,18 +379,23 @@ class _ShardTasks:
     def schedule(self, indices: Sequence[int]) -> None:
         """Score these samples: alone if one, else as one chunk."""
         if len(indices) == 1:
+            record = self.records[indices[0]].to_dict()  # once for all of its rewards
             for name in self.names:
-                self._send((indices[0], name))
+                self._send((indices[0], name), record)
             return
         self._send(list(indices))
         self.chunks += 1
         self.largest_chunk = max(self.largest_chunk, len(indices))
 
-    def _send(self, owner: tuple[int, str] | list[int]) -> None:
-        """One task to the pool: a (sample index, reward) pair, or a chunk's sample indices."""
+    def _send(
+        self, owner: tuple[int, str] | list[int], record: dict[str, Any] | None = None
+    ) -> None:
+        """One task to the pool: a (sample index, reward) pair (``record``: that sample's dict,
+        if already made), or a chunk's sample indices."""
         if isinstance(owner, tuple):
             index, name = owner
-            function, args = _run_in_worker, (name, self.records[index].to_dict())
+            record = record if record is not None else self.records[index].to_dict()
+            function, args = _run_in_worker, (name, record)
         else:
             blobs = [
                 pickle.dumps(self.records[i].to_dict(), pickle.HIGHEST_PROTOCOL) for i in owner
